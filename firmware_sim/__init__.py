@@ -1,0 +1,1 @@
+"""Simulated beacon firmware, store acoustics, walking phones and fleets."""

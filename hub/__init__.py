@@ -1,0 +1,1 @@
+"""The hub: FastAPI + SQLModel API, MQTT ingest, business services."""

@@ -1,0 +1,1 @@
+"""The in-store self-service kiosk (Textual), talking to the hub over HTTP."""

@@ -1,0 +1,1 @@
+"""Demo data loaded by `storewave hub seed` and `storewave demo`."""

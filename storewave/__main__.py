@@ -1,0 +1,5 @@
+"""``python -m storewave`` runs the CLI."""
+
+from storewave.cli import app
+
+app()

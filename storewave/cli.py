@@ -1,0 +1,61 @@
+"""The one ``storewave`` command line: each part mounts its own sub-commands here."""
+
+from __future__ import annotations
+
+import typer
+
+from storewave import __version__
+
+app = typer.Typer(
+    name="storewave",
+    help="StoreWave: ultrasonic check-in beacons, edge nodes, hub, kiosk and simulator.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"storewave {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """StoreWave command line."""
+
+
+def _not_built(name: str, issue: int, what: str) -> typer.Typer:
+    """A group for a part that is not built yet: it says so and exits non-zero."""
+    group = typer.Typer(help=f"{what} (not built yet: issue #{issue}).", add_completion=False)
+
+    @group.callback(invoke_without_command=True)
+    def _unavailable() -> None:
+        typer.secho(
+            f"'storewave {name}' is not built yet (issue #{issue}); nothing was run.",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+    return group
+
+
+def _mount() -> None:
+    """Attach every part's commands. Parts that exist register themselves here."""
+    from storewave.demo import demo_command
+
+    app.command("demo", help="Run the whole StoreWave loop on embedded defaults.")(demo_command)
+    app.add_typer(_not_built("hub", 6, "The hub: API server, broker, ingest"), name="hub")
+    app.add_typer(_not_built("edge", 5, "A store's edge node"), name="edge")
+    app.add_typer(_not_built("kiosk", 10, "The in-store self-service kiosk"), name="kiosk")
+    app.add_typer(_not_built("sim", 4, "Simulated stores, phones and fleets"), name="sim")
+    app.add_typer(_not_built("bench", 11, "Benchmarks"), name="bench")
+
+
+_mount()
