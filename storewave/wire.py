@@ -349,6 +349,9 @@ class CommandName(StrEnum):
     SELF_TEST = "self_test"
     EMIT_NOW = "emit_now"
     FLUSH_QUEUE = "flush_queue"
+    # args {"beacon": BeaconKey, "config_version": N}: the beacon key when the broker cannot
+    # keep retained messages private (amqtt), so the retained config leaves ``beacon`` out.
+    SET_BEACON = "set_beacon"
 
 
 class NodeCommand(_Wire):
