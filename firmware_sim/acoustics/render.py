@@ -1,0 +1,137 @@
+"""Render what a (possibly moving) listener hears from beacon emissions in a room.
+
+Each emission is convolved with the room response at the listener's position when it
+arrives, then read out along the listener's exact time-varying direct-path delay, so
+walking produces the Doppler shift of its velocity relative to the beacon. The read-out
+works on the complex baseband of the 18-20 kHz band (analytic signal shifted down by
+the band centre): the baseband changes slowly, so linear interpolation of it is exact
+to ~1e-4, where interpolating the 19 kHz carrier itself would lose several dB. The
+phone's sample clock runs ``clock_ppm`` fast or slow against true time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from scipy import signal
+
+from firmware_sim.acoustics.room import (
+    BAND_CENTER_HZ,
+    MIN_DISTANCE_M,
+    Point,
+    Room,
+    impulse_response,
+)
+
+# Parts per million.
+PPM = 1e-6
+
+
+class Trajectory(Protocol):
+    """Where the listener is at true times ``t_s`` (array in, N x 3 metres out)."""
+
+    def positions(self, t_s: np.ndarray) -> np.ndarray:
+        """Listener positions at ``t_s``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Still:
+    """A listener standing at one point."""
+
+    point: Point
+
+    def positions(self, t_s: np.ndarray) -> np.ndarray:
+        """The same point for every time."""
+        return np.broadcast_to(np.asarray(self.point, dtype=float), (np.size(t_s), 3))
+
+
+@dataclass(frozen=True, slots=True)
+class Emission:
+    """One frame played by a beacon: where, when (true time), and its digital samples.
+
+    ``samples`` are already scaled to the listener's digital units at 1 m (see
+    ``firmware_sim.calibration.emitter_to_mic_gain``).
+    """
+
+    source: Point
+    start_s: float
+    samples: np.ndarray
+
+
+def _distances(traj: Trajectory, t_s: np.ndarray, source: Point) -> np.ndarray:
+    pos = traj.positions(t_s)
+    d = np.linalg.norm(pos - np.asarray(source, dtype=float), axis=1)
+    return np.maximum(d, MIN_DISTANCE_M)
+
+
+def phone_times(start_s: float, n_samples: int, sample_rate: int, clock_ppm: float) -> np.ndarray:
+    """True time of each phone sample when its clock runs ``clock_ppm`` off nominal."""
+    true_rate = sample_rate * (1.0 + clock_ppm * PPM)
+    return start_s + np.arange(n_samples) / true_rate
+
+
+def render_emission(
+    room: Room,
+    emission: Emission,
+    traj: Trajectory,
+    t_phone: np.ndarray,
+    out: np.ndarray,
+    sample_rate: int,
+) -> None:
+    """Add one emission, as heard along ``traj``, into ``out`` (phone samples at ``t_phone``)."""
+    c = room.speed_of_sound_m_s
+    src = emission.source
+    # Where the listener is when the frame's middle arrives (one fixed-point step).
+    mid = emission.start_s + emission.samples.size / sample_rate / 2.0
+    d0 = float(_distances(traj, np.array([mid]), src)[0])
+    d0 = float(_distances(traj, np.array([mid + d0 / c]), src)[0])
+    listener = tuple(traj.positions(np.array([mid + d0 / c]))[0])
+    resp = impulse_response(room, src, listener, sample_rate)  # type: ignore[arg-type]
+    kernel = np.concatenate(([resp.direct_gain], resp.reflections))
+    y = signal.oaconvolve(emission.samples.astype(float), kernel)
+    span_s = y.size / sample_rate
+    # Phone samples that can receive this emission (listener moves < 3 m/s).
+    lo = emission.start_s + resp.direct_delay_s - 0.05
+    hi = emission.start_s + resp.direct_delay_s + span_s + 0.05
+    i0, i1 = np.searchsorted(t_phone, [lo, hi])
+    if i1 <= i0:
+        return
+    t = t_phone[i0:i1]
+    d = _distances(traj, t, src)
+    # Fractional index into y along the exact direct-path delay of each sample.
+    m = (t - emission.start_s - d / c) * sample_rate
+    valid = (m >= 0.0) & (m <= y.size - 1)
+    if not valid.any():
+        return
+    t, d, m = t[valid], d[valid], m[valid]
+    w = 2.0 * math.pi * BAND_CENTER_HZ / sample_rate
+    analytic = signal.hilbert(y)
+    base = analytic * np.exp(-1j * w * np.arange(y.size))
+    seg = np.interp(m, np.arange(y.size), base.real) + 1j * np.interp(
+        m, np.arange(y.size), base.imag
+    )
+    heard = (seg * np.exp(1j * w * m)).real * (resp.direct_delay_s * c / d)
+    idx = np.nonzero(valid)[0] + i0
+    out[idx] += heard
+
+
+def render(
+    room: Room,
+    emissions: Iterable[Emission],
+    traj: Trajectory,
+    start_s: float,
+    n_samples: int,
+    sample_rate: int,
+    clock_ppm: float = 0.0,
+) -> np.ndarray:
+    """Everything the listener hears from ``emissions`` over ``n_samples`` phone samples."""
+    t_phone = phone_times(start_s, n_samples, sample_rate, clock_ppm)
+    out = np.zeros(n_samples)
+    for emission in emissions:
+        render_emission(room, emission, traj, t_phone, out, sample_rate)
+    return out

@@ -1,0 +1,266 @@
+"""A store's background noise, synthesised by the project itself (no recordings, fully seeded).
+
+Kinds: crowd babble, music-like, HVAC, shopping-cart clatter (with energy above 18 kHz)
+and a neighbour store's beacon heard through a wall. Each generator returns a signal of
+unit RMS; :class:`NoiseScene` scales each to its stated broadband level in dB SPL at the
+reference microphone and can top the stationary part up to a stated in-band floor.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+from scipy import signal
+
+from firmware_sim.calibration import (
+    BAND_HIGH_HZ,
+    BAND_LOW_HZ,
+    band_power,
+    db_spl_to_mic_dbfs,
+    dbfs_to_rms,
+)
+
+log = logging.getLogger(__name__)
+
+# Syllable rate of running speech (~4 per second) drives the babble envelope.
+SYLLABLE_RATE_HZ = 4.0
+# Talkers in the crowd; beyond ~8 babble is nearly stationary, which stores are not.
+BABBLE_TALKERS = 6
+# Talkers are synthesised at 1/4 of the sample rate (12 kHz at 48 kHz): speech is band-limited.
+BABBLE_DECIMATION = 4
+# Speech energy falls ~12 dB/octave above ~1 kHz (long-term speech spectrum).
+SPEECH_CORNER_HZ = 1000.0
+# Music: a note every ~0.4 s, ten harmonics, and hi-hat ticks with energy to 20 kHz.
+NOTE_INTERVAL_S = 0.4
+HARMONICS = 10
+HIHAT_RATE_HZ = 4.0
+HIHAT_DECAY_S = 0.03
+# HVAC: fan blade-pass hum and diffuser hiss; the hiss is what reaches 18-20 kHz.
+HVAC_HUM_HZ = 120.0
+# Cart clatter: ~1.5 impacts/s in a busy aisle; each rings metal modes of 2-22 kHz
+# for 10-60 ms (wire baskets are light and stiff, so modes are high and short).
+CLATTER_RATE_HZ = 1.5
+CLATTER_MODES = 6
+CLATTER_MODE_RANGE_HZ = (2_000.0, 22_000.0)
+CLATTER_DECAY_RANGE_S = (0.01, 0.06)
+# A neighbour store's beacon through a partition wall: 35 dB of transmission loss at
+# 19 kHz is a light stud wall (mass law gives more; leaks around doors give less).
+WALL_LOSS_DB = 35.0
+NEIGHBOUR_PERIOD_S = 1.0
+
+
+class NoiseKind(StrEnum):
+    """The kinds of noise the library makes."""
+
+    BABBLE = "babble"
+    MUSIC = "music"
+    HVAC = "hvac"
+    CLATTER = "clatter"
+    NEIGHBOUR = "neighbour"
+    BAND = "band"  # stationary in-band ambience used to set a stated floor
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    rms = float(np.sqrt(np.mean(x**2)))
+    return x / rms if rms > 0 else x
+
+
+def _coloured(
+    n: int, rng: np.random.Generator, sample_rate: int, slope_db_oct: float
+) -> np.ndarray:
+    """Gaussian noise whose spectrum falls ``slope_db_oct`` per octave (0 = white)."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1.0 / sample_rate)
+    f[0] = f[1]
+    spec *= (f / f[1]) ** (slope_db_oct / (20.0 * math.log10(2.0)))
+    return np.fft.irfft(spec, n)
+
+
+def babble(n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Crowd babble: speech-shaped noise gated by each talker's syllable envelope.
+
+    Speech carries nothing useful above ~6 kHz, so the talkers are made at a quarter of
+    the sample rate and upsampled once (4x less filtering work for a minute of audio).
+    """
+    decimation = BABBLE_DECIMATION
+    low_rate = sample_rate / decimation
+    m = n // decimation + 1
+    b, a = signal.butter(2, SPEECH_CORNER_HZ, fs=low_rate)
+    hp_b, hp_a = signal.butter(2, 100.0, btype="highpass", fs=low_rate)
+    t = np.arange(m) / low_rate
+    total = np.zeros(m)
+    for _ in range(BABBLE_TALKERS):
+        rate = SYLLABLE_RATE_HZ * rng.uniform(0.7, 1.3)
+        envelope = np.clip(np.sin(2 * math.pi * rate * t + rng.uniform(0, 2 * math.pi)), 0, None)
+        total += rng.standard_normal(m) * envelope * rng.uniform(0.5, 1.0)
+    voice = signal.lfilter(hp_b, hp_a, signal.lfilter(b, a, total))
+    return _unit(signal.resample_poly(voice, decimation, 1)[:n])
+
+
+def music(n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Music-like: wavetable notes with harmonics (to ~10 kHz) plus hi-hat ticks."""
+    table_len = 2048
+    phase = np.arange(table_len) / table_len
+    table = sum(np.sin(2 * math.pi * k * phase) / k for k in range(1, HARMONICS + 1))
+    out = np.zeros(n)
+    step = int(NOTE_INTERVAL_S * sample_rate)
+    for start in range(0, n, step):
+        length = min(n - start, int(step * rng.uniform(1.0, 2.5)))
+        freq = 220.0 * 2.0 ** (rng.integers(0, 24) / 12.0)
+        idx = (np.arange(length) * freq / sample_rate * table_len).astype(np.int64) % table_len
+        decay = np.exp(-np.arange(length) / (0.5 * sample_rate))
+        out[start : start + length] += table[idx] * decay
+    ticks = rng.random(n) < HIHAT_RATE_HZ / sample_rate
+    hp_b, hp_a = signal.butter(4, 7000.0, btype="highpass", fs=sample_rate)
+    burst_len = int(5 * HIHAT_DECAY_S * sample_rate)
+    hihat = signal.lfilter(
+        hp_b,
+        hp_a,
+        rng.standard_normal(burst_len)
+        * np.exp(-np.arange(burst_len) / (HIHAT_DECAY_S * sample_rate)),
+    )
+    out += 0.3 * signal.oaconvolve(ticks.astype(float), hihat)[:n]
+    return _unit(out)
+
+
+def hvac(n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """HVAC: brown-ish rumble, blade-pass hum and a faint broadband diffuser hiss."""
+    rumble = _unit(_coloured(n, rng, sample_rate, -6.0))
+    t = np.arange(n) / sample_rate
+    hum = math.sqrt(2) * np.sin(2 * math.pi * HVAC_HUM_HZ * t)
+    hiss = _unit(_coloured(n, rng, sample_rate, -3.0))
+    return _unit(rumble + 0.3 * hum + 0.1 * hiss)
+
+
+def clatter(n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Shopping-cart clatter: random impacts ringing metal modes up to 22 kHz."""
+    out = np.zeros(n)
+    impacts = rng.random(n) < CLATTER_RATE_HZ / sample_rate
+    for start in np.nonzero(impacts)[0]:
+        decay_s = rng.uniform(*CLATTER_DECAY_RANGE_S)
+        length = min(n - start, int(5 * decay_s * sample_rate))
+        t = np.arange(length) / sample_rate
+        freqs = rng.uniform(*CLATTER_MODE_RANGE_HZ, size=CLATTER_MODES)
+        freqs = freqs[freqs < sample_rate / 2.0]
+        ring = np.sin(
+            2 * math.pi * np.outer(t, freqs) + rng.uniform(0, 2 * math.pi, freqs.size)
+        ).sum(axis=1)
+        out[start : start + length] += ring * np.exp(-t / decay_s) * rng.uniform(0.3, 1.0)
+    if not out.any():
+        return out
+    return _unit(out)
+
+
+def band_noise(n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Stationary Gaussian noise confined to the beacon band (unit RMS)."""
+    sos = signal.butter(
+        8,
+        [BAND_LOW_HZ - 500.0, BAND_HIGH_HZ + 500.0],
+        btype="bandpass",
+        fs=sample_rate,
+        output="sos",
+    )
+    return _unit(signal.sosfilt(sos, rng.standard_normal(n)))
+
+
+FrameSource = Callable[[int, int], np.ndarray]
+"""``(payload, sample_rate) -> samples`` of one beacon frame at 0 dBFS."""
+
+
+def _modem_frame(payload: int, sample_rate: int) -> np.ndarray:
+    from edge.modem.synth import synthesize_frame  # the modem lands separately
+
+    return np.asarray(synthesize_frame(payload, sample_rate, 0.0), dtype=float)
+
+
+def neighbour(
+    n: int, sample_rate: int, rng: np.random.Generator, frame_source: FrameSource = _modem_frame
+) -> np.ndarray:
+    """A neighbour store's beacon through a wall: its frames, every second, random codes.
+
+    Unlike the other kinds it is returned at its physical level relative to a 0 dBFS
+    emitter heard at 1 m, minus ``WALL_LOSS_DB`` (not normalised to unit RMS).
+    """
+    out = np.zeros(n)
+    period = int(NEIGHBOUR_PERIOD_S * sample_rate)
+    short_id = int(rng.integers(0, 1 << 17))
+    for start in range(int(rng.integers(0, period)), n, period):
+        payload = (short_id << 30) | int(rng.integers(0, 1 << 30))
+        frame = frame_source(payload, sample_rate)[: n - start]
+        out[start : start + frame.size] += frame
+    return out * 10.0 ** (-WALL_LOSS_DB / 20.0)
+
+
+_GENERATORS: dict[NoiseKind, Callable[[int, int, np.random.Generator], np.ndarray]] = {
+    NoiseKind.BABBLE: babble,
+    NoiseKind.MUSIC: music,
+    NoiseKind.HVAC: hvac,
+    NoiseKind.CLATTER: clatter,
+    NoiseKind.BAND: band_noise,
+}
+
+# A busy store at the reference microphone (broadband dB SPL): conversation at a few
+# metres, background music, air conditioning, an aisle with carts.
+DEFAULT_LEVELS_DB_SPL: dict[NoiseKind, float] = {
+    NoiseKind.BABBLE: 62.0,
+    NoiseKind.MUSIC: 58.0,
+    NoiseKind.HVAC: 50.0,
+    NoiseKind.CLATTER: 55.0,
+}
+
+
+@dataclass(frozen=True)
+class NoiseScene:
+    """A mix of noise kinds at stated broadband levels, optionally topped up to a band floor.
+
+    ``band_floor_db_spl``: when set, stationary in-band noise is added so that the
+    stationary part (everything but clatter and neighbours) has this 18-20 kHz level.
+    """
+
+    levels_db_spl: dict[NoiseKind, float] = field(
+        default_factory=lambda: dict(DEFAULT_LEVELS_DB_SPL)
+    )
+    band_floor_db_spl: float | None = None
+    neighbour_frame_source: FrameSource | None = None
+
+    def render(self, n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` samples of the scene in reference-microphone units (float64)."""
+        stationary = np.zeros(n)
+        transient = np.zeros(n)
+        for kind, level in self.levels_db_spl.items():
+            scale = dbfs_to_rms(db_spl_to_mic_dbfs(level))
+            if kind is NoiseKind.NEIGHBOUR:
+                source = self.neighbour_frame_source or _modem_frame
+                emitter_gain = dbfs_to_rms(level - 100.0) / dbfs_to_rms(0.0)
+                transient += neighbour(n, sample_rate, rng, source) * emitter_gain
+            elif kind is NoiseKind.CLATTER:
+                transient += _GENERATORS[kind](n, sample_rate, rng) * scale
+            else:
+                stationary += _GENERATORS[kind](n, sample_rate, rng) * scale
+        if self.band_floor_db_spl is not None:
+            target = dbfs_to_rms(db_spl_to_mic_dbfs(self.band_floor_db_spl)) ** 2
+            have = band_power(stationary, sample_rate)
+            if have > target:
+                log.warning("scene already exceeds the requested band floor; not topped up")
+            else:
+                band = band_noise(n, sample_rate, rng)
+                stationary += band * math.sqrt((target - have) / band_power(band, sample_rate))
+        return stationary + transient
+
+
+def quiet_floor(band_floor_db_spl: float) -> NoiseScene:
+    """Only stationary in-band noise at ``band_floor_db_spl`` (for calibration)."""
+    return NoiseScene(levels_db_spl={}, band_floor_db_spl=band_floor_db_spl)
+
+
+def store_scene(band_floor_db_spl: float, with_clatter: bool = True) -> NoiseScene:
+    """The default busy store with its stationary band level set to ``band_floor_db_spl``."""
+    levels = dict(DEFAULT_LEVELS_DB_SPL)
+    if not with_clatter:
+        levels.pop(NoiseKind.CLATTER)
+    return NoiseScene(levels_db_spl=levels, band_floor_db_spl=band_floor_db_spl)
