@@ -1,0 +1,113 @@
+"""FastAPI dependencies: the hub context, a DB session per request, and the caller's role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from hub.clock import Clock
+from hub.context import HubContext
+from hub.models.auth import Role
+from hub.services.auth import Principal, authenticate
+from hub.services.errors import Forbidden, Unauthorized
+
+_bearer = HTTPBearer(
+    auto_error=False, description="An API key (swk_...) or a phone session (sws_...)"
+)
+
+
+def get_context(request: Request) -> HubContext:
+    """The HubContext ``create_app`` stored on the app."""
+    return request.app.state.hub  # type: ignore[no-any-return]
+
+
+ContextDep = Annotated[HubContext, Depends(get_context)]
+
+
+def get_session(ctx: ContextDep) -> Iterator[Session]:
+    """One session per request: committed when the route returns, rolled back on error."""
+    with Session(ctx.engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_clock(ctx: ContextDep) -> Clock:
+    """The hub's clock (a ManualClock in tests)."""
+    return ctx.clock
+
+
+ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+def get_principal(
+    ctx: ContextDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The authenticated caller, or 401."""
+    if credentials is None:
+        raise Unauthorized("missing bearer token")
+    return authenticate(session, ctx.crypto, ctx.clock, credentials.credentials)
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that admits only ``roles`` (403 for the others) and returns the caller.
+
+    The allowed roles are kept on the function so the route table can be audited
+    (``tests/hub/test_authz_matrix.py`` checks every route declares them).
+    """
+    allowed = frozenset(roles)
+
+    def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.role not in allowed:
+            raise Forbidden(f"role {principal.role.value} may not call this endpoint")
+        return principal
+
+    dependency.allowed_roles = allowed  # type: ignore[attr-defined]
+    return dependency
+
+
+def public() -> None:
+    """Marks a route that needs no credentials (health, metrics, phone sign-in)."""
+
+
+public.allowed_roles = "public"  # type: ignore[attr-defined]
+
+# The aliases routes use: each names who may call.
+Public = Depends(public)
+AdminOnly = Annotated[Principal, Depends(require(Role.ADMIN))]
+Operators = Annotated[Principal, Depends(require(Role.ADMIN, Role.REGIONAL_OPS))]
+StoreReaders = Annotated[
+    Principal, Depends(require(Role.ADMIN, Role.REGIONAL_OPS, Role.STORE_STAFF, Role.KIOSK))
+]
+StoreStaff = Annotated[
+    Principal, Depends(require(Role.ADMIN, Role.REGIONAL_OPS, Role.STORE_STAFF))
+]
+FleetManagers = Annotated[
+    Principal, Depends(require(Role.ADMIN, Role.REGIONAL_OPS, Role.INSTALLER))
+]
+FleetReaders = Annotated[
+    Principal,
+    Depends(require(Role.ADMIN, Role.REGIONAL_OPS, Role.INSTALLER, Role.STORE_STAFF)),
+]
+PresenceReaders = Annotated[
+    Principal, Depends(require(Role.ADMIN, Role.STORE_STAFF, Role.KIOSK))
+]
+PhoneCaller = Annotated[Principal, Depends(require(Role.PHONE))]
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def declared_roles(dependant_call: Any) -> Any:
+    """The ``allowed_roles`` a dependency callable declares, or None."""
+    return getattr(dependant_call, "allowed_roles", None)

@@ -1,0 +1,90 @@
+"""Database engine, sessions and Alembic migrations (SQLite by default, PostgreSQL by URL)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlmodel import Session
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# A writer waits this long for SQLite's single write lock before giving up: long enough
+# to ride out an ingest batch commit, short enough that a stuck request still fails.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+# PostgreSQL pool for one hub worker: API threads plus the ingest thread.
+PG_POOL_SIZE = 10
+PG_MAX_OVERFLOW = 10
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL (readers never block the writer), a busy timeout, and foreign keys enforced."""
+    # Autocommit at the driver level so the "begin" hook below decides how to start.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(conn: Any) -> None:
+    """Start every transaction holding the write lock.
+
+    A deferred SQLite transaction that reads and then writes fails at once with
+    SQLITE_BUSY (no busy wait) when another writer committed in between; taking the
+    lock up front makes concurrent writers queue on ``busy_timeout`` instead.
+    """
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """An Engine for ``url``: SQLite with WAL/busy_timeout/foreign keys, or PostgreSQL."""
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(
+        url, pool_size=PG_POOL_SIZE, max_overflow=PG_MAX_OVERFLOW, pool_pre_ping=True
+    )
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    """Alembic configuration pointing at ``hub/migrations`` (no alembic.ini needed)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if engine is not None:
+        cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest revision of every branch (``upgrade heads``)."""
+    command.upgrade(alembic_config(engine), "heads")
+    log.info("database migrated", extra={"dialect": engine.dialect.name})
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,46 @@
+"""Every table of the hub, imported here so SQLModel.metadata (and Alembic) sees them all."""
+
+from __future__ import annotations
+
+import importlib
+
+from hub.models.auth import ApiKey, Role
+from hub.models.checkins import CheckinAttempt, PhoneToken, Presence, Visit, VisitZone
+from hub.models.customers import (
+    Customer,
+    CustomerSession,
+    CustomerTag,
+    OtpChallenge,
+    OutboxMessage,
+)
+from hub.models.registry import Alert, Beacon, BeaconHearing, Node, Region, Store, Zone
+
+# The MQTT ingest tables live with the ingest code; the hub runs without them only
+# while that package does not exist yet. Any other import error is a real bug.
+try:
+    importlib.import_module("hub.mqtt.models")
+except ModuleNotFoundError as exc:
+    if exc.name not in ("hub.mqtt", "hub.mqtt.models"):
+        raise
+
+__all__ = [
+    "Alert",
+    "ApiKey",
+    "Beacon",
+    "BeaconHearing",
+    "CheckinAttempt",
+    "Customer",
+    "CustomerSession",
+    "CustomerTag",
+    "Node",
+    "OtpChallenge",
+    "OutboxMessage",
+    "PhoneToken",
+    "Presence",
+    "Region",
+    "Role",
+    "Store",
+    "Visit",
+    "VisitZone",
+    "Zone",
+]

@@ -1,0 +1,1 @@
+"""Business rules of the hub: routes parse and authorise, services decide."""

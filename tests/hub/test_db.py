@@ -1,0 +1,69 @@
+"""Migrations produce exactly the models' schema, on SQLite and PostgreSQL; engine settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import make_url, text
+from sqlmodel import SQLModel
+
+from hub.db import alembic_config, make_engine, migrate
+from tests.hub.conftest import _admin_conninfo
+
+
+def _assert_no_diff(url: str) -> None:
+    """Migrate an empty database and compare it with the models."""
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+        migrate(engine)  # a second run is a no-op
+        with engine.connect() as conn:
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}),
+                SQLModel.metadata,
+            )
+            heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+            current = set(MigrationContext.configure(conn).get_current_heads())
+        assert diff == []
+        assert current == heads
+    finally:
+        engine.dispose()
+
+
+def test_migrations_match_models_sqlite(tmp_path: Path) -> None:
+    """On SQLite, upgrade heads gives the models' schema."""
+    _assert_no_diff(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+
+
+def test_migrations_match_models_postgresql(pg_url: str) -> None:
+    """On PostgreSQL, upgrade heads gives the models' schema."""
+    conninfo, _ = _admin_conninfo(pg_url)
+    name = f"sw_hubapi_mig_{__import__('os').getpid()}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        _assert_no_diff(make_url(pg_url).set(database=name).render_as_string(hide_password=False))
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_core_branch_is_labelled() -> None:
+    """The hub's revisions form branch ``core``, independent of ``ingest``."""
+    script = ScriptDirectory.from_config(alembic_config())
+    assert script.get_revision("core@head") is not None
+
+
+def test_sqlite_engine_pragmas(tmp_path: Path) -> None:
+    """SQLite runs in WAL with foreign keys on and a busy timeout."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() > 0
+    engine.dispose()
