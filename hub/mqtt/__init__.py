@@ -1,0 +1,1 @@
+"""The hub's MQTT side: managed broker, node credentials, lossless ingest, node control."""

@@ -1,0 +1,57 @@
+"""Run one ingest worker as its own process (``python -m hub.mqtt.worker``).
+
+Used by ``storewave hub serve --workers N`` (N > 1), the kill -9 test and the benchmark.
+The broker password comes from the environment (``STOREWAVE_INGEST_PASSWORD``), never
+argv, which any local user can read with ``ps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+
+from hub.mqtt.hooks import NullHooks, default_hooks
+from hub.mqtt.ingest import IngestWorker
+from storewave.logs import setup_logging
+
+PASSWORD_ENV = "STOREWAVE_INGEST_PASSWORD"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Connect, ingest until SIGTERM/SIGINT, then drain and exit."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--username", required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--client-id", default="storewave-hub-ingest-0")
+    parser.add_argument("--mqtt3", action="store_true", help="MQTT 3.1.1 (amqtt): no shared sub")
+    parser.add_argument("--no-hooks", action="store_true", help="store only (benchmark)")
+    parser.add_argument("--no-hub-status", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging("INFO")
+    from hub.db import make_engine
+
+    engine = make_engine(args.database_url)
+    worker = IngestWorker(
+        args.host,
+        args.port,
+        (args.username, os.environ.get(PASSWORD_ENV, "")),
+        engine,
+        client_id=args.client_id,
+        mqtt5=not args.mqtt3,
+        hooks=NullHooks() if args.no_hooks else default_hooks(),
+        publish_hub_status=not args.no_hub_status,
+    ).start()
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_a: done.set())
+    print("ingest-ready", flush=True)
+    done.wait()
+    worker.stop()
+
+
+if __name__ == "__main__":
+    main()
