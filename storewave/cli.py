@@ -51,11 +51,22 @@ def _mount() -> None:
     from storewave.demo import demo_command
 
     app.command("demo", help="Run the whole StoreWave loop on embedded defaults.")(demo_command)
-    app.add_typer(_not_built("hub", 6, "The hub: API server, broker, ingest"), name="hub")
-    app.add_typer(_not_built("edge", 5, "A store's edge node"), name="edge")
+    from hub.cli import hub_app
+
+    app.add_typer(hub_app, name="hub")
+    from edge.cli import edge_app
+
+    app.add_typer(edge_app, name="edge")
     app.add_typer(_not_built("kiosk", 10, "The in-store self-service kiosk"), name="kiosk")
     app.add_typer(_not_built("sim", 4, "Simulated stores, phones and fleets"), name="sim")
-    app.add_typer(_not_built("bench", 11, "Benchmarks"), name="bench")
+    from edge.modem.cli import decode_command, encode_command
+    from storewave.bench import bench_app
+
+    app.command("encode", help="Write a modem frame carrying a 48-bit payload to a WAV.")(
+        encode_command
+    )
+    app.command("decode", help="Decode modem frames from a WAV file.")(decode_command)
+    app.add_typer(bench_app, name="bench")
 
 
 _mount()

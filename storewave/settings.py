@@ -151,6 +151,16 @@ class EdgeSettings(SectionSettings):
     input_device: str | None = None
     output_device: str | None = None
     sample_rate: int = Field(48000, description="48000 or 44100")
+    tls_ca_file: Path | None = Field(None, description="CA bundle; set (or mqtts://) for TLS")
+    outbox_soft_cap: int = Field(
+        20_000, ge=1, description="Outbox rows before the oldest telemetry is shed"
+    )
+    outbox_hard_cap: int = Field(
+        200_000, ge=1, description="Outbox rows before the oldest detections are shed"
+    )
+    drain_rate_per_s: float = Field(2_500.0, gt=0, description="Outbox publish rate limit")
+    ack_timeout_s: float = Field(10.0, gt=0, description="Resend an event unacked this long")
+    flush_timeout_s: float = Field(5.0, ge=0, description="SIGTERM: wait this long for acks")
 
     @field_validator("sample_rate")
     @classmethod

@@ -1,0 +1,1 @@
+"""The edge agent: audio -> detector -> debounced events -> on-disk outbox -> MQTT, and back."""

@@ -1,0 +1,477 @@
+"""The edge agent: one reactor thread turning hearings, acks, configs and commands into events.
+
+Threads: the audio source (PortAudio callback or a pacing thread) offers blocks to a
+bounded BlockQueue; the detector thread feeds them to the streaming detector and posts
+each decoded frame to the agent's inbox; paho's network loop (MqttLink) posts acks,
+configs and commands to the same inbox; the agent thread alone touches the outbox, the
+debouncer and the publisher, so none of them needs a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from edge.agent.debounce import Debouncer, Hearing
+from edge.agent.link import MqttLink
+from edge.agent.nodeconfig import ConfigRejected, ConfigStore, validate_config
+from edge.agent.outbox import EventKind, Outbox
+from edge.agent.publisher import Publisher
+from edge.agent.settings import AgentOptions
+from edge.audio.blockqueue import BlockQueue
+from edge.audio.emitter import Emitter
+from edge.audio.sources import AudioSource
+from edge.modem.codes import kind_of, to_hex
+from storewave import __version__
+from storewave.wire import (
+    Ack,
+    BeaconKey,
+    CommandName,
+    CommandResultBody,
+    CommandResultEvent,
+    ConfigRejectedBody,
+    ConfigRejectedEvent,
+    DetectionBody,
+    DetectionEvent,
+    NodeCommand,
+    NodeConfig,
+    NodeLeaf,
+    SelfTestBody,
+    SelfTestEvent,
+    TelemetryBody,
+    TelemetryEvent,
+    WireError,
+    parse_message,
+)
+
+log = logging.getLogger(__name__)
+
+# Messages handled per wake-up before timers and the publisher get a turn, so a flood
+# of acks or hearings cannot starve the heartbeat.
+_INBOX_BATCH = 500
+# Longest the agent thread sleeps when nothing is scheduled (it wakes on any message).
+_IDLE_WAIT_S = 1.0
+# How long the detector thread waits for a block before checking for shutdown.
+_BLOCK_WAIT_S = 0.5
+# How long a self-test listens for the node's own frame (a frame is well under a second).
+SELF_TEST_TIMEOUT_S = 5.0
+
+
+class Detection(Protocol):
+    """What the agent reads from a decoded frame (edge.modem.detector.Detection)."""
+
+    payload: int
+    snr_db: float
+    confidence: float
+
+
+class Detector(Protocol):
+    """The streaming detector interface (edge.modem.detector.StreamingDetector)."""
+
+    @property
+    def noise_floor_dbfs(self) -> float | None:
+        """In-band noise estimate."""
+
+    def feed(self, block: Any) -> list[Any]:
+        """Detections completed by this block."""
+
+    def flush(self) -> list[Any]:
+        """Detections still buffered at the end of a stream."""
+
+
+@dataclass(slots=True)
+class _SelfTest:
+    command_id: Any
+    code: int
+    deadline: float
+
+
+class Agent:
+    """One store node: wire it up, ``start()``, then ``stop()`` (or ``run_until``)."""
+
+    def __init__(
+        self,
+        options: AgentOptions,
+        source: AudioSource,
+        detector: Detector,
+        emitter: Emitter | None = None,
+    ) -> None:
+        """Open the outbox (a new boot) and prepare every part; nothing runs yet."""
+        self.options = options
+        self.node_id = options.node_id
+        self._source = source
+        self._detector = detector
+        self._emitter = emitter
+        options.data_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(
+            options.data_dir / "outbox.sqlite3", options.outbox_soft_cap, options.outbox_hard_cap
+        )
+        self.boot = self.outbox.boot
+        self.blocks = BlockQueue(options.block_queue_len)
+        self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.link = MqttLink(
+            options.node_id,
+            options.password,
+            options.broker_url,
+            self.boot,
+            on_message=lambda leaf, payload: self.inbox.put(("mqtt", (leaf, payload))),
+            on_state=lambda up: self.inbox.put(("link", up)),
+            tls_ca_file=options.tls_ca_file,
+        )
+        self.publisher = Publisher(
+            self.outbox,
+            self.link,
+            options.drain_rate_per_s,
+            options.in_flight_window,
+            options.ack_timeout_s,
+        )
+        self._config_store = ConfigStore(options.data_dir / "config.json")
+        self.config: NodeConfig | None = self._config_store.load()
+        self._debouncer = Debouncer(self._thresholds_debounce_s())
+        self._started = time.monotonic()
+        self._next_telemetry = self._started + self._telemetry_period_s()
+        self._self_test: _SelfTest | None = None
+        self._stop = threading.Event()
+        self._audio_done = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.stopped = False
+        self.frames_heard = 0
+        self.noise_floor_dbfs: float | None = None
+        self.rejected_configs = 0
+        self._beacon_path = options.data_dir / "beacon.json"
+        self._beacon_override = self._load_beacon()
+        self._configure_emitter()
+
+    # ------------------------------------------------------------ helpers
+
+    def _load_beacon(self) -> BeaconKey | None:
+        """The beacon key last given by a set_beacon command, if any."""
+        try:
+            return BeaconKey.model_validate_json(self._beacon_path.read_bytes())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _configure_emitter(self) -> None:
+        """Give the emitter the config's schedule and key (or the set_beacon key)."""
+        if self._emitter is None or self.config is None:
+            return
+        beacon = self.config.beacon or self._beacon_override
+        self._emitter.configure(self.config.emit, beacon)
+
+    def _thresholds_debounce_s(self) -> float:
+        """The debounce window of the current config (default when none)."""
+        cfg = self.config or NodeConfig(version=1)
+        return cfg.thresholds.debounce_s
+
+    def _telemetry_period_s(self) -> float:
+        """The heartbeat period of the current config (default when none)."""
+        cfg = self.config or NodeConfig(version=1)
+        return cfg.telemetry_period_s
+
+    @property
+    def config_version(self) -> int:
+        """Version of the applied config (0 before the first)."""
+        return self.config.version if self.config else 0
+
+    @property
+    def audio_finished(self) -> bool:
+        """A finite source (WAV, array) was fully decoded."""
+        return self._audio_done.is_set()
+
+    def _store(self, event: Any, kind: EventKind, leaf: NodeLeaf = NodeLeaf.EVENTS) -> None:
+        """Write one event to the outbox (durably) and let the publisher know."""
+        self.outbox.add(event.to_bytes(), kind, leaf.value)
+        self.publisher.notify_added()
+
+    def _envelope(self, cls: Any, body: Any) -> Any:
+        """An event envelope; boot and seq are stamped by the outbox at first publish."""
+        return cls(node=self.node_id, boot=0, seq=0, body=body)
+
+    def post_detection(self, detection: Detection) -> None:
+        """Hand a decoded frame to the agent thread (the detector thread's only output)."""
+        self.inbox.put(("detection", detection))
+
+    # ------------------------------------------------------------ detector thread
+
+    def _detect_loop(self) -> None:
+        """Feed blocks to the detector; post each decoded frame to the agent thread."""
+        while not self._stop.is_set():
+            try:
+                block = self.blocks.get(timeout_s=_BLOCK_WAIT_S)
+            except queue.Empty:
+                continue
+            if block is None:
+                for det in self._detector.flush():
+                    self.post_detection(det)
+                self._audio_done.set()
+                self.inbox.put(("audio_end", None))
+                return
+            for det in self._detector.feed(block):
+                self.post_detection(det)
+            self.noise_floor_dbfs = self._detector.noise_floor_dbfs
+
+    # ------------------------------------------------------------ agent thread handlers
+
+    def _on_detection(self, det: Detection, now: float) -> None:
+        """Threshold, debounce, store; complete a pending self-test."""
+        self.frames_heard += 1
+        if self._self_test is not None and det.payload == self._self_test.code:
+            self._finish_self_test(det)
+        thresholds = (self.config or NodeConfig(version=1)).thresholds
+        if det.snr_db < thresholds.min_snr_db or det.confidence < thresholds.min_confidence:
+            return
+        hearing = self._debouncer.hear(
+            det.payload, det.snr_db, det.confidence, now, datetime.now(UTC)
+        )
+        if hearing is not None:
+            self._store_hearing(hearing)
+
+    def _store_hearing(self, hearing: Hearing) -> None:
+        """A debounced hearing becomes a detection event in the outbox."""
+        body = DetectionBody(
+            code=to_hex(hearing.code),
+            kind=kind_of(hearing.code),
+            snr_db=min(max(hearing.snr_db, -60.0), 120.0),
+            confidence=min(max(hearing.confidence, 0.0), 1.0),
+            first_heard=hearing.first_heard,
+            count=hearing.count,
+        )
+        self._store(self._envelope(DetectionEvent, body), EventKind.DETECTION)
+
+    def _on_mqtt(self, leaf: NodeLeaf, payload: bytes) -> None:
+        """Dispatch an incoming message by topic leaf; bad ones are logged, never fatal."""
+        try:
+            if leaf is NodeLeaf.ACK:
+                ack: Ack = parse_message(Ack, payload)
+                self.publisher.on_ack(ack.boot, ack.seq)
+            elif leaf is NodeLeaf.CONFIG:
+                self._on_config(payload)
+            elif leaf is NodeLeaf.CMD:
+                self._on_command(parse_message(NodeCommand, payload))
+        except WireError as exc:
+            log.warning(
+                "ignored a malformed message", extra={"leaf": leaf.value, "why": exc.reason}
+            )
+
+    def _on_config(self, payload: bytes) -> None:
+        """Validate and apply a config without restarting; report a rejection as an event."""
+        try:
+            config = validate_config(payload, self.config)
+        except ConfigRejected as exc:
+            self.rejected_configs += 1
+            log.warning("config rejected", extra={"version": exc.version, "why": exc.reason})
+            body = ConfigRejectedBody(
+                version=exc.version, kept_version=self.config_version, reason=exc.reason
+            )
+            self._store(self._envelope(ConfigRejectedEvent, body), EventKind.OTHER)
+            return
+        if config is None:
+            return
+        self._config_store.save(config)
+        self.config = config
+        self._debouncer.window_s = config.thresholds.debounce_s
+        self._next_telemetry = min(
+            self._next_telemetry, time.monotonic() + config.telemetry_period_s
+        )
+        self._configure_emitter()
+        log.info("config applied", extra={"version": config.version})
+
+    def _on_command(self, cmd: NodeCommand) -> None:
+        """Run self_test / emit_now / flush_queue unless expired; report the outcome."""
+        if cmd.expires_at <= datetime.now(UTC):
+            log.warning("command expired; not run", extra={"cmd": cmd.cmd.value})
+            self._command_result(cmd, False, "expired; not run")
+            return
+        if cmd.cmd is CommandName.FLUSH_QUEUE:
+            self.publisher.flush()
+            self._command_result(cmd, True, f"{self.outbox.depth} queued; sending now")
+        elif cmd.cmd is CommandName.EMIT_NOW:
+            code = self._emit_once()
+            ok = code is not None
+            self._command_result(cmd, ok, f"emitted {to_hex(code)}" if ok else "no beacon key")
+        elif cmd.cmd is CommandName.SET_BEACON:
+            self._set_beacon(cmd)
+        elif cmd.cmd is CommandName.SELF_TEST:
+            code = self._emit_once()
+            if code is None:
+                body = SelfTestBody(ok=False, detail="no beacon key or no output")
+                self._store(self._envelope(SelfTestEvent, body), EventKind.OTHER)
+                return
+            self._self_test = _SelfTest(cmd.id, code, time.monotonic() + SELF_TEST_TIMEOUT_S)
+
+    def _set_beacon(self, cmd: NodeCommand) -> None:
+        """Take a beacon key sent as a command (amqtt: never in the retained config)."""
+        try:
+            beacon = BeaconKey.model_validate(cmd.args.get("beacon"))
+        except ValidationError as exc:
+            self._command_result(cmd, False, f"invalid beacon: {exc.errors()[0]['msg']}")
+            return
+        self._beacon_path.write_bytes(beacon.to_bytes())
+        self._beacon_override = beacon
+        self._configure_emitter()
+        self._command_result(cmd, True, f"beacon {beacon.short_id} set")
+
+    def _emit_once(self) -> int | None:
+        """Play the current code now (off this thread); the code, or None without a key."""
+        if self._emitter is None:
+            return None
+        code = self._emitter.current_code()
+        if code is not None:
+            threading.Thread(target=self._emit_safely, name="emit-now", daemon=True).start()
+        return code
+
+    def _emit_safely(self) -> None:
+        """emit_now on a helper thread, logging device errors instead of raising."""
+        assert self._emitter is not None
+        try:
+            self._emitter.emit_now()
+        except Exception:  # the result event reports the missing frame; the node lives on
+            log.exception("emit_now failed")
+
+    def _finish_self_test(self, det: Detection | None) -> None:
+        """Report the self-test: heard (with SNR) or not within the timeout."""
+        assert self._self_test is not None
+        test, self._self_test = self._self_test, None
+        if det is None:
+            body = SelfTestBody(ok=False, detail=f"own frame not heard in {SELF_TEST_TIMEOUT_S} s")
+        else:
+            level = self.config.emit.level_dbfs if self.config else None
+            body = SelfTestBody(
+                ok=True, heard_code=to_hex(test.code), level_dbfs=level, snr_db=det.snr_db
+            )
+        self._store(self._envelope(SelfTestEvent, body), EventKind.OTHER)
+
+    def _command_result(self, cmd: NodeCommand, ok: bool, detail: str) -> None:
+        """Store a CommandResultEvent for ``cmd``."""
+        body = CommandResultBody(command_id=cmd.id, ok=ok, detail=detail[:500])
+        self._store(self._envelope(CommandResultEvent, body), EventKind.OTHER)
+
+    def telemetry_body(self) -> TelemetryBody:
+        """The current health counters."""
+        floor = self.noise_floor_dbfs
+        return TelemetryBody(
+            uptime_s=round(time.monotonic() - self._started, 3),
+            version=__version__,
+            noise_floor_dbfs=None if floor is None else min(max(floor, -200.0), 10.0),
+            frames_heard=self.frames_heard,
+            queue_depth=self.outbox.depth,
+            queue_dropped=self.outbox.dropped_total,
+            overruns=self.blocks.overruns,
+            config_version=self.config_version,
+        )
+
+    def _timers(self, now: float) -> None:
+        """Heartbeat, debounce closings, self-test timeout."""
+        if now >= self._next_telemetry:
+            self._next_telemetry = now + self._telemetry_period_s()
+            self.outbox.prune_telemetry()
+            self._store(
+                self._envelope(TelemetryEvent, self.telemetry_body()),
+                EventKind.TELEMETRY,
+                NodeLeaf.TELEMETRY,
+            )
+        for hearing in self._debouncer.expire(now):
+            self._store_hearing(hearing)
+        if self._self_test is not None and now >= self._self_test.deadline:
+            self._finish_self_test(None)
+
+    def _wait_s(self, now: float, publisher_wait: float | None) -> float:
+        """How long the agent thread may sleep."""
+        deadlines = [self._next_telemetry, now + _IDLE_WAIT_S]
+        if (d := self._debouncer.next_deadline()) is not None:
+            deadlines.append(d)
+        if self._self_test is not None:
+            deadlines.append(self._self_test.deadline)
+        wait = min(deadlines) - now
+        if publisher_wait is not None:
+            wait = min(wait, publisher_wait)
+        return max(0.0, wait)
+
+    def _handle(self, kind: str, value: Any, now: float) -> None:
+        """One inbox item."""
+        if kind == "detection":
+            self._on_detection(value, now)
+        elif kind == "mqtt":
+            self._on_mqtt(*value)
+        elif kind == "link" and value:
+            self.publisher.on_connected()
+        elif kind == "call":
+            value()
+
+    def _agent_loop(self) -> None:
+        """The reactor: inbox, timers, publisher, until stopped."""
+        wait = 0.0
+        while not self._stop.is_set():
+            try:
+                kind, value = self.inbox.get(timeout=wait)
+            except queue.Empty:
+                pass
+            else:
+                self._handle(kind, value, time.monotonic())
+                for _ in range(_INBOX_BATCH):
+                    try:
+                        kind, value = self.inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    self._handle(kind, value, time.monotonic())
+            now = time.monotonic()
+            self._timers(now)
+            wait = self._wait_s(now, self.publisher.step(now))
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start audio, detector, emitter, MQTT and the agent thread."""
+        self._source.start(self.blocks)
+        for target, name in ((self._detect_loop, "detector"), (self._agent_loop, "agent")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if self._emitter is not None:
+            self._emitter.start()
+        self.link.start()
+        log.info("edge node started", extra={"node": self.node_id, "boot": self.boot})
+
+    def drained(self) -> bool:
+        """True when every stored event has been acknowledged."""
+        return self.outbox.depth == 0
+
+    def stop(self, flush_timeout_s: float | None = None) -> None:
+        """Clean shutdown: stop listening, close debounce windows, send what acks in time."""
+        if self.stopped:
+            return
+        self.stopped = True
+        timeout = self.options.flush_timeout_s if flush_timeout_s is None else flush_timeout_s
+        self._source.stop()
+        if self._emitter is not None:
+            self._emitter.stop()
+        if self._threads:
+            self._closing(time.monotonic() + timeout)
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=max(1.0, timeout))
+        self.link.stop(clean=True)
+        self.outbox.close()
+        log.info("edge node stopped", extra={"node": self.node_id, "boot": self.boot})
+
+    def _closing(self, deadline: float) -> None:
+        """Ask the agent thread to flush debounce windows, then wait for acks until ``deadline``."""
+        done = threading.Event()
+
+        def close_windows() -> None:
+            for hearing in self._debouncer.flush():
+                self._store_hearing(hearing)
+            self.publisher.flush()
+            done.set()
+
+        self.inbox.put(("call", close_windows))
+        done.wait(max(0.0, deadline - time.monotonic()))
+        while time.monotonic() < deadline and self.link.connected and not self.drained():
+            self._stop.wait(0.05)  # acks arrive on the agent thread; poll the depth
