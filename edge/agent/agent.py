@@ -59,7 +59,7 @@ _INBOX_BATCH = 500
 # Longest the agent thread sleeps when nothing is scheduled (it wakes on any message).
 _IDLE_WAIT_S = 1.0
 # How long the detector thread waits for a block before checking for shutdown.
-_BLOCK_WAIT_S = 0.5
+_BLOCK_WAIT_S = 0.1
 # How long a self-test listens for the node's own frame (a frame is well under a second).
 SELF_TEST_TIMEOUT_S = 5.0
 
@@ -455,6 +455,7 @@ class Agent:
         if self._threads:
             self._closing(time.monotonic() + timeout)
         self._stop.set()
+        self.inbox.put(("wake", None))  # the agent thread may be sleeping on its inbox
         for thread in self._threads:
             thread.join(timeout=max(1.0, timeout))
         self.link.stop(clean=True)

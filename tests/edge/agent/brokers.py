@@ -193,5 +193,5 @@ class AckingHub:
 
     def close(self) -> None:
         """Disconnect."""
+        self.client.disconnect()  # wakes the network thread, so loop_stop returns at once
         self.client.loop_stop()
-        self.client.disconnect()
