@@ -1,0 +1,272 @@
+"""Streaming frame detector: feed audio blocks of any size, get decoded frames back.
+
+Pipeline per block (every stage keeps only the tail it needs, so memory is constant):
+decimating mixer -> sub-block DFT on a 50 Hz grid -> 10 ms sliding energies ->
+preamble sync score over 5 Doppler/clock offsets -> local peaks above a threshold ->
+:func:`edge.modem.demod.decode_candidate` once the whole frame has arrived.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.modem import demod, fec, frame
+from edge.modem.frontend import DECIMATION, HOP, FrontEnd, build_front_end, kernels
+
+log = logging.getLogger(__name__)
+
+# Sync score (mean normalised preamble energy, 1 = clean tones): noise alone averages
+# ~0.03 and exceeds 0.08 about once a second; a frame at -8 dB in-band SNR scores ~0.12.
+SYNC_THRESHOLD = 0.08
+# A sync peak must be the best score within half a symbol either side.
+PEAK_HALF_WIDTH_S = frame.SYMBOL_S / 2
+# Extra baseband kept beyond one frame: refinement shifts and Doppler stretch (0.5%).
+MARGIN_S = 0.02
+# Same payload again within this many frame lengths is the same frame (sync side peaks).
+DUPLICATE_FRAMES = 1.0
+# Input is processed in chunks of at most this long (bounds memory for huge blocks;
+# long enough that per-chunk Python overhead stays well under 1% of real time).
+CHUNK_S = 0.5
+# Noise-floor tracker: exponential average over about this many seconds of audio.
+NOISE_FLOOR_TAU_S = 2.0
+# Largest |scale| refinement may reach: the sync search range plus half a grid step.
+MAX_SCALE = 0.006
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One decoded frame."""
+
+    payload: int
+    sample_index: int  # stream index (at the detector's rate) of the frame's first sample
+    t_s: float  # sample_index / sample_rate
+    snr_db: float  # estimated in-band (18-20 kHz) SNR
+    confidence: float  # share of data symbols whose strongest tone matches the decoded frame
+
+
+class StreamingDetector:
+    """Constant-memory streaming detector for 44.1 or 48 kHz mono audio."""
+
+    def __init__(
+        self, sample_rate: int, *, min_snr_db: float | None = None, backend: str = "cython"
+    ) -> None:
+        """Set up for ``sample_rate``; frames below ``min_snr_db`` (if set) are dropped."""
+        if sample_rate not in frame.SUPPORTED_RATES:
+            raise ValueError(
+                f"StreamingDetector supports 44100 or 48000 Hz, got {sample_rate} Hz; "
+                "resample the audio first"
+            )
+        self.sample_rate = sample_rate
+        self.min_snr_db = min_snr_db
+        self._fe: FrontEnd = build_front_end(sample_rate)
+        self._k = kernels(backend)
+        self._viterbi = fec.viterbi_for(backend)
+        fb = self._fe.baseband_rate
+        self._frame_bb = int(np.ceil(frame.FRAME_DURATION_S * fb * (1 + MAX_SCALE)))
+        self._keep_bb = self._frame_bb + int(np.ceil((MARGIN_S + frame.SYMBOL_S) * fb))
+        self._peak_w = max(1, int(round(PEAK_HALF_WIDTH_S * fb / HOP)))
+        self._d_max = int(self._fe.delays.max())
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all stream state (start of a new stream at index 0)."""
+        n_hist = self._fe.taps.shape[0] - 1
+        n_freq = self._fe.table.shape[0]
+        self._hist = np.zeros(n_hist, dtype=np.float32)  # input samples before _abs_in
+        self._abs_in = 0  # stream index of the next input sample
+        self._m_next = 0  # next baseband output index
+        self._bb = np.zeros(0, dtype=np.complex128)
+        self._bb_start = 0
+        self._sums = np.zeros((n_freq, 0), dtype=np.complex128)
+        self._power = np.zeros(0)
+        self._sub_next = 0  # absolute index of the first sub-block in _sums
+        self._energy = np.zeros((n_freq, 0))
+        self._band = np.zeros(0)
+        self._win_start = 0  # absolute window index of _energy[:, 0]
+        self._score = np.zeros(0)
+        self._offset = np.zeros(0, dtype=np.int64)
+        self._score_start = 0  # absolute position of _score[0]
+        self._peak_next = 0  # next position to test for a peak
+        self._pending: list[tuple[int, int]] = []  # (position, offset index)
+        self._recent: list[tuple[int, float]] = []  # (payload, frame start in baseband)
+        self._floor_power: float | None = None
+
+    @property
+    def noise_floor_dbfs(self) -> float:
+        """Smoothed in-band (18-20 kHz) power in dBFS re a full-scale sine; -inf before audio."""
+        if self._floor_power is None or self._floor_power <= 0:
+            return float("-inf")
+        # A full-scale real sine becomes a baseband tone of amplitude 1/2 (power 1/4).
+        return float(10.0 * np.log10(self._floor_power / 0.25))
+
+    def feed(self, block: npt.ArrayLike) -> list[Detection]:
+        """Process the next block (any length, float32/float64 mono); return new frames."""
+        x = np.asarray(block)
+        if x.ndim != 1:
+            raise ValueError(f"feed() takes mono 1-D audio, got shape {x.shape}")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"feed() takes float32/float64 samples, got {x.dtype}")
+        x = np.nan_to_num(x.astype(np.float32, copy=False))
+        found: list[Detection] = []
+        # Bounded chunks keep memory constant however large the caller's block is.
+        step = int(CHUNK_S * self.sample_rate)
+        for lo in range(0, x.shape[0], step):
+            self._downconvert(x[lo : lo + step])
+            self._advance_subblocks()
+            self._advance_sync()
+            found.extend(self._decode_ready(final=False))
+            self._trim_baseband()
+        return found
+
+    def flush(self) -> list[Detection]:
+        """End of stream: pad with silence so a frame ending at the last sample is decoded."""
+        pad = np.zeros(int(np.ceil((MARGIN_S + 2 * frame.SYMBOL_S) * self.sample_rate)))
+        pad_len = pad.size + (self._fe.taps.shape[0] * 2)
+        found = self.feed(np.zeros(pad_len, dtype=np.float32))
+        return found + self._decode_ready(final=True)
+
+    def _downconvert(self, x: npt.NDArray[np.float32]) -> None:
+        """Append the block's baseband samples to the buffer (trimmed to _keep_bb)."""
+        buf = np.concatenate([self._hist, x])
+        buf_abs0 = self._abs_in - self._hist.shape[0]
+        end_abs = self._abs_in + x.shape[0]
+        n_out = max(0, (end_abs - 1) // DECIMATION - self._m_next + 1)
+        first = self._m_next * DECIMATION - buf_abs0
+        out = self._k.decimate(
+            buf, self._fe.taps, first, DECIMATION, self._m_next * DECIMATION,
+            frame.CARRIER_HZ, self.sample_rate, n_out,
+        )
+        self._m_next += n_out
+        self._abs_in = end_abs
+        self._hist = buf[-self._hist.shape[0]:].copy()
+        self._bb = np.concatenate([self._bb, out])
+
+    def _trim_baseband(self) -> None:
+        """Drop baseband older than any pending candidate or unprocessed sub-block needs."""
+        drop = self._bb.shape[0] - self._keep_bb
+        if drop > 0:
+            self._bb = self._bb[drop:]
+            self._bb_start += drop
+
+    def _advance_subblocks(self) -> None:
+        """Sub-block DFTs for new complete sub-blocks, then new window energies."""
+        bb_end = self._bb_start + self._bb.shape[0]
+        sub_end = self._sub_next + self._sums.shape[1]  # next sub-block not yet computed
+        n_new = bb_end // HOP - sub_end
+        if n_new <= 0:
+            return
+        lo = sub_end * HOP - self._bb_start
+        period = self._fe.table.shape[1]
+        sums, power = self._k.subblock_dft(
+            self._bb[lo : lo + n_new * HOP], self._fe.table, (sub_end * HOP) % period, HOP
+        )
+        self._update_floor(power)
+        self._sums = np.concatenate([self._sums, sums], axis=1)
+        self._power = np.concatenate([self._power, power])
+        width = self._fe.window_subblocks
+        energy, band = self._k.sliding_energy(self._sums, self._power, width)
+        if energy.shape[1] == 0:
+            return
+        if self._energy.shape[1] == 0:
+            self._win_start = self._sub_next
+        self._energy = np.concatenate([self._energy, energy], axis=1)
+        self._band = np.concatenate([self._band, band])
+        keep = width - 1
+        drop = self._sums.shape[1] - keep
+        self._sums = self._sums[:, drop:]
+        self._power = self._power[drop:]
+        self._sub_next += drop
+
+    def _update_floor(self, power: npt.NDArray[np.float64]) -> None:
+        """Track the in-band noise floor with a slow exponential average of baseband power."""
+        mean = float(power.mean()) / HOP
+        alpha = min(1.0, power.shape[0] * HOP / (NOISE_FLOOR_TAU_S * self._fe.baseband_rate))
+        if self._floor_power is None:
+            self._floor_power = mean
+        else:
+            self._floor_power += alpha * (mean - self._floor_power)
+
+    def _advance_sync(self) -> None:
+        """Score new start positions, then queue sync peaks whose neighbourhood is known."""
+        fe = self._fe
+        if self._energy.shape[1] > self._d_max:
+            score, off = self._k.sync_scores(
+                self._energy, self._band, fe.preamble_rows, fe.delays, fe.shifts,
+                float(fe.window_len),
+            )
+            if self._score.shape[0] == 0:
+                self._score_start = self._win_start
+            self._score = np.concatenate([self._score, score])
+            self._offset = np.concatenate([self._offset, off])
+            drop = score.shape[0]
+            self._energy = self._energy[:, drop:]
+            self._band = self._band[drop:]
+            self._win_start += drop
+        w = self._peak_w
+        s_end = self._score_start + self._score.shape[0]
+        lo = max(self._peak_next, self._score_start + w)
+        hi = s_end - w
+        if hi > lo:
+            s = self._score
+            base = self._score_start
+            for pos in range(lo, hi):
+                v = s[pos - base]
+                if v < SYNC_THRESHOLD:
+                    continue
+                around = s[pos - base - w : pos - base + w + 1]
+                # First maximum wins, so a flat top yields one candidate.
+                if v >= around.max() and int(np.argmax(around)) == w:
+                    self._pending.append((pos, int(self._offset[pos - base])))
+            self._peak_next = hi
+        drop = max(0, (self._peak_next - w) - self._score_start)
+        if drop:
+            self._score = self._score[drop:]
+            self._offset = self._offset[drop:]
+            self._score_start += drop
+
+    def _decode_ready(self, *, final: bool) -> list[Detection]:
+        """Decode queued candidates whose frame is fully buffered."""
+        found: list[Detection] = []
+        bb_end = self._bb_start + self._bb.shape[0]
+        fb = self._fe.baseband_rate
+        still: list[tuple[int, int]] = []
+        for pos, off in self._pending:
+            frame_start = pos * HOP - frame.RAMP_S * fb
+            if frame_start + self._frame_bb + MARGIN_S * fb > bb_end and not final:
+                still.append((pos, off))
+                continue
+            det = self._decode(frame_start, float(self._fe.scales[off]))
+            if det is not None:
+                found.append(det)
+        self._pending = still
+        horizon = bb_end - 3 * self._frame_bb
+        self._recent = [(p, s) for p, s in self._recent if s > horizon]
+        return found
+
+    def _decode(self, frame_start: float, scale: float) -> Detection | None:
+        """Run the candidate decoder and the duplicate / SNR gates."""
+        dec = demod.decode_candidate(
+            self._bb, self._bb_start, frame_start, scale, self._fe, self._viterbi
+        )
+        if dec is None:
+            return None
+        if self.min_snr_db is not None and dec.snr_db < self.min_snr_db:
+            return None
+        span = DUPLICATE_FRAMES * self._frame_bb
+        for payload, start in self._recent:
+            if payload == dec.payload and abs(start - dec.frame_start_bb) < span:
+                return None
+        self._recent.append((dec.payload, dec.frame_start_bb))
+        index = int(round(dec.frame_start_bb * DECIMATION - self._fe.group_delay))
+        log.debug("frame at %d, snr %.1f dB, confidence %.2f", index, dec.snr_db, dec.confidence)
+        return Detection(
+            payload=dec.payload,
+            sample_index=index,
+            t_s=index / self.sample_rate,
+            snr_db=dec.snr_db,
+            confidence=dec.confidence,
+        )

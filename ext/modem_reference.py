@@ -1,0 +1,117 @@
+"""Pure-NumPy twins of the ``ext._modem`` kernels: the same algorithms, vectorised, for tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+N_STATES = 64  # 2**(K-1) for the K=7 code the Viterbi decodes
+
+
+def decimate(
+    x: npt.NDArray[np.float32],
+    taps: npt.NDArray[np.complex128],
+    first: int,
+    step: int,
+    abs_first: int,
+    carrier_hz: int,
+    rate_hz: int,
+    n_out: int,
+) -> npt.NDArray[np.complex128]:
+    """Same contract as ``ext._modem.decimate``: mixer + complex FIR at decimated points."""
+    arr = np.asarray(x)
+    if arr.dtype != np.float32 or arr.ndim != 1:
+        raise TypeError(f"x must be a 1-D float32 array, got {arr.dtype} with shape {arr.shape}")
+    tp = np.asarray(taps, dtype=np.complex128)
+    if n_out == 0:
+        return np.zeros(0, dtype=np.complex128)
+    pos = first + step * np.arange(n_out)
+    if pos[0] < tp.shape[0] - 1 or pos[-1] >= arr.shape[0]:
+        raise ValueError("output positions fall outside the input history")
+    # Rows of the input, newest sample first, so the dot with the taps is the FIR.
+    idx = pos[:, None] - np.arange(tp.shape[0])[None, :]
+    acc = arr.astype(np.float64)[idx] @ tp
+    num = (carrier_hz * (abs_first + step * np.arange(n_out, dtype=np.int64))) % rate_hz
+    return acc * np.exp(-2j * np.pi * num / rate_hz)
+
+
+def subblock_dft(
+    xb: npt.NDArray[np.complex128], table: npt.NDArray[np.complex128], phase0: int, hop: int
+) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]]:
+    """Same contract as ``ext._modem.subblock_dft``: per sub-block DFT sums and powers."""
+    x = np.asarray(xb, dtype=np.complex128)
+    tab = np.asarray(table, dtype=np.complex128)
+    n_sub = x.shape[0] // hop
+    x = x[: n_sub * hop]
+    cols = (phase0 + np.arange(x.shape[0])) % tab.shape[1]
+    weighted = tab[:, cols] * x[None, :]
+    sums = weighted.reshape(tab.shape[0], n_sub, hop).sum(axis=2)
+    power = (np.abs(x) ** 2).reshape(n_sub, hop).sum(axis=1)
+    return sums, power
+
+
+def sliding_energy(
+    sums: npt.NDArray[np.complex128], power: npt.NDArray[np.float64], width: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Same contract as ``ext._modem.sliding_energy``: windowed |sum|^2 and band energy."""
+    s = np.asarray(sums, dtype=np.complex128)
+    p = np.asarray(power, dtype=np.float64)
+    n_win = max(p.shape[0] - width + 1, 0)
+    if n_win == 0:
+        return np.zeros((s.shape[0], 0)), np.zeros(0)
+    win_s = np.lib.stride_tricks.sliding_window_view(s, width, axis=1).sum(axis=2)
+    win_p = np.lib.stride_tricks.sliding_window_view(p, width).sum(axis=1)
+    return np.abs(win_s) ** 2, win_p
+
+
+def sync_scores(
+    energy: npt.NDArray[np.float64],
+    band: npt.NDArray[np.float64],
+    tones: npt.ArrayLike,
+    delays: npt.ArrayLike,
+    shifts: npt.ArrayLike,
+    window_len: float,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Same contract as ``ext._modem.sync_scores``: best-offset preamble match per start."""
+    e = np.asarray(energy, dtype=np.float64)
+    bd = np.asarray(band, dtype=np.float64)
+    tn = np.asarray(tones, dtype=np.int64)
+    dl = np.asarray(delays, dtype=np.int64)
+    sh = np.asarray(shifts, dtype=np.int64)
+    n_pos = max(e.shape[1] - int(dl.max()), 0)
+    starts = np.arange(n_pos)
+    safe = np.where(bd > 0, bd, 1.0)
+    ratio = np.where(bd > 0, e / safe, 0.0)
+    scores = np.empty((sh.shape[0], n_pos))
+    for o in range(sh.shape[0]):
+        cols = starts[None, :] + dl[o][:, None]
+        scores[o] = ratio[(tn + sh[o])[:, None], cols].sum(axis=0)
+    norm = 1.0 / (window_len * tn.shape[0])
+    # argmax takes the first of equal maxima, as the kernel's strict '>' does.
+    arg = np.argmax(scores, axis=0) if n_pos else np.zeros(0, dtype=np.int64)
+    best = scores[arg, starts] * norm if n_pos else np.zeros(0)
+    return best, arg.astype(np.int64)
+
+
+def viterbi(llr: npt.NDArray[np.float64], signs: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+    """Same contract as ``ext._modem.viterbi``: terminated max-log soft Viterbi, K=7."""
+    lv = np.asarray(llr, dtype=np.float64)
+    sg = np.asarray(signs, dtype=np.float64)
+    n_steps = lv.shape[0] // 2
+    states = np.arange(N_STATES)
+    metric = np.full(N_STATES, -1e300)
+    metric[0] = 0.0
+    decisions = np.zeros((n_steps, N_STATES), dtype=np.uint8)
+    for t in range(n_steps):
+        bm = 0.5 * (sg[:, 0] * lv[2 * t] + sg[:, 1] * lv[2 * t + 1])
+        m0 = metric[states >> 1] + bm[states]
+        m1 = metric[(states >> 1) | (N_STATES >> 1)] + bm[states | N_STATES]
+        take1 = m1 > m0
+        decisions[t] = take1
+        metric = np.where(take1, m1, m0)
+    bits = np.zeros(n_steps, dtype=np.uint8)
+    st = 0
+    for t in range(n_steps - 1, -1, -1):
+        bits[t] = st & 1
+        st = (st >> 1) | (int(decisions[t, st]) * (N_STATES >> 1))
+    return bits

@@ -1,0 +1,34 @@
+"""``storewave bench ...``: one typer group; each part registers its benchmark command here.
+
+Add a benchmark with ``@bench_app.command("name")`` in this module (a plain registry:
+no shared state, each command imports its own part lazily so ``storewave --help``
+stays fast). Results go to ``tests/bench/results/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "tests" / "bench" / "results"
+
+bench_app = typer.Typer(help="Benchmarks (results in tests/bench/results/).", no_args_is_help=True)
+
+
+@bench_app.command("modem")
+def modem(
+    quick: bool = typer.Option(False, "--quick", help="Fewer frames per point (a smoke run)."),
+    frames: int = typer.Option(200, "--frames", help="Frames per SNR point."),
+    noise_minutes: float = typer.Option(
+        60.0, "--noise-minutes", help="Minutes of non-beacon audio for the false-frame count."
+    ),
+    ggwave: bool = typer.Option(True, "--ggwave/--no-ggwave", help="Also measure ggwave [U]."),
+    out_dir: Path = typer.Option(RESULTS_DIR, "--out", help="Where modem.json/png go."),
+) -> None:
+    """Ultrasonic modem: speed, success vs SNR (AWGN, impaired), false frames, ggwave."""
+    from edge.modem.bench import run_modem_bench
+
+    run_modem_bench(
+        quick=quick, frames=frames, noise_minutes=noise_minutes, with_ggwave=ggwave, out_dir=out_dir
+    )
