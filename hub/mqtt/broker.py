@@ -7,9 +7,11 @@ the hub.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -22,6 +24,8 @@ from hub.mqtt.credentials import HUB_USERNAME, CredentialStore
 
 log = logging.getLogger(__name__)
 
+# Sub-directories of the hub's data_dir each managed broker keeps its files in.
+MANAGED_BROKER_DIRS = ("mosquitto", "amqtt")
 MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 LOOPBACK = "127.0.0.1"
 # The conventional MQTT port, used when free so edge configs can keep the default URL.
@@ -38,6 +42,19 @@ HEALTHY_RUN_S = 30.0
 # SIGTERM first so Mosquitto saves its persistence file; SIGKILL if it hangs.
 STOP_TIMEOUT_S = 10.0
 SUPERVISE_POLL_S = 0.2
+
+
+# prctl(2) option: signal the child when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the broker child: get SIGTERM if the hub process dies (no-op off Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 class BrokerError(RuntimeError):
@@ -192,8 +209,16 @@ class ManagedBroker(Broker):
     def _spawn(self) -> None:
         """Run the broker and wait for its listener; raise BrokerError if it never comes up."""
         with self._lock, self._log_file().open("ab") as out:
+            # Own session: a Ctrl+C in the hub's terminal must not kill the broker before
+            # the ingest has drained; the hub stops it last. Parent-death signal: a hub
+            # killed -9 does not leave an orphan broker holding the port.
             self._proc = subprocess.Popen(
-                self._command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                self._command(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         if not wait_listening(LOOPBACK, self._port):
             rc = self._proc.poll()
@@ -279,7 +304,7 @@ def start_broker(mode: str, data_dir: Path, port: int | None = None) -> Broker:
     if mode == "mosquitto" and binary is None:
         raise BrokerError("--broker mosquitto: no mosquitto binary (apt-get install mosquitto)")
     if mode != "amqtt" and binary is not None:
-        return MosquittoBroker(data_dir / "mosquitto", binary, port).start()
+        return MosquittoBroker(data_dir / MANAGED_BROKER_DIRS[0], binary, port).start()
     if mode == "auto":
         log.warning("mosquitto not installed: falling back to amqtt (not for production)")
-    return AmqttBroker(data_dir / "amqtt", port).start()
+    return AmqttBroker(data_dir / MANAGED_BROKER_DIRS[1], port).start()

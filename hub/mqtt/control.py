@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from hub.mqtt.broker import Broker
+from hub.mqtt.broker import MANAGED_BROKER_DIRS, Broker
+from hub.mqtt.credentials import CredentialStore
 from storewave.wire import NodeCommand, NodeConfig, NodeLeaf, node_topic
 
 log = logging.getLogger(__name__)
@@ -97,3 +99,37 @@ class MqttNodeControl:
         info.wait_for_publish(PUBLISH_TIMEOUT_S)
         if not info.is_published():
             raise NodeControlError(f"broker did not acknowledge publish to {topic}")
+
+
+class OfflineNodeControl:
+    """NodeControl for commands run while the hub is down (``storewave hub seed``).
+
+    Node accounts go straight into the managed brokers' password files (read when the
+    broker next starts); configs and commands cannot be delivered now and are logged:
+    the registry republishes a node's config when it changes.
+    """
+
+    retained_secrets_safe = False
+
+    def __init__(self, data_dir: Path) -> None:
+        """The managed brokers' credential stores under the hub's ``data_dir``."""
+        self._stores = [CredentialStore(data_dir / name) for name in MANAGED_BROKER_DIRS]
+
+    def set_credentials(self, node_id: str, password: str) -> None:
+        """Write the node's account into every managed broker's password file."""
+        node_topic(node_id, NodeLeaf.EVENTS)
+        for store in self._stores:
+            store.set_password(node_id, password)
+
+    def revoke(self, node_id: str) -> None:
+        """Remove the node's account from every managed broker's password file."""
+        for store in self._stores:
+            store.remove(node_id)
+
+    def publish_config(self, node_id: str, config: NodeConfig) -> None:
+        """No broker connection: the config waits in the database."""
+        log.info("hub offline: config not published", extra={"node": node_id})
+
+    def send_command(self, node_id: str, command: NodeCommand) -> None:
+        """No broker connection: the command is dropped."""
+        log.warning("hub offline: command dropped", extra={"node": node_id})

@@ -1,8 +1,10 @@
 """What the ingest calls in the hub's services for each accepted message (the one guarded import).
 
-``hub.services.node_events`` (the registry side) provides ``apply_node_event``,
-``apply_node_status`` and, optionally, ``known_nodes``. Until it exists the ingest runs
-with :class:`NullHooks` (every node known, nothing applied) and logs that once.
+``hub.services.node_events`` (the registry side) provides ``apply_node_event`` and
+``apply_node_status``; which nodes exist (not revoked) is read from the registry's
+``node`` table, so a message from an unknown node is dead-lettered before it is stored.
+Without the registry the ingest runs with :class:`NullHooks` (every node known, nothing
+applied) and logs that once.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy import select
 from sqlmodel import Session
 
 from storewave.wire import NodeStatus
@@ -54,17 +57,21 @@ class NullHooks:
 
 
 class ServiceHooks:
-    """Calls ``hub.services.node_events``; without ``known_nodes`` every node counts as known."""
+    """Calls ``hub.services.node_events``; known nodes are the registry's non-revoked ones."""
 
-    def __init__(self, module: Any) -> None:
-        """Bind the service functions of ``module``."""
+    def __init__(self, module: Any, node_model: Any, revoked_state: str) -> None:
+        """Bind the service functions of ``module`` and the registry's Node table."""
         self._module = module
-        self._known = getattr(module, "known_nodes", None)
+        self._node = node_model
+        self._revoked = revoked_state
 
     def known_nodes(self, session: Session, node_ids: Iterable[str]) -> set[str]:
-        """Ask the registry which nodes exist."""
+        """One query per batch: which of ``node_ids`` are provisioned and not revoked."""
         ids = set(node_ids)
-        return set(self._known(session, ids)) if self._known else ids
+        rows = session.execute(
+            select(self._node.id).where(self._node.id.in_(ids), self._node.state != self._revoked)
+        ).scalars()
+        return set(rows)
 
     def apply_event(self, session: Session, event: Any, received_at: datetime) -> None:
         """``node_events.apply_node_event``."""
@@ -80,8 +87,9 @@ class ServiceHooks:
 def default_hooks() -> NodeHooks:
     """The registry's hooks when ``hub.services.node_events`` is importable, else NullHooks."""
     try:
+        from hub.models.registry import Node, NodeState
         from hub.services import node_events
     except ImportError:
         log.warning("hub.services.node_events not available: ingest stores events only")
         return NullHooks()
-    return ServiceHooks(node_events)
+    return ServiceHooks(node_events, Node, NodeState.REVOKED.value)

@@ -22,11 +22,13 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
     return condition()
 
 
-def try_connect(broker: Broker, username: str | None, password: str | None,
-                client_id: str, mqtt5: bool = True) -> tuple[mqtt.Client, object]:
+def try_connect(
+    broker: Broker, username: str | None, password: str | None, client_id: str, mqtt5: bool = True
+) -> tuple[mqtt.Client, object]:
     """Connect once; return the (running) client and the CONNACK reason."""
     client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
         protocol=mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311,
     )
     if username is not None:

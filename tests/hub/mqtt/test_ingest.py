@@ -73,8 +73,9 @@ def test_duplicates_and_redeliveries_stored_once(
         for _ in range(2):  # the node resends everything, twice, as after lost acks
             for node in NODES:
                 for seq in range(20):
-                    pub.client.publish(f"sw/v1/nodes/{node}/events",
-                                       detection_payload(node, 1, seq), qos=1)
+                    pub.client.publish(
+                        f"sw/v1/nodes/{node}/events", detection_payload(node, 1, seq), qos=1
+                    )
         assert pub.wait_all_acked(30)
         assert wait_for(lambda: ingest.stats.stored + ingest.stats.duplicates >= 600)
     finally:
@@ -85,10 +86,12 @@ def test_duplicates_and_redeliveries_stored_once(
 
 def test_hub_status_online_then_offline(mosquitto: MosquittoBroker, engine: Engine) -> None:
     seen: list[bytes] = []
-    worker = IngestWorker(mosquitto.host, mosquitto.port, mosquitto.hub_credentials, engine,
-                          hooks=NullHooks()).start()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="status-watch",
-                         protocol=mqtt.MQTTv5)
+    worker = IngestWorker(
+        mosquitto.host, mosquitto.port, mosquitto.hub_credentials, engine, hooks=NullHooks()
+    ).start()
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id="status-watch", protocol=mqtt.MQTTv5
+    )
     client.username_pw_set(*mosquitto.hub_credentials)
     client.on_message = lambda _c, _u, m: seen.append(bytes(m.payload))
     client.connect(mosquitto.host, mosquitto.port)
@@ -133,9 +136,22 @@ def test_broker_killed_mid_stream_loses_nothing(
 def _start_worker_process(broker: MosquittoBroker, db_url: str) -> subprocess.Popen[str]:
     env = dict(os.environ, **{PASSWORD_ENV: broker.hub_credentials[1]})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hub.mqtt.worker", "--port", str(broker.port),
-         "--username", broker.hub_credentials[0], "--database-url", db_url, "--no-hooks"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "hub.mqtt.worker",
+            "--port",
+            str(broker.port),
+            "--username",
+            broker.hub_credentials[0],
+            "--database-url",
+            db_url,
+            "--no-hooks",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ingest-ready"
@@ -169,8 +185,9 @@ def test_hub_killed_minus_9_then_restarted(
 
 def _hub_publish(broker: MosquittoBroker, topic: str, payload: bytes) -> None:
     """Publish one retained QoS 1 message with the hub's account."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hub-test-pub",
-                         protocol=mqtt.MQTTv5)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id="hub-test-pub", protocol=mqtt.MQTTv5
+    )
     client.username_pw_set(*broker.hub_credentials)
     client.connect(broker.host, broker.port)
     client.loop_start()

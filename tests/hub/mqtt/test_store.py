@@ -158,9 +158,11 @@ def test_failing_hook_isolates_one_message(engine: Engine) -> None:
 def test_status_applied_and_cleared_status_ignored(engine: Engine) -> None:
     hooks = RecordingHooks({"node-a"})
     status = NodeStatus(state=NodeState.ONLINE, boot=3).to_bytes()
-    result = BatchWriter(engine, hooks).write([
-        Incoming("sw/v1/nodes/node-a/status", status, utc_now(), retained=True),
-        Incoming("sw/v1/nodes/node-a/status", b"", utc_now()),
-    ])
+    result = BatchWriter(engine, hooks).write(
+        [
+            Incoming("sw/v1/nodes/node-a/status", status, utc_now(), retained=True),
+            Incoming("sw/v1/nodes/node-a/status", b"", utc_now()),
+        ]
+    )
     assert (result.statuses, result.dead) == (1, 0)
     assert hooks.statuses == [("node-a", NodeStatus(state=NodeState.ONLINE, boot=3))]
