@@ -10,19 +10,19 @@ debouncer and the publisher, so none of them needs a lock.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from pydantic import ValidationError
-
+from edge.agent.commands import CommandsMixin, SelfTest
 from edge.agent.debounce import Debouncer, Hearing
 from edge.agent.link import MqttLink
 from edge.agent.nodeconfig import ConfigRejected, ConfigStore, validate_config
 from edge.agent.outbox import EventKind, Outbox
+from edge.agent.ports import Detection, Detector
 from edge.agent.publisher import Publisher
 from edge.agent.settings import AgentOptions
 from edge.audio.blockqueue import BlockQueue
@@ -33,9 +33,6 @@ from storewave import __version__
 from storewave.wire import (
     Ack,
     BeaconKey,
-    CommandName,
-    CommandResultBody,
-    CommandResultEvent,
     ConfigRejectedBody,
     ConfigRejectedEvent,
     DetectionBody,
@@ -43,8 +40,6 @@ from storewave.wire import (
     NodeCommand,
     NodeConfig,
     NodeLeaf,
-    SelfTestBody,
-    SelfTestEvent,
     TelemetryBody,
     TelemetryEvent,
     WireError,
@@ -60,40 +55,9 @@ _INBOX_BATCH = 500
 _IDLE_WAIT_S = 1.0
 # How long the detector thread waits for a block before checking for shutdown.
 _BLOCK_WAIT_S = 0.1
-# How long a self-test listens for the node's own frame (a frame is well under a second).
-SELF_TEST_TIMEOUT_S = 5.0
 
 
-class Detection(Protocol):
-    """What the agent reads from a decoded frame (edge.modem.detector.Detection)."""
-
-    payload: int
-    snr_db: float
-    confidence: float
-
-
-class Detector(Protocol):
-    """The streaming detector interface (edge.modem.detector.StreamingDetector)."""
-
-    @property
-    def noise_floor_dbfs(self) -> float | None:
-        """In-band noise estimate."""
-
-    def feed(self, block: Any) -> list[Any]:
-        """Detections completed by this block."""
-
-    def flush(self) -> list[Any]:
-        """Detections still buffered at the end of a stream."""
-
-
-@dataclass(slots=True)
-class _SelfTest:
-    command_id: Any
-    code: int
-    deadline: float
-
-
-class Agent:
+class Agent(CommandsMixin):
     """One store node: wire it up, ``start()``, then ``stop()`` (or ``run_until``)."""
 
     def __init__(
@@ -137,7 +101,7 @@ class Agent:
         self._debouncer = Debouncer(self._thresholds_debounce_s())
         self._started = time.monotonic()
         self._next_telemetry = self._started + self._telemetry_period_s()
-        self._self_test: _SelfTest | None = None
+        self._self_test: SelfTest | None = None
         self._stop = threading.Event()
         self._audio_done = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -283,83 +247,15 @@ class Agent:
         self._configure_emitter()
         log.info("config applied", extra={"version": config.version})
 
-    def _on_command(self, cmd: NodeCommand) -> None:
-        """Run self_test / emit_now / flush_queue unless expired; report the outcome."""
-        if cmd.expires_at <= datetime.now(UTC):
-            log.warning("command expired; not run", extra={"cmd": cmd.cmd.value})
-            self._command_result(cmd, False, "expired; not run")
-            return
-        if cmd.cmd is CommandName.FLUSH_QUEUE:
-            self.publisher.flush()
-            self._command_result(cmd, True, f"{self.outbox.depth} queued; sending now")
-        elif cmd.cmd is CommandName.EMIT_NOW:
-            code = self._emit_once()
-            ok = code is not None
-            self._command_result(cmd, ok, f"emitted {to_hex(code)}" if ok else "no beacon key")
-        elif cmd.cmd is CommandName.SET_BEACON:
-            self._set_beacon(cmd)
-        elif cmd.cmd is CommandName.SELF_TEST:
-            code = self._emit_once()
-            if code is None:
-                body = SelfTestBody(ok=False, detail="no beacon key or no output")
-                self._store(self._envelope(SelfTestEvent, body), EventKind.OTHER)
-                return
-            self._self_test = _SelfTest(cmd.id, code, time.monotonic() + SELF_TEST_TIMEOUT_S)
-
-    def _set_beacon(self, cmd: NodeCommand) -> None:
-        """Take a beacon key sent as a command (amqtt: never in the retained config)."""
-        try:
-            beacon = BeaconKey.model_validate(cmd.args.get("beacon"))
-        except ValidationError as exc:
-            self._command_result(cmd, False, f"invalid beacon: {exc.errors()[0]['msg']}")
-            return
-        self._beacon_path.write_bytes(beacon.to_bytes())
-        self._beacon_override = beacon
-        self._configure_emitter()
-        self._command_result(cmd, True, f"beacon {beacon.short_id} set")
-
-    def _emit_once(self) -> int | None:
-        """Play the current code now (off this thread); the code, or None without a key."""
-        if self._emitter is None:
-            return None
-        code = self._emitter.current_code()
-        if code is not None:
-            threading.Thread(target=self._emit_safely, name="emit-now", daemon=True).start()
-        return code
-
-    def _emit_safely(self) -> None:
-        """emit_now on a helper thread, logging device errors instead of raising."""
-        assert self._emitter is not None
-        try:
-            self._emitter.emit_now()
-        except Exception:  # the result event reports the missing frame; the node lives on
-            log.exception("emit_now failed")
-
-    def _finish_self_test(self, det: Detection | None) -> None:
-        """Report the self-test: heard (with SNR) or not within the timeout."""
-        assert self._self_test is not None
-        test, self._self_test = self._self_test, None
-        if det is None:
-            body = SelfTestBody(ok=False, detail=f"own frame not heard in {SELF_TEST_TIMEOUT_S} s")
-        else:
-            level = self.config.emit.level_dbfs if self.config else None
-            body = SelfTestBody(
-                ok=True, heard_code=to_hex(test.code), level_dbfs=level, snr_db=det.snr_db
-            )
-        self._store(self._envelope(SelfTestEvent, body), EventKind.OTHER)
-
-    def _command_result(self, cmd: NodeCommand, ok: bool, detail: str) -> None:
-        """Store a CommandResultEvent for ``cmd``."""
-        body = CommandResultBody(command_id=cmd.id, ok=ok, detail=detail[:500])
-        self._store(self._envelope(CommandResultEvent, body), EventKind.OTHER)
-
     def telemetry_body(self) -> TelemetryBody:
         """The current health counters."""
         floor = self.noise_floor_dbfs
         return TelemetryBody(
             uptime_s=round(time.monotonic() - self._started, 3),
             version=__version__,
-            noise_floor_dbfs=None if floor is None else min(max(floor, -200.0), 10.0),
+            noise_floor_dbfs=None
+            if floor is None or not math.isfinite(floor)
+            else min(max(floor, -200.0), 10.0),
             frames_heard=self.frames_heard,
             queue_depth=self.outbox.depth,
             queue_dropped=self.outbox.dropped_total,

@@ -173,9 +173,8 @@ class WavSource(ArraySource):
         """Read ``path`` now, so a bad file fails before the node starts."""
         from edge.modem.wav import read_wav
 
-        samples, rate = read_wav(path)
+        # Channel 0 of a multi-channel file: the node has one microphone.
+        samples, rate = read_wav(path, channel=0)
         data = np.asarray(samples, dtype=np.float32)
-        if data.ndim == 2:  # keep the first channel: the node has one microphone
-            data = data[:, 0]
         super().__init__(data, int(rate), block_frames=block_frames, realtime=realtime)
         self.path = Path(path)

@@ -13,6 +13,7 @@ from edge.agent.agent import Agent
 from edge.agent.settings import AgentOptions
 from edge.audio.emitter import Emitter
 from edge.audio.sources import ArraySource
+from edge.modem.detector import StreamingDetector
 from tests.edge.agent.brokers import AckingHub, Mosquitto, wait_for
 
 NODE_ID = "store-0001-n1"
@@ -63,24 +64,8 @@ def node_options(broker: Mosquitto, tmp_path: Path) -> Callable[..., AgentOption
     return make
 
 
-class _SilentDetector:
-    """Placeholder until edge.modem.detector lands: hears nothing (MQTT suites only)."""
-
-    noise_floor_dbfs = None
-
-    def feed(self, block: Any) -> list[Any]:
-        return []
-
-    def flush(self) -> list[Any]:
-        return []
-
-
-def real_or_silent_detector(sample_rate: int) -> Any:
-    """The modem's StreamingDetector when installed (the MQTT suites inject hearings)."""
-    try:
-        from edge.modem.detector import StreamingDetector
-    except ImportError:
-        return _SilentDetector()
+def real_detector(sample_rate: int) -> StreamingDetector:
+    """The modem's streaming detector (these suites inject hearings at the agent's inbox)."""
     return StreamingDetector(sample_rate)
 
 
@@ -92,7 +77,7 @@ def make_agent(node_options: Callable[..., AgentOptions]) -> Iterator[Callable[.
     def make(emitter: Emitter | None = None, source: Any = None, **overrides: Any) -> Agent:
         options = node_options(**overrides)
         src = source if source is not None else ArraySource(np.zeros(0, np.float32), 48000)
-        agent = Agent(options, src, real_or_silent_detector(options.sample_rate), emitter)
+        agent = Agent(options, src, real_detector(options.sample_rate), emitter)
         built.append(agent)
         return agent
 

@@ -17,7 +17,7 @@ import numpy as np
 from edge.agent.agent import Agent
 from edge.agent.settings import AgentOptions
 from edge.audio.sources import ArraySource
-from tests.edge.agent.conftest import real_or_silent_detector
+from tests.edge.agent.conftest import real_detector
 from tests.edge.agent.helpers import Heard, token
 
 
@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
     agent = Agent(
         options,
         ArraySource(np.zeros(0, np.float32), options.sample_rate),
-        real_or_silent_detector(options.sample_rate),
+        real_detector(options.sample_rate),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -1,0 +1,131 @@
+"""Hub commands for the agent: self-test, emit-now, flush-queue, set-beacon (with expiry)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from edge.agent.outbox import EventKind, Outbox
+from edge.agent.ports import Detection
+from edge.agent.publisher import Publisher
+from edge.audio.emitter import Emitter
+from edge.modem.codes import to_hex
+from storewave.wire import (
+    BeaconKey,
+    CommandName,
+    CommandResultBody,
+    CommandResultEvent,
+    NodeCommand,
+    NodeConfig,
+    SelfTestBody,
+    SelfTestEvent,
+)
+
+log = logging.getLogger(__name__)
+
+# How long a self-test listens for the node's own frame (a frame is well under a second).
+SELF_TEST_TIMEOUT_S = 5.0
+
+
+@dataclass(slots=True)
+class SelfTest:
+    """A self-test waiting to hear the node's own frame."""
+
+    command_id: Any
+    code: int
+    deadline: float
+
+
+class CommandsMixin:
+    """The command half of :class:`edge.agent.agent.Agent` (runs on the agent thread)."""
+
+    _emitter: Emitter | None
+    _self_test: SelfTest | None
+    _beacon_path: Path
+    _beacon_override: BeaconKey | None
+    config: NodeConfig | None
+    outbox: Outbox
+    publisher: Publisher
+
+    def _store(self, event: Any, kind: EventKind, leaf: Any = ...) -> None: ...
+
+    def _envelope(self, cls: Any, body: Any) -> Any: ...
+
+    def _configure_emitter(self) -> None: ...
+
+    def _on_command(self, cmd: NodeCommand) -> None:
+        """Run self_test / emit_now / flush_queue unless expired; report the outcome."""
+        if cmd.expires_at <= datetime.now(UTC):
+            log.warning("command expired; not run", extra={"cmd": cmd.cmd.value})
+            self._command_result(cmd, False, "expired; not run")
+            return
+        if cmd.cmd is CommandName.FLUSH_QUEUE:
+            self.publisher.flush()
+            self._command_result(cmd, True, f"{self.outbox.depth} queued; sending now")
+        elif cmd.cmd is CommandName.EMIT_NOW:
+            code = self._emit_once()
+            ok = code is not None
+            self._command_result(cmd, ok, f"emitted {to_hex(code)}" if ok else "no beacon key")
+        elif cmd.cmd is CommandName.SET_BEACON:
+            self._set_beacon(cmd)
+        elif cmd.cmd is CommandName.SELF_TEST:
+            code = self._emit_once()
+            if code is None:
+                body = SelfTestBody(ok=False, detail="no beacon key or no output")
+                self._store(self._envelope(SelfTestEvent, body), EventKind.OTHER)
+                return
+            self._self_test = SelfTest(cmd.id, code, time.monotonic() + SELF_TEST_TIMEOUT_S)
+
+    def _set_beacon(self, cmd: NodeCommand) -> None:
+        """Take a beacon key sent as a command (amqtt: never in the retained config)."""
+        try:
+            beacon = BeaconKey.model_validate(cmd.args.get("beacon"))
+        except ValidationError as exc:
+            self._command_result(cmd, False, f"invalid beacon: {exc.errors()[0]['msg']}")
+            return
+        self._beacon_path.write_bytes(beacon.to_bytes())
+        self._beacon_override = beacon
+        self._configure_emitter()
+        self._command_result(cmd, True, f"beacon {beacon.short_id} set")
+
+    def _emit_once(self) -> int | None:
+        """Play the current code now (off this thread); the code, or None without a key."""
+        if self._emitter is None:
+            return None
+        code = self._emitter.current_code()
+        if code is not None:
+            threading.Thread(target=self._emit_safely, name="emit-now", daemon=True).start()
+        return code
+
+    def _emit_safely(self) -> None:
+        """emit_now on a helper thread, logging device errors instead of raising."""
+        assert self._emitter is not None
+        try:
+            self._emitter.emit_now()
+        except Exception:  # the result event reports the missing frame; the node lives on
+            log.exception("emit_now failed")
+
+    def _finish_self_test(self, det: Detection | None) -> None:
+        """Report the self-test: heard (with SNR) or not within the timeout."""
+        assert self._self_test is not None
+        test, self._self_test = self._self_test, None
+        if det is None:
+            body = SelfTestBody(ok=False, detail=f"own frame not heard in {SELF_TEST_TIMEOUT_S} s")
+        else:
+            level = self.config.emit.level_dbfs if self.config else None
+            body = SelfTestBody(
+                ok=True, heard_code=to_hex(test.code), level_dbfs=level, snr_db=det.snr_db
+            )
+        self._store(self._envelope(SelfTestEvent, body), EventKind.OTHER)
+
+    def _command_result(self, cmd: NodeCommand, ok: bool, detail: str) -> None:
+        """Store a CommandResultEvent for ``cmd``."""
+        body = CommandResultBody(command_id=cmd.id, ok=ok, detail=detail[:500])
+        self._store(self._envelope(CommandResultEvent, body), EventKind.OTHER)
