@@ -91,9 +91,7 @@ Operators = Annotated[Principal, Depends(require(Role.ADMIN, Role.REGIONAL_OPS))
 StoreReaders = Annotated[
     Principal, Depends(require(Role.ADMIN, Role.REGIONAL_OPS, Role.STORE_STAFF, Role.KIOSK))
 ]
-StoreStaff = Annotated[
-    Principal, Depends(require(Role.ADMIN, Role.REGIONAL_OPS, Role.STORE_STAFF))
-]
+StoreStaff = Annotated[Principal, Depends(require(Role.ADMIN, Role.REGIONAL_OPS, Role.STORE_STAFF))]
 FleetManagers = Annotated[
     Principal, Depends(require(Role.ADMIN, Role.REGIONAL_OPS, Role.INSTALLER))
 ]
@@ -101,8 +99,10 @@ FleetReaders = Annotated[
     Principal,
     Depends(require(Role.ADMIN, Role.REGIONAL_OPS, Role.INSTALLER, Role.STORE_STAFF)),
 ]
-PresenceReaders = Annotated[
-    Principal, Depends(require(Role.ADMIN, Role.STORE_STAFF, Role.KIOSK))
+PresenceReaders = Annotated[Principal, Depends(require(Role.ADMIN, Role.STORE_STAFF, Role.KIOSK))]
+AnyStaff = Annotated[
+    Principal,
+    Depends(require(Role.ADMIN, Role.REGIONAL_OPS, Role.INSTALLER, Role.STORE_STAFF, Role.KIOSK)),
 ]
 PhoneCaller = Annotated[Principal, Depends(require(Role.PHONE))]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
