@@ -14,6 +14,7 @@ from hub.models.customers import (
     OutboxMessage,
 )
 from hub.models.registry import Alert, Beacon, BeaconHearing, Node, Region, Store, Zone
+from hub.models.timers import Timer, TimerState
 
 # The MQTT ingest tables live with the ingest code; the hub runs without them only
 # while that package does not exist yet. Any other import error is a real bug.
@@ -40,6 +41,8 @@ __all__ = [
     "Region",
     "Role",
     "Store",
+    "Timer",
+    "TimerState",
     "Visit",
     "VisitZone",
     "Zone",

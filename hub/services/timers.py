@@ -1,0 +1,228 @@
+"""Durable timers: schedule work for later, run it exactly once when due, survive restarts.
+
+Every time-driven rule of the hub (coupon expiry, OAO acceptance deadlines, journey
+steps) is a row in ``timer``. ``run_due`` claims due rows in batches (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL so several hub processes share the work; SQLite's
+``BEGIN IMMEDIATE`` serialises writers instead), runs each handler inside a savepoint
+together with marking the timer done, and commits the batch: a handler's effects and
+the "done" mark land together or not at all, so a crash never runs a step twice.
+After downtime, overdue timers simply run on the next sweep (catch-up).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from hub.clock import Clock
+from hub.models.timers import Timer, TimerState
+
+log = logging.getLogger(__name__)
+
+TimerHandler = Callable[[Session, Timer, datetime], None]
+
+# Timers claimed per transaction: large enough that 10,000 due timers take a few dozen
+# commits, small enough that one batch holds the SQLite write lock for well under a second.
+DEFAULT_BATCH = 500
+# A handler that raises is retried with exponential backoff starting here ...
+RETRY_BASE_S = 30.0
+# ... and given up on (state failed, logged) after this many attempts: a bug or a
+# permanently broken dependency needs a person, not an endless loop.
+MAX_ATTEMPTS = 5
+# Background sweep period: timers fire at most this late.
+DEFAULT_SWEEP_INTERVAL_S = 1.0
+
+_HANDLERS: dict[str, TimerHandler] = {}
+
+
+def timer_handler(kind: str) -> Callable[[TimerHandler], TimerHandler]:
+    """Register ``fn(session, timer, now)`` as the handler of timers of ``kind``."""
+
+    def register(fn: TimerHandler) -> TimerHandler:
+        existing = _HANDLERS.get(kind)
+        if existing is not None and existing is not fn:
+            raise ValueError(f"timer kind {kind!r} already has a handler")
+        _HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+def registered_kinds() -> frozenset[str]:
+    """The kinds that have a handler in this process."""
+    return frozenset(_HANDLERS)
+
+
+def schedule(
+    session: Session,
+    kind: str,
+    key: str,
+    due_at: datetime,
+    payload: dict[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+) -> Timer:
+    """Schedule ``kind``/``key`` at ``due_at``; a second call for the same pair returns the first.
+
+    Runs in the caller's transaction, so the timer exists exactly when the business
+    change that needs it commits.
+    """
+    if due_at.tzinfo is None:
+        raise ValueError("due_at must be timezone-aware")
+    existing = _find(session, kind, key)
+    if existing is not None:
+        return existing
+    timer = Timer(
+        kind=kind,
+        key=key,
+        due_at=due_at,
+        payload=payload or {},
+        # Audit only: when the timer was made (the wall clock unless the caller passes
+        # its own clock's time).
+        created_at=now or datetime.now(UTC),
+    )
+    try:
+        with session.begin_nested():
+            session.add(timer)
+    except IntegrityError:
+        # Someone else scheduled the same (kind, key) concurrently: theirs stands.
+        found = _find(session, kind, key)
+        if found is None:
+            raise
+        return found
+    return timer
+
+
+def cancel(session: Session, kind: str, key: str) -> bool:
+    """Cancel a pending timer; True if one was pending."""
+    result = session.execute(
+        update(Timer)
+        .where(Timer.kind == kind, Timer.key == key, Timer.state == TimerState.PENDING)
+        .values(state=TimerState.CANCELLED)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def cancel_prefix(session: Session, kind: str, key_prefix: str) -> int:
+    """Cancel every pending timer of ``kind`` whose key starts with ``key_prefix``."""
+    result = session.execute(
+        update(Timer)
+        .where(
+            Timer.kind == kind,
+            Timer.key.startswith(key_prefix, autoescape=True),  # type: ignore[attr-defined]
+            Timer.state == TimerState.PENDING,
+        )
+        .values(state=TimerState.CANCELLED)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _find(session: Session, kind: str, key: str) -> Timer | None:
+    return session.execute(
+        select(Timer).where(Timer.kind == kind, Timer.key == key)
+    ).scalar_one_or_none()
+
+
+def _run_one(session: Session, timer: Timer, now: datetime) -> bool:
+    """Run one claimed timer in a savepoint; True if it is done."""
+    handler = _HANDLERS[timer.kind]
+    try:
+        with session.begin_nested():
+            handler(session, timer, now)
+            timer.state = TimerState.DONE
+            timer.finished_at = now
+            session.add(timer)
+        return True
+    except Exception as exc:  # a handler's failure must not stop the sweep
+        timer.attempts += 1
+        timer.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        if timer.attempts >= MAX_ATTEMPTS:
+            timer.state = TimerState.FAILED
+            timer.finished_at = now
+            log.error(
+                "timer failed for good",
+                extra={"kind": timer.kind, "timer_id": timer.id, "attempts": timer.attempts},
+            )
+        else:
+            timer.due_at = now + timedelta(seconds=RETRY_BASE_S * 2 ** (timer.attempts - 1))
+            log.warning(
+                "timer handler raised; will retry",
+                extra={"kind": timer.kind, "timer_id": timer.id, "error": timer.last_error},
+            )
+        session.add(timer)
+        return False
+
+
+def run_due(engine: Engine, clock: Clock, *, limit: int | None = None,
+            batch: int = DEFAULT_BATCH) -> int:
+    """Run every due timer that has a handler here (at most ``limit``); return how many ran.
+
+    Timers a handler schedules for "now or earlier" run in the same call. A timer whose
+    kind has no handler in this process is left alone for a process that has one.
+    """
+    kinds = registered_kinds()
+    if not kinds:
+        return 0
+    ran = 0
+    while limit is None or ran < limit:
+        now = clock.now()
+        take = batch if limit is None else min(batch, limit - ran)
+        with Session(engine, expire_on_commit=False) as session:
+            query = (
+                select(Timer)
+                .where(
+                    Timer.state == TimerState.PENDING,
+                    Timer.due_at <= now,
+                    Timer.kind.in_(kinds),  # type: ignore[attr-defined]
+                )
+                .order_by(Timer.due_at, Timer.id)
+                .limit(take)
+            )
+            if engine.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            claimed = list(session.execute(query).scalars())
+            if not claimed:
+                session.rollback()
+                break
+            for timer in claimed:
+                _run_one(session, timer, now)
+            session.commit()
+        ran += len(claimed)
+    return ran
+
+
+class TimerRunner:
+    """A background thread that sweeps due timers every ``interval_s`` until stopped."""
+
+    def __init__(self, engine: Engine, clock: Clock,
+                 interval_s: float = DEFAULT_SWEEP_INTERVAL_S) -> None:
+        """Prepare a runner; ``start()`` launches the thread."""
+        self._engine = engine
+        self._clock = clock
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="timer-runner", daemon=True)
+
+    def start(self) -> None:
+        """Start sweeping."""
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask the thread to finish its sweep and wait for it."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                run_due(self._engine, self._clock)
+            except Exception:  # the sweep must outlive a database blip
+                log.exception("timer sweep failed; retrying next interval")
+            self._stop.wait(self._interval_s)
