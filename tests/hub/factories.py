@@ -15,6 +15,7 @@ from hub.models.customers import OutboxMessage
 from hub.models.registry import Beacon
 from hub.security import HubCrypto
 from hub.seed import load_seeds
+from hub.services import phone_auth
 from hub.services.auth import create_api_key
 from tests.hub.conftest import TEST_SECRET
 from tests.hub.doubles import RecordingNodeControl
@@ -65,7 +66,7 @@ def last_sms_code(engine: Engine, phone: str) -> str:
             .order_by(col(OutboxMessage.id).desc())
         ).all()
     for row in rows:
-        if CRYPTO.decrypt(row.recipient_enc) == phone:
+        if CRYPTO.decrypt(row.recipient_enc) == phone_auth.normalize_phone(phone):
             match = _CODE_IN_SMS.search(row.body)
             assert match, row.body
             return match.group(1)
