@@ -107,6 +107,7 @@ class Agent(CommandsMixin):
         self._threads: list[threading.Thread] = []
         self.stopped = False
         self.frames_heard = 0
+        self.detector_errors = 0
         self.noise_floor_dbfs: float | None = None
         self.rejected_configs = 0
         self._beacon_path = options.data_dir / "beacon.json"
@@ -177,7 +178,13 @@ class Agent(CommandsMixin):
                 self._audio_done.set()
                 self.inbox.put(("audio_end", None))
                 return
-            for det in self._detector.feed(block):
+            try:
+                found = self._detector.feed(block)
+            except Exception:  # a detector bug must not leave the node silently deaf
+                self.detector_errors += 1
+                log.exception("detector failed on a block; block skipped")
+                continue
+            for det in found:
                 self.post_detection(det)
             self.noise_floor_dbfs = self._detector.noise_floor_dbfs
 
