@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -122,12 +123,64 @@ class Mosquitto:
         self.proc = None
 
 
+class Amqtt:
+    """The hub's fallback broker (amqtt, hub.mqtt.amqtt_broker) on a free port, same users."""
+
+    hub_user = "_storewave_hub"  # the account name hub.mqtt.credentials gives the hub
+
+    def __init__(self, workdir: Path, users: dict[str, str]) -> None:
+        """Write a Mosquitto-format password file for the hub and ``users``."""
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.passwd = self.dir / "passwd"
+        self.passwd.write_text("")
+        for user, password in {self.hub_user: HUB_PASSWORD, **users}.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(self.passwd), user, password], check=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``mqtt://127.0.0.1:port``."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the broker process and wait until it listens."""
+        argv = ["-m", "hub.mqtt.amqtt_broker", "--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            [sys.executable, *argv, "--password-file", str(self.passwd)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def listening() -> bool:
+            assert self.proc is not None
+            assert self.proc.poll() is None, "amqtt exited"
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(listening, what="amqtt to listen")
+
+    def stop(self) -> None:
+        """Terminate the broker we started."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
 @dataclass
 class AckingHub:
     """A minimal hub: stores events by (node, boot, seq), acks the highest contiguous seq."""
 
     url_host: str
     port: int
+    user: str = HUB_USER
+    password: str = HUB_PASSWORD
     acking: bool = True
     events: dict[tuple[str, int, int], Any] = field(default_factory=dict)
     received: int = 0
@@ -139,7 +192,7 @@ class AckingHub:
     def __post_init__(self) -> None:
         """Connect (reconnecting on its own) and subscribe to every node's uplink."""
         client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="test-hub")
-        client.username_pw_set(HUB_USER, HUB_PASSWORD)
+        client.username_pw_set(self.user, self.password)
         client.reconnect_delay_set(0.05, 0.2)
         client.on_connect = self._on_connect
         client.on_message = self._on_message

@@ -14,7 +14,7 @@ from edge.agent.settings import AgentOptions
 from edge.audio.emitter import Emitter
 from edge.audio.sources import ArraySource
 from edge.modem.detector import StreamingDetector
-from tests.edge.agent.brokers import AckingHub, Mosquitto, wait_for
+from tests.edge.agent.brokers import AckingHub, Amqtt, Mosquitto, wait_for
 
 NODE_ID = "store-0001-n1"
 NODE_PASSWORD = "node-one-password-0001"
@@ -30,6 +30,15 @@ def broker(mosquitto_bin: str, tmp_path: Path) -> Iterator[Mosquitto]:
         tmp_path / "broker",
         {NODE_ID: NODE_PASSWORD, OTHER_NODE: OTHER_PASSWORD},
     )
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def amqtt_broker(tmp_path: Path) -> Iterator[Amqtt]:
+    """The fallback broker the hub runs when Mosquitto is missing, with the same users."""
+    instance = Amqtt(tmp_path / "amqtt", {NODE_ID: NODE_PASSWORD, OTHER_NODE: OTHER_PASSWORD})
     instance.start()
     yield instance
     instance.stop()
