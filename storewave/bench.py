@@ -32,3 +32,15 @@ def modem(
     run_modem_bench(
         quick=quick, frames=frames, noise_minutes=noise_minutes, with_ggwave=ggwave, out_dir=out_dir
     )
+
+
+@bench_app.command("edge")
+def edge(
+    out_dir: Path = typer.Option(RESULTS_DIR, "--out", help="Where edge.json goes."),
+) -> None:
+    """Edge node: detection-to-publish latency, 10,000-event drain, CPU while listening."""
+    from edge.agent.bench import run_edge_bench
+    from storewave.logs import setup_logging
+
+    setup_logging("ERROR")
+    run_edge_bench(out_dir=out_dir)

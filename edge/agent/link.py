@@ -178,7 +178,10 @@ class MqttLink:
         was = self._connected.is_set()
         self._connected.clear()
         if was:
-            log.warning("disconnected from broker", extra={"reason": str(reason)})
+            if self._stop.is_set():
+                log.info("disconnected from broker (shutdown)")
+            else:
+                log.warning("disconnected from broker", extra={"reason": str(reason)})
             self._on_state_cb(False)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
