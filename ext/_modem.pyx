@@ -12,9 +12,9 @@ from libc.math cimport M_PI, cos, sin
 
 cnp.import_array()
 
-# A K=7 code has 2**(K-1) states; fixed here because the Viterbi arrays are sized by it.
-DEF N_STATES = 64
-DEF N_REGS = 128
+# A K=9 code has 2**(K-1) states; fixed here because the Viterbi arrays are sized by it.
+DEF N_STATES = 256
+DEF N_REGS = 512
 
 
 cdef void _decimate(
@@ -204,20 +204,27 @@ cdef void _sliding_energy(
     cdef Py_ssize_t n_win = band.shape[0]
     cdef Py_ssize_t f, j, w
     cdef double ar, ai, pw
-    for j in range(n_win):
-        pw = 0.0
-        for w in range(width):
-            pw = pw + power[j + w]
+    # Running sums (add the entering block, drop the leaving one): O(1) per window.
+    # Each call starts afresh, so rounding cannot build up over an unbounded stream.
+    if n_win == 0:
+        return
+    pw = 0.0
+    for w in range(width):
+        pw = pw + power[w]
+    band[0] = pw
+    for j in range(1, n_win):
+        pw = pw + power[j + width - 1] - power[j - 1]
         band[j] = pw
     for f in range(n_freq):
-        for j in range(n_win):
-            # Direct sums (width is ~20): exact and order-independent, so the NumPy twin
-            # agrees to rounding, and no running-sum drift over an unbounded stream.
-            ar = 0.0
-            ai = 0.0
-            for w in range(width):
-                ar = ar + sums[f, 2 * (j + w)]
-                ai = ai + sums[f, 2 * (j + w) + 1]
+        ar = 0.0
+        ai = 0.0
+        for w in range(width):
+            ar = ar + sums[f, 2 * w]
+            ai = ai + sums[f, 2 * w + 1]
+        energy[f, 0] = ar * ar + ai * ai
+        for j in range(1, n_win):
+            ar = ar + sums[f, 2 * (j + width - 1)] - sums[f, 2 * (j - 1)]
+            ai = ai + sums[f, 2 * (j + width - 1) + 1] - sums[f, 2 * (j - 1) + 1]
             energy[f, j] = ar * ar + ai * ai
 
 
@@ -263,7 +270,10 @@ cdef void _sync_scores(
     const long[::1] tones,
     const long[:, ::1] delays,
     const long[::1] shifts,
-    double norm,
+    Py_ssize_t neighbour,
+    double window_len,
+    double clip,
+    double[::1] inv_band,
     double[::1] best,
     long[::1] best_offset,
 ) noexcept nogil:
@@ -272,8 +282,10 @@ cdef void _sync_scores(
     cdef Py_ssize_t n_sym = tones.shape[0]
     cdef Py_ssize_t n_off = shifts.shape[0]
     cdef Py_ssize_t j, o, i, col
-    cdef double acc, b, top
-    cdef long arg
+    cdef double acc, r, top
+    cdef long arg, row
+    for col in range(band.shape[0]):
+        inv_band[col] = 1.0 / (window_len * band[col]) if band[col] > 0.0 else 0.0
     for j in range(n_pos):
         top = -1.0
         arg = 0
@@ -281,17 +293,23 @@ cdef void _sync_scores(
             acc = 0.0
             for i in range(n_sym):
                 col = j + delays[o, i]
-                b = band[col]
-                if b > 0.0:
-                    acc = acc + energy[tones[i] + shifts[o], col] / b
+                row = tones[i] + shifts[o]
+                # Contrast with the same tone one symbol before and after: a preamble
+                # tone lasts one symbol, a steady tone (music, hum) cancels itself.
+                r = energy[row, col] * inv_band[col] - 0.5 * (
+                    energy[row, col - neighbour] * inv_band[col - neighbour]
+                    + energy[row, col + neighbour] * inv_band[col + neighbour]
+                )
+                acc = acc + (r if r < clip else clip)
             if acc > top:
                 top = acc
                 arg = o
-        best[j] = top * norm
+        best[j] = top / n_sym
         best_offset[j] = arg
 
 
-def sync_scores(energy, band, tones, delays, shifts, double window_len):
+def sync_scores(energy, band, tones, delays, shifts, Py_ssize_t neighbour, double window_len,
+                double clip):
     """Preamble match score at every start position, maximised over frequency offsets.
 
     Parameters
@@ -307,13 +325,20 @@ def sync_scores(energy, band, tones, delays, shifts, double window_len):
         Doppler/clock scale stretches time as well as frequency).
     shifts : ndarray of int, shape (o,)
         Grid rows added to every tone for each offset.
+    neighbour : int
+        Windows from one symbol to the next; each symbol's normalised energy minus the
+        mean of the same tone ``neighbour`` windows before and after is what counts
+        (needs ``neighbour <= min(delays)``).
     window_len : float
         Samples per window; ``energy / (window_len * band)`` is 1 for a pure tone.
+    clip : float
+        Cap on each symbol's normalised energy, so one strong steady tone (music) that
+        happens to sit on one preamble tone cannot pass the threshold by itself.
 
     Returns
     -------
-    score : ndarray of float64, shape (n - max(delays),)
-        Mean over preamble symbols of the normalised energy, best offset, in [0, 1].
+    score : ndarray of float64, shape (n - max(delays) - neighbour,)
+        Mean over preamble symbols of the clipped energy contrast, best offset.
     offset : ndarray of int64, shape like ``score``
         Index into ``shifts`` of the best offset.
     """
@@ -329,7 +354,9 @@ def sync_scores(energy, band, tones, delays, shifts, double window_len):
     rows = tn[None, :] + sh[:, None]
     if rows.min() < 0 or rows.max() >= e.shape[0] or dl.min() < 0:
         raise ValueError("tone + shift outside the grid, or a negative delay")
-    n_pos = max(e.shape[1] - int(dl.max()), 0)
+    if neighbour < 0 or dl.min() < neighbour:
+        raise ValueError("neighbour must be in 0..min(delays)")
+    n_pos = max(e.shape[1] - int(dl.max()) - neighbour, 0)
     best = np.zeros(n_pos, dtype=np.float64)
     arg = np.zeros(n_pos, dtype=np.int64)
     cdef const double[:, ::1] ev = e
@@ -339,9 +366,9 @@ def sync_scores(energy, band, tones, delays, shifts, double window_len):
     cdef const long[::1] shv = sh
     cdef double[::1] out = best
     cdef long[::1] av = arg
-    cdef double norm = 1.0 / (window_len * tn.shape[0])
+    cdef double[::1] ib = np.zeros(bd.shape[0], dtype=np.float64)
     with nogil:
-        _sync_scores(ev, bv, tv, dv, shv, norm, out, av)
+        _sync_scores(ev, bv, tv, dv, shv, neighbour, window_len, clip, ib, out, av)
     return best, arg
 
 
@@ -351,7 +378,7 @@ cdef void _viterbi(
     unsigned char[:, ::1] decisions,
     unsigned char[::1] bits,
 ) noexcept nogil:
-    """Max-log soft Viterbi for a rate-1/2, K=7 code, trellis terminated in state 0."""
+    """Max-log soft Viterbi for a rate-1/2, K=9 code, trellis terminated in state 0."""
     cdef Py_ssize_t n_steps = bits.shape[0]
     cdef double metric[N_STATES]
     cdef double nxt[N_STATES]
@@ -385,15 +412,15 @@ cdef void _viterbi(
 
 
 def viterbi(llr, signs):
-    """Decode soft bits of a terminated rate-1/2, K=7 convolutional code.
+    """Decode soft bits of a terminated rate-1/2, K=9 convolutional code.
 
     Parameters
     ----------
     llr : ndarray of float64, shape (2 n,)
         Log-likelihood ratios, positive meaning bit 0, two per trellis step.
-    signs : ndarray of float64, shape (128, 2)
+    signs : ndarray of float64, shape (512, 2)
         ``+1`` / ``-1`` for coded bit 0 / 1 of every 7-bit register value
-        (register = previous 6 inputs << 1 | new input).
+        (register = previous 8 inputs << 1 | new input).
 
     Returns
     -------
@@ -405,7 +432,7 @@ def viterbi(llr, signs):
     if lv.ndim != 1 or lv.shape[0] % 2:
         raise ValueError("llr must be 1-D with an even length")
     if sg.shape != (N_REGS, 2):
-        raise ValueError("signs must have shape (128, 2)")
+        raise ValueError("signs must have shape (512, 2)")
     if not np.isfinite(lv).all():
         raise ValueError("llr must be finite")
     n_steps = lv.shape[0] // 2

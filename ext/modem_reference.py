@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-N_STATES = 64  # 2**(K-1) for the K=7 code the Viterbi decodes
+N_STATES = 256  # 2**(K-1) for the K=9 code the Viterbi decodes
 
 
 def decimate(
@@ -70,7 +70,9 @@ def sync_scores(
     tones: npt.ArrayLike,
     delays: npt.ArrayLike,
     shifts: npt.ArrayLike,
+    neighbour: int,
     window_len: float,
+    clip: float,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """Same contract as ``ext._modem.sync_scores``: best-offset preamble match per start."""
     e = np.asarray(energy, dtype=np.float64)
@@ -78,15 +80,19 @@ def sync_scores(
     tn = np.asarray(tones, dtype=np.int64)
     dl = np.asarray(delays, dtype=np.int64)
     sh = np.asarray(shifts, dtype=np.int64)
-    n_pos = max(e.shape[1] - int(dl.max()), 0)
+    n_pos = max(e.shape[1] - int(dl.max()) - neighbour, 0)
     starts = np.arange(n_pos)
-    safe = np.where(bd > 0, bd, 1.0)
-    ratio = np.where(bd > 0, e / safe, 0.0)
+    inv = np.where(bd > 0, 1.0 / (window_len * np.where(bd > 0, bd, 1.0)), 0.0)
+    ratio = e * inv
     scores = np.empty((sh.shape[0], n_pos))
     for o in range(sh.shape[0]):
         cols = starts[None, :] + dl[o][:, None]
-        scores[o] = ratio[(tn + sh[o])[:, None], cols].sum(axis=0)
-    norm = 1.0 / (window_len * tn.shape[0])
+        rows = (tn + sh[o])[:, None]
+        contrast = ratio[rows, cols] - 0.5 * (
+            ratio[rows, cols - neighbour] + ratio[rows, cols + neighbour]
+        )
+        scores[o] = np.minimum(contrast, clip).sum(axis=0)
+    norm = 1.0 / tn.shape[0]
     # argmax takes the first of equal maxima, as the kernel's strict '>' does.
     arg = np.argmax(scores, axis=0) if n_pos else np.zeros(0, dtype=np.int64)
     best = scores[arg, starts] * norm if n_pos else np.zeros(0)
@@ -94,7 +100,7 @@ def sync_scores(
 
 
 def viterbi(llr: npt.NDArray[np.float64], signs: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
-    """Same contract as ``ext._modem.viterbi``: terminated max-log soft Viterbi, K=7."""
+    """Same contract as ``ext._modem.viterbi``: terminated max-log soft Viterbi, K=9."""
     lv = np.asarray(llr, dtype=np.float64)
     sg = np.asarray(signs, dtype=np.float64)
     n_steps = lv.shape[0] // 2

@@ -70,7 +70,7 @@ def time_scale(x: npt.ArrayLike, scale: float) -> F32:
     """
     from fractions import Fraction
 
-    ratio = Fraction(1.0 / (1.0 + scale)).limit_denominator(100_000)
+    ratio = Fraction(1.0 / (1.0 + scale)).limit_denominator(2_000)
     y = resample_poly(np.asarray(x, dtype=np.float64), ratio.numerator, ratio.denominator)
     return y.astype(np.float32)
 

@@ -3,7 +3,7 @@
 Soft information: each symbol's 16 tone energies (Goertzel/DFT magnitudes squared)
 become symbol log-likelihoods under the noncoherent Rician model
 ``LL = -S/N0 + ln I0(2 sqrt(E S) / N0)``, with a per-tone noise level ``N0`` (median
-of that tone's energies over the frame, robust to the few symbols that use it) and a
+of that tone's energies without each symbol's strongest tone, fitted in dB) and a
 per-tone signal level ``S`` from a straight-line fit (in dB) over the preamble's
 tones, which absorbs microphone roll-off. Bit LLRs follow by log-sum-exp over the
 tones whose label has the bit at 0 or 1.
@@ -11,11 +11,12 @@ tones whose label has the bit at 0 or 1.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import i0e, logsumexp
+from scipy.special import i0e
 
 from edge.modem import fec, frame
 from edge.modem.frontend import GRID_STEP_HZ, FrontEnd
@@ -23,12 +24,14 @@ from edge.modem.frontend import GRID_STEP_HZ, FrontEnd
 # Refinement around the sync estimate: scale in quarter grid steps (sync is off by at
 # most half a step) and timing in baseband samples (sync grid is HOP samples).
 REFINE_SCALE_STEPS = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
-REFINE_SHIFT_SAMPLES = np.arange(-2, 3)
+REFINE_SHIFT_SAMPLES = np.arange(-3, 4)
 BAND_HZ = frame.BAND_HIGH_HZ - frame.BAND_LOW_HZ
 # The median of an exponential variable is ln 2 times its mean.
 LN2 = float(np.log(2.0))
 # Limits on the fitted roll-off across the 1.5 kHz of tones: steeper is noise in the fit.
 MAX_TILT_DB = 20.0
+# Noise floor relative to the strongest tone energy (100 dB down: numerically silent).
+NOISE_FLOOR_REL = 1e-10
 # Bit LLRs beyond this add nothing but let one wild symbol dominate the path metric.
 MAX_BIT_LLR = 30.0
 # Floor on the per-tone signal estimate, relative to N0, so ln I0 stays informative.
@@ -37,6 +40,8 @@ MIN_SIGNAL_RATIO = 0.05
 # frames at -10 dB SNR still agree on ~40%. The gate sits between, CRC does the rest.
 MIN_AGREEMENT = 0.3
 BIT_TABLE = frame.symbol_bit_table()
+BIT_ZERO_MASK = (BIT_TABLE == 0).astype(np.float64)  # (tone, bit): 1 where the bit is 0
+BIT_ONE_MASK = 1.0 - BIT_ZERO_MASK
 
 
 @dataclass(frozen=True)
@@ -80,34 +85,65 @@ def refine(
     bb: npt.NDArray[np.complex128], frame_start: float, scale0: float, fe: FrontEnd
 ) -> tuple[float, float]:
     """Best (frame start, scale) near the sync estimate by preamble energy (local search)."""
-    best = (-1.0, frame_start, scale0)
-    rows = np.array(frame.PREAMBLE_TONES)
     step = GRID_STEP_HZ / frame.CARRIER_HZ
-    for ds in REFINE_SCALE_STEPS:
-        scale = scale0 + ds * step
-        offs = _tone_offsets(scale)
-        for dm in REFINE_SHIFT_SAMPLES:
-            start = frame_start + dm
-            starts = _starts(start, scale, 0, frame.N_PREAMBLE, fe.baseband_rate)
-            if starts[0] < 0 or starts[-1] + fe.window_len > bb.shape[0]:
-                continue
-            energy, power = _symbol_energies(bb, starts, offs[rows], fe)
-            score = float(np.diag(energy).sum() / max(power.sum(), 1e-300))
-            if score > best[0]:
-                best = (score, start, scale)
-    return best[1], best[2]
+    scales = scale0 + REFINE_SCALE_STEPS * step
+    tones = np.array(frame.PREAMBLE_TONES)
+    t = frame.RAMP_S + frame.SYMBOL_S * np.arange(frame.N_PREAMBLE)
+    # starts[scale, shift, symbol]
+    starts = np.rint(
+        frame_start
+        + REFINE_SHIFT_SAMPLES[None, :, None]
+        + t[None, None, :] * fe.baseband_rate / (1.0 + scales[:, None, None])
+    ).astype(np.int64)
+    if starts.min() < 0 or starts.max() + fe.window_len > bb.shape[0]:
+        return frame_start, scale0
+    seg = bb[starts[..., None] + np.arange(fe.window_len)]  # (scale, shift, symbol, n)
+    offs = np.stack([_tone_offsets(sc)[tones] for sc in scales])  # (scale, symbol)
+    basis = np.exp(
+        -2j * np.pi * offs[:, :, None] * np.arange(fe.window_len)[None, None, :]
+        / fe.baseband_rate
+    )
+    energy = np.abs(np.einsum("kmsn,ksn->kms", seg, basis)) ** 2
+    power = (np.abs(seg) ** 2).sum(axis=(2, 3))
+    score = energy.sum(axis=2) / np.maximum(power, 1e-300)
+    k, m = np.unravel_index(int(np.argmax(score)), score.shape)
+    return frame_start + float(REFINE_SHIFT_SAMPLES[m]), float(scales[k])
+
+
+def _dbfit(values: npt.NDArray[np.float64], x: npt.NDArray[np.float64]) -> np.ndarray:
+    """Straight-line fit in dB of positive ``values`` at tone indices ``x``, over all tones."""
+    v_db = 10.0 * np.log10(np.maximum(values, 1e-300))
+    slope, _ = np.polyfit(x, v_db, 1)
+    max_slope = MAX_TILT_DB / (frame.N_TONES - 1)
+    slope = float(np.clip(slope, -max_slope, max_slope))
+    icept = float(np.mean(v_db - slope * x))
+    return 10.0 ** ((icept + slope * np.arange(frame.N_TONES)) / 10.0)
+
+
+def noise_levels(data: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Per-tone noise energy: per-tone medians without each symbol's strongest tone, dB-fitted.
+
+    Dropping the strongest tone removes most signal; the line fit pools the 16 medians
+    (lower variance than any one of them) yet follows a tilted noise spectrum.
+    """
+    masked = data.copy()
+    masked[np.arange(data.shape[0]), np.argmax(data, axis=1)] = np.nan
+    with warnings.catch_warnings():
+        # A tone that was the strongest in every symbol has no noise sample left.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(masked, axis=0) / LN2
+    # In digital silence the noise is zero; a floor far below the signal keeps the
+    # likelihoods finite (an ideal channel, decoded as such).
+    floor = max(NOISE_FLOOR_REL * float(data.max()), 1e-30)
+    med = np.maximum(np.nan_to_num(med, nan=floor), floor)
+    return np.maximum(_dbfit(med, np.arange(frame.N_TONES, dtype=float)), floor)
 
 
 def _signal_levels(pre: npt.NDArray[np.float64], n0: npt.NDArray[np.float64]) -> np.ndarray:
     """Per-tone signal energy from a dB-linear fit over the preamble tones (roll-off)."""
     tones = np.array(frame.PREAMBLE_TONES)
     sig = pre[np.arange(frame.N_PREAMBLE), tones] - n0[tones]
-    sig_db = 10.0 * np.log10(np.maximum(sig, MIN_SIGNAL_RATIO * n0[tones]))
-    slope, icept = np.polyfit(tones.astype(float), sig_db, 1)
-    max_slope = MAX_TILT_DB / (frame.N_TONES - 1)
-    slope = float(np.clip(slope, -max_slope, max_slope))
-    icept = float(np.mean(sig_db - slope * tones))
-    fit = 10.0 ** ((icept + slope * np.arange(frame.N_TONES)) / 10.0)
+    fit = _dbfit(np.maximum(sig, MIN_SIGNAL_RATIO * n0[tones]), tones.astype(float))
     return np.maximum(fit, MIN_SIGNAL_RATIO * n0)
 
 
@@ -120,12 +156,15 @@ def symbol_loglik(
 
 
 def bit_llrs(loglik: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Bit LLRs (positive = 0) in transmission order from per-symbol tone log-likelihoods."""
-    out = np.empty((loglik.shape[0], frame.BITS_PER_SYMBOL))
-    for b in range(frame.BITS_PER_SYMBOL):
-        zero = BIT_TABLE[:, b] == 0
-        out[:, b] = logsumexp(loglik[:, zero], axis=1) - logsumexp(loglik[:, ~zero], axis=1)
-    return np.clip(out.reshape(-1), -MAX_BIT_LLR, MAX_BIT_LLR)
+    """Bit LLRs (positive = 0) in transmission order from per-symbol tone log-likelihoods.
+
+    Log-sum-exp over the tones labelled 0 and 1 for each bit, done as one matrix product
+    of the row-max-shifted likelihoods with the two label masks (the shift cancels).
+    """
+    shifted = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+    zero = np.maximum(shifted @ BIT_ZERO_MASK, 1e-300)
+    one = np.maximum(shifted @ BIT_ONE_MASK, 1e-300)
+    return np.clip(np.log(zero / one).reshape(-1), -MAX_BIT_LLR, MAX_BIT_LLR)
 
 
 def decode_candidate(
@@ -145,9 +184,11 @@ def decode_candidate(
         return None
     data, _ = _symbol_energies(bb, data_starts, offs, fe)
     pre, _ = _symbol_energies(bb, pre_starts, offs, fe)
-    n0 = np.maximum(np.median(data, axis=0) / LN2, 1e-30)
+    n0 = noise_levels(data)
     signal = _signal_levels(pre, n0)
     loglik = symbol_loglik(data, signal, n0)
+    if not np.isfinite(loglik).all():
+        return None
     payload, crc_ok = fec.decode_llr(bit_llrs(loglik), viterbi)
     if not crc_ok:
         return None

@@ -21,7 +21,12 @@ log = logging.getLogger(__name__)
 
 # Sync score (mean normalised preamble energy, 1 = clean tones): noise alone averages
 # ~0.03 and exceeds 0.08 about once a second; a frame at -8 dB in-band SNR scores ~0.12.
-SYNC_THRESHOLD = 0.08
+SYNC_THRESHOLD = 0.05
+# Cap per preamble symbol, so one loud tone onset that lands on a preamble tone cannot
+# carry the score alone; strong frames then show a flat top, whose middle is taken.
+SYNC_CLIP = 0.75
+# Scores this close to the peak count as the same flat top.
+PLATEAU_EPS = 1e-9
 # A sync peak must be the best score within half a symbol either side.
 PEAK_HALF_WIDTH_S = frame.SYMBOL_S / 2
 # Extra baseband kept beyond one frame: refinement shifts and Doppler stretch (0.5%).
@@ -69,7 +74,7 @@ class StreamingDetector:
         self._frame_bb = int(np.ceil(frame.FRAME_DURATION_S * fb * (1 + MAX_SCALE)))
         self._keep_bb = self._frame_bb + int(np.ceil((MARGIN_S + frame.SYMBOL_S) * fb))
         self._peak_w = max(1, int(round(PEAK_HALF_WIDTH_S * fb / HOP)))
-        self._d_max = int(self._fe.delays.max())
+        self._d_max = int(self._fe.delays.max()) + self._fe.neighbour
         self.reset()
 
     def reset(self) -> None:
@@ -196,13 +201,13 @@ class StreamingDetector:
         if self._energy.shape[1] > self._d_max:
             score, off = self._k.sync_scores(
                 self._energy, self._band, fe.preamble_rows, fe.delays, fe.shifts,
-                float(fe.window_len),
+                fe.neighbour, float(fe.window_len), SYNC_CLIP,
             )
             if self._score.shape[0] == 0:
                 self._score_start = self._win_start
             self._score = np.concatenate([self._score, score])
             self._offset = np.concatenate([self._offset, off])
-            drop = score.shape[0]
+            drop = score.shape[0]  # the next start needs windows from here on
             self._energy = self._energy[:, drop:]
             self._band = self._band[drop:]
             self._win_start += drop
@@ -213,14 +218,15 @@ class StreamingDetector:
         if hi > lo:
             s = self._score
             base = self._score_start
-            for pos in range(lo, hi):
-                v = s[pos - base]
-                if v < SYNC_THRESHOLD:
-                    continue
+            above = np.flatnonzero(s[lo - base : hi - base] >= SYNC_THRESHOLD) + lo
+            for pos in above.tolist():
                 around = s[pos - base - w : pos - base + w + 1]
-                # First maximum wins, so a flat top yields one candidate.
-                if v >= around.max() and int(np.argmax(around)) == w:
-                    self._pending.append((pos, int(self._offset[pos - base])))
+                # First maximum wins, so a flat top yields one candidate: its middle.
+                if int(np.argmax(around)) == w:
+                    top = s[pos - base : pos - base + w + 1] >= s[pos - base] - PLATEAU_EPS
+                    run = int(np.argmin(top)) if not top.all() else top.shape[0]
+                    mid = pos + run // 2
+                    self._pending.append((mid, int(self._offset[mid - base])))
             self._peak_next = hi
         drop = max(0, (self._peak_next - w) - self._score_start)
         if drop:
@@ -235,7 +241,8 @@ class StreamingDetector:
         fb = self._fe.baseband_rate
         still: list[tuple[int, int]] = []
         for pos, off in self._pending:
-            frame_start = pos * HOP - frame.RAMP_S * fb
+            # Score position pos has its first preamble window at pos + neighbour.
+            frame_start = (pos + self._fe.neighbour) * HOP - frame.RAMP_S * fb
             if frame_start + self._frame_bb + MARGIN_S * fb > bb_end and not final:
                 still.append((pos, off))
                 continue

@@ -11,10 +11,10 @@ Symbol: 11 ms slot = 1 ms raised-cosine cross-fade + 10 ms flat tone; the receiv
 integrates only the flat 10 ms, so early reflections up to 1 ms and +/-0.5 ms of
 timing error cost nothing, and there are no clicks (no amplitude or phase jumps).
 Frame: 8 preamble symbols (a Costas-like tone sequence: any time/frequency shift of it
-matches itself in at most one symbol, so sync has no side peaks), then 35 data
-symbols carrying 140 coded bits (48 payload + CRC-16 + 6 tail bits, rate 1/2).
-Airtime 43 x 11 ms + 1 ms = 474 ms; 48 payload bits per frame -> 101 bit/s net,
-295 bit/s of channel bits.
+matches itself in at most one symbol, so sync has no side peaks), then 36 data
+symbols carrying 144 coded bits (48 payload + CRC-16 + 8 tail bits, K=9 rate 1/2).
+Airtime 44 x 11 ms + 1 ms = 485 ms; 48 payload bits per frame -> 99 bit/s net,
+364 bit/s of channel bits (4 bits per 11 ms symbol).
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ class FrontEnd:
     shifts: npt.NDArray[np.int64]
     scales: npt.NDArray[np.float64]
     delays: npt.NDArray[np.int64]
+    neighbour: int  # windows per symbol; delays include this lead (see sync_scores)
 
     @property
     def group_delay(self) -> float:
@@ -80,7 +81,10 @@ def build_front_end(sample_rate: int) -> FrontEnd:
     shifts = np.arange(-MAX_SHIFT_STEPS, MAX_SHIFT_STEPS + 1, dtype=np.int64)
     scales = shifts * GRID_STEP_HZ / frame.CARRIER_HZ
     sym = np.arange(frame.N_PREAMBLE)
-    delays = np.rint(sym[None, :] * frame.SYMBOL_S * fb / (1.0 + scales[:, None]) / HOP)
+    neighbour = int(round(frame.SYMBOL_S * fb / HOP))
+    delays = neighbour + np.rint(
+        sym[None, :] * frame.SYMBOL_S * fb / (1.0 + scales[:, None]) / HOP
+    )
     return FrontEnd(
         sample_rate=sample_rate,
         baseband_rate=fb,
@@ -92,6 +96,7 @@ def build_front_end(sample_rate: int) -> FrontEnd:
         shifts=shifts,
         scales=scales,
         delays=delays.astype(np.int64),
+        neighbour=neighbour,
     )
 
 
