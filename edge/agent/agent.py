@@ -173,7 +173,13 @@ class Agent(CommandsMixin):
             except queue.Empty:
                 continue
             if block is None:
-                for det in self._detector.flush():
+                try:
+                    tail = self._detector.flush()
+                except Exception:  # same rule as feed(): log, count, keep going
+                    self.detector_errors += 1
+                    log.exception("detector failed at the end of the stream")
+                    tail = []
+                for det in tail:
                     self.post_detection(det)
                 self._audio_done.set()
                 self.inbox.put(("audio_end", None))
