@@ -5,7 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from hub.api.routes import api_keys, customers, fleet, ops, phone, registry
+from hub.api.routes import campaigns as campaign_routes
+from hub.api.routes import coupons as coupon_routes
+from hub.api.routes import points as points_routes
 
 api_router = APIRouter()
 for module in (ops, registry, fleet, api_keys, phone, customers):
+    api_router.include_router(module.router)
+for module in (campaign_routes, coupon_routes, points_routes):
     api_router.include_router(module.router)

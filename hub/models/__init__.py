@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib
 
+from hub.models.analytics import StoreRevenue
 from hub.models.auth import ApiKey, Role
+from hub.models.campaigns import Campaign, CampaignGrant
 from hub.models.checkins import CheckinAttempt, PhoneToken, Presence, Visit, VisitZone
+from hub.models.coupons import Coupon, CouponEvent, CouponTemplate
 from hub.models.customers import (
     Customer,
     CustomerSession,
@@ -13,6 +16,7 @@ from hub.models.customers import (
     OtpChallenge,
     OutboxMessage,
 )
+from hub.models.points import PointsAccount, PointsEntry
 from hub.models.registry import Alert, Beacon, BeaconHearing, Node, Region, Store, Zone
 from hub.models.timers import Timer, TimerState
 
@@ -29,7 +33,12 @@ __all__ = [
     "ApiKey",
     "Beacon",
     "BeaconHearing",
+    "Campaign",
+    "CampaignGrant",
     "CheckinAttempt",
+    "Coupon",
+    "CouponEvent",
+    "CouponTemplate",
     "Customer",
     "CustomerSession",
     "CustomerTag",
@@ -37,10 +46,13 @@ __all__ = [
     "OtpChallenge",
     "OutboxMessage",
     "PhoneToken",
+    "PointsAccount",
+    "PointsEntry",
     "Presence",
     "Region",
     "Role",
     "Store",
+    "StoreRevenue",
     "Timer",
     "TimerState",
     "Visit",

@@ -25,6 +25,7 @@ from hub.models.registry import Beacon, Store
 from hub.models.types import new_id
 from hub.security import HubCrypto
 from hub.services import fraud
+from hub.services.campaigns import hooks as campaign_hooks
 from hub.services.errors import CheckinRefused, NotFound, RateLimited
 from storewave.wire import CheckinRequest, CheckinResponse, CodeKind, PhoneTokenResponse
 
@@ -62,7 +63,7 @@ def _verify(crypto: HubCrypto, beacon: Beacon, payload: int, now: datetime) -> b
     if beacon.previous_key_enc and beacon.previous_key_until and beacon.previous_key_until > now:
         keys.append(beacon.previous_key_enc)
     for key_enc in keys:
-        key = bytes.fromhex(crypto.decrypt(key_enc))
+        key = bytes.fromhex(crypto.decrypt_cached(key_enc))
         if verify_beacon_code(payload, key, now_slot, DEFAULT_SLOT_WINDOW) is not None:
             return True
     return False
@@ -83,6 +84,7 @@ def check_in(
     try:
         fraud.check_rate_limits(session, now, customer_id, req.device_id)
     except RateLimited as exc:
+        session.rollback()  # release the lock now, not in a later teardown
         CHECKINS.labels(exc.code).inc()
         raise
     attempt = CheckinAttempt(
@@ -117,8 +119,16 @@ def check_in(
     customer.last_checkin_at = now
     session.add(customer)
     CHECKINS.labels(attempt.outcome).inc()
+    # Campaign grants are decided in this same transaction (customer row already locked).
+    grants = campaign_hooks.on_checkin(
+        session, now, customer_id, store.id, beacon.zone_id, visit, new_visit
+    )
     return CheckinResponse(
-        visit_id=visit.id, store_id=store.id, zone_id=beacon.zone_id, new_visit=new_visit
+        visit_id=visit.id,
+        store_id=store.id,
+        zone_id=beacon.zone_id,
+        new_visit=new_visit,
+        grants=grants,
     )
 
 

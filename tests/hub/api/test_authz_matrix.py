@@ -25,6 +25,8 @@ from hub.models.customers import Customer, CustomerSession, CustomerTag
 from hub.models.registry import Alert
 from hub.security import new_token
 from hub.services.auth import SESSION_PREFIX, SESSION_PURPOSE
+from tests.hub.campaigns.matrix import CAMPAIGN_BODY, campaign_world
+from tests.hub.campaigns.matrix import uid as matrix_uid
 from tests.hub.factories import CRYPTO, api_key, checkin_body, last_sms_code, live_code, seed
 
 A, OPS, INST, S, K, P = (
@@ -141,6 +143,70 @@ CASES = [
         {P},
         lambda w: checkin_body(live_code(w.engine, w.clock, 101), w.clock),
     ),
+    # Campaigns, coupons, points (rows from tests/hub/campaigns/matrix.py).
+    case("GET", "/v1/campaigns", {A, OPS}, hidden="cmp_fz"),
+    case("POST", "/v1/campaigns", {A, OPS}, CAMPAIGN_BODY),
+    case("GET", "/v1/campaigns/cmp_fz", {A, OPS}),
+    case("PUT", "/v1/campaigns/cmp_fz", {A, OPS}, CAMPAIGN_BODY),
+    case("POST", "/v1/campaigns/cmp_fz/transitions", {A, OPS}, {"transition": "approve"}),
+    case("POST", "/v1/campaigns/cmp_fz/dry-run", {A, OPS}, {"store_id": "fz-gulou"}),
+    case("GET", "/v1/campaigns/cmp_fz/grants", {A, OPS}),
+    case(
+        "POST",
+        "/v1/stores/fz-gulou/kiosk-signins",
+        {A, K},
+        lambda w: {"customer_id": "cus_a", "request_id": matrix_uid("kiosk")},
+    ),
+    case("GET", "/v1/stores/fz-gulou/customers/cus_a/inbox", {A, K}),
+    case("GET", "/v1/me/inbox", {P}),
+    case("POST", "/v1/me/inbox/grt_fz/seen", {P}),
+    case("GET", "/v1/coupon-templates", {A, OPS}, hidden="tpl_fz"),
+    case(
+        "POST",
+        "/v1/coupon-templates",
+        {A, OPS},
+        {"name": "t", "kind": "value", "value": 100, "region_id": "fz"},
+    ),
+    case(
+        "POST",
+        "/v1/coupon-templates/tpl_fz/pool",
+        {A, OPS},
+        lambda w: {"codes": [matrix_uid("POOL")]},
+    ),
+    case("POST", "/v1/coupon-templates/tpl_fz/issue", {A, OPS}, {"customer_id": "cus_a"}),
+    case(
+        "POST",
+        "/v1/coupons/redeem",
+        {A, OPS, S, K},
+        lambda w: {
+            "code": "FZMATRIX0001",
+            "store_id": "fz-gulou",
+            "client_key": matrix_uid("till"),
+        },
+    ),
+    case(
+        "POST",
+        "/v1/coupons/cpn_fz/reverse",
+        {A, OPS, S},
+        lambda w: {"client_key": matrix_uid("rev"), "reason": "till error"},
+    ),
+    case("POST", "/v1/coupons/cpn_fz2/void", {A, OPS}, {"reason": "mistake"}),
+    case("GET", "/v1/coupons/cpn_fz/events", {A, OPS}),
+    case("GET", "/v1/me/coupons", {P}),
+    case("GET", "/v1/me/points", {P}),
+    case("GET", "/v1/customers/cus_b/points", {A}),
+    case(
+        "POST",
+        "/v1/customers/cus_b/points/spend",
+        {A, S, K},
+        lambda w: {"points": 1, "client_key": matrix_uid("spend"), "store_id": "fz-gulou"},
+    ),
+    case(
+        "POST",
+        "/v1/customers/cus_b/points/adjust",
+        {A},
+        lambda w: {"points": 3, "client_key": matrix_uid("adj"), "reason": "goodwill"},
+    ),
     case("DELETE", "/v1/phone/session", {P}),
     case("DELETE", "/v1/me", {P}),
 ]
@@ -250,6 +316,7 @@ def _world(
         session.add(alert)
         session.commit()
         alert_id = int(alert.id or 0)
+    campaign_world(engine, clock)
     keys: dict[str, str | None] = {
         "anonymous": None,
         "admin": api_key(engine, clock, A),

@@ -1,0 +1,1 @@
+"""Campaigns: rules and audience, evaluation, caps and budgets, holdout, lifecycle, hooks."""

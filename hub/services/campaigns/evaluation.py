@@ -1,0 +1,260 @@
+"""Campaign evaluation: on one event, decide in the caller's transaction who grants what.
+
+Order of decisions per live campaign (highest priority first): trigger, where, when
+(cheap, no queries) -> audience and visit history -> exclusivity -> holdout -> caps ->
+budget -> reward. Each decision is one ``campaign_grant`` row, unique on (campaign,
+source event), so an event that arrives twice grants once; capped and held-out
+decisions are rows too, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from hub.models.campaigns import (
+    Campaign,
+    CampaignGrant,
+    CampaignState,
+    GrantOutcome,
+    RewardKind,
+)
+from hub.models.checkins import Visit
+from hub.models.coupons import Coupon, CouponTemplate
+from hub.models.customers import Customer, CustomerTag
+from hub.models.points import PointsKind
+from hub.models.registry import Store
+from hub.models.types import new_id
+from hub.services import coupons, points
+from hub.services.campaigns import caps, rules
+from hub.services.campaigns.rules import CustomerFacts, TriggerEvent
+from storewave.wire import Grant
+
+log = logging.getLogger(__name__)
+
+# Points a campaign gives stay spendable for a year, then the durable timer expires them.
+POINTS_VALIDITY = timedelta(days=365)
+_CONSENT_FIELDS = {
+    "sms": "consent_marketing_sms",
+    "push": "consent_marketing_push",
+    "call": "consent_marketing_call",
+    "analytics": "consent_analytics",
+}
+_HOLDS_SLOT = (GrantOutcome.GRANTED.value, GrantOutcome.HOLDOUT.value)
+
+
+def live_campaigns(session: Session) -> Sequence[Campaign]:
+    """Every live campaign, highest priority first (ties by id, so the order is stable)."""
+    return session.exec(
+        select(Campaign)
+        .where(Campaign.state == CampaignState.LIVE.value)
+        .order_by(col(Campaign.priority).desc(), col(Campaign.id))
+    ).all()
+
+
+def load_facts(
+    session: Session, customer: Customer, store_id: str, visit_id: str | None
+) -> CustomerFacts:
+    """The customer's attributes, consents, tags and visit history (excluding this visit)."""
+    tags = session.exec(
+        select(CustomerTag.kind, CustomerTag.name).where(CustomerTag.customer_id == customer.id)
+    ).all()
+    others = select(Visit).where(Visit.customer_id == customer.id)
+    if visit_id:
+        others = others.where(Visit.id != visit_id)
+    all_visits = session.exec(select(func.count()).select_from(others.subquery())).one()
+    store_rows = session.exec(
+        select(func.count(), func.max(Visit.last_seen_at)).where(
+            Visit.customer_id == customer.id,
+            Visit.store_id == store_id,
+            Visit.id != (visit_id or ""),
+        )
+    ).one()
+    return CustomerFacts(
+        gender=customer.gender,
+        age_band=customer.age_band,
+        postal_code=customer.postal_code,
+        consents=frozenset(k for k, f in _CONSENT_FIELDS.items() if getattr(customer, f)),
+        tags=frozenset(f"{kind}:{name}" for kind, name in tags),
+        visits_before=int(all_visits),
+        store_visits_before=int(store_rows[0]),
+        previous_store_visit_at=store_rows[1],
+    )
+
+
+def evaluate(
+    session: Session,
+    event: TriggerEvent,
+    *,
+    global_cap: int = caps.GLOBAL_DAILY_CAP,
+    campaigns: Sequence[Campaign] | None = None,
+) -> list[CampaignGrant]:
+    """Decide every live campaign for ``event``; returns the decisions (new and replayed)."""
+    store = session.get(Store, event.store_id)
+    if store is None:
+        return []
+    pool = live_campaigns(session) if campaigns is None else campaigns
+    candidates = [
+        c
+        for c in pool
+        if rules.trigger_fires(c, event)
+        and not rules.where_reasons(c, store, event.zone_id)
+        and not rules.when_reasons(c, store, event.at)
+    ]
+    if not candidates:
+        return []
+    # The customer's row lock serialises every evaluation for this customer, which makes
+    # per-customer caps and the replay check below exact (SQLite: BEGIN IMMEDIATE already).
+    customer = session.exec(
+        select(Customer).where(Customer.id == event.customer_id).with_for_update()
+    ).first()
+    if customer is None:
+        return []
+    facts = load_facts(session, customer, store.id, event.visit_id)
+    day = rules.store_day(store, event.at)
+    keys = {c.id: rules.source_key(c, event) for c in candidates}
+    existing = {
+        (g.campaign_id, g.source_event): g
+        for g in session.exec(
+            select(CampaignGrant).where(
+                col(CampaignGrant.campaign_id).in_(list(keys)),
+                col(CampaignGrant.source_event).in_(set(keys.values())),
+            )
+        )
+    }
+    global_today = caps.granted_today(session, customer.id, day)
+    decisions: list[CampaignGrant] = []
+    slot_taken = False
+    for campaign in candidates:
+        key = keys[campaign.id]
+        prior = existing.get((campaign.id, key))
+        if prior is not None:
+            decisions.append(prior)
+            slot_taken = slot_taken or prior.outcome in _HOLDS_SLOT
+            if campaign.exclusive and prior.outcome in _HOLDS_SLOT:
+                break
+            continue
+        if rules.audience_reasons(campaign, facts) or rules.history_reasons(
+            campaign, facts, event.at
+        ):
+            continue
+        if campaign.exclusive and slot_taken:
+            continue  # an exclusive campaign only grants alone
+        grant = _decide(session, campaign, event, key, day, global_today, global_cap)
+        decisions.append(grant)
+        if grant.outcome == GrantOutcome.GRANTED.value:
+            global_today += 1
+        if grant.outcome in _HOLDS_SLOT:
+            slot_taken = True
+            if campaign.exclusive:
+                break
+    return decisions
+
+
+def _decide(
+    session: Session,
+    campaign: Campaign,
+    event: TriggerEvent,
+    key: str,
+    day: str,
+    global_today: int,
+    global_cap: int,
+) -> CampaignGrant:
+    """Holdout, caps, budget, reward and the grant row, all in one savepoint."""
+    grant = CampaignGrant(
+        id=new_id("grt"),
+        campaign_id=campaign.id,
+        customer_id=event.customer_id,
+        store_id=event.store_id,
+        source_event=key,
+        trigger=campaign.trigger,
+        outcome=GrantOutcome.GRANTED.value,
+        reward_kind=campaign.reward_kind,
+        title=campaign.title,
+        store_day=day,
+        at=event.at,
+    )
+    try:
+        with session.begin_nested():
+            if rules.in_holdout(campaign, event.customer_id):
+                grant.outcome = GrantOutcome.HOLDOUT.value
+            elif reason := caps.cap_reason(
+                session, campaign, event.customer_id, day, global_today, global_cap
+            ):
+                grant.outcome, grant.reason = GrantOutcome.CAPPED.value, reason
+            elif not caps.take_budget(session, campaign, _cost(campaign)):
+                grant.outcome, grant.reason = GrantOutcome.CAPPED.value, "budget_exhausted"
+            else:
+                _reward(session, campaign, grant, event.at)
+            session.add(grant)
+            session.flush()
+    except IntegrityError:
+        # The same (campaign, event) was decided by a transaction that committed first.
+        prior = session.exec(
+            select(CampaignGrant).where(
+                CampaignGrant.campaign_id == campaign.id, CampaignGrant.source_event == key
+            )
+        ).one()
+        return prior
+    if grant.outcome != GrantOutcome.GRANTED.value:
+        log.info(
+            "campaign grant not given",
+            extra={"campaign": campaign.id, "outcome": grant.outcome, "reason": grant.reason},
+        )
+    return grant
+
+
+def _cost(campaign: Campaign) -> int:
+    """Budget units one grant uses: one coupon, or the campaign's points."""
+    return 1 if campaign.reward_kind == RewardKind.COUPON.value else int(campaign.points or 0)
+
+
+def _reward(session: Session, campaign: Campaign, grant: CampaignGrant, now: datetime) -> None:
+    """Issue the coupon or credit the points (inside the caller's savepoint)."""
+    customer_id = grant.customer_id or ""
+    if campaign.reward_kind == RewardKind.COUPON.value:
+        template = session.get(CouponTemplate, campaign.coupon_template_id)
+        assert template is not None  # checked when the campaign was created
+        coupon = coupons.issue(session, template, customer_id, now, campaign_id=campaign.id)
+        grant.coupon_id = coupon.id
+    else:
+        points.move(
+            session,
+            customer_id,
+            PointsKind.EARN,
+            int(campaign.points or 0),
+            f"grant:{grant.id}",
+            now,
+            reason=campaign.title or campaign.name,
+            actor="campaign",
+            campaign_id=campaign.id,
+            expires_at=now + POINTS_VALIDITY,
+        )
+        grant.points = campaign.points
+
+
+def to_wire(session: Session, decisions: Sequence[CampaignGrant]) -> list[Grant]:
+    """The granted decisions as the wire's Grant list (coupon codes looked up)."""
+    out = []
+    for grant in decisions:
+        if grant.outcome != GrantOutcome.GRANTED.value:
+            continue
+        code = None
+        if grant.coupon_id:
+            coupon = session.get(Coupon, grant.coupon_id)
+            code = coupon.code if coupon else None
+        out.append(
+            Grant(
+                campaign_id=grant.campaign_id,
+                kind="coupon" if grant.reward_kind == RewardKind.COUPON.value else "points",
+                coupon_code=code,
+                points=grant.points,
+                title=grant.title,
+            )
+        )
+    return out

@@ -1,0 +1,174 @@
+"""Reward points: append-only ledger, balance never negative, idempotent by client key.
+
+Every movement first locks the customer's ``points_account`` row (SQLite: the write
+lock of ``BEGIN IMMEDIATE``), then looks up its idempotency key, then moves the balance
+with ``UPDATE ... WHERE balance + delta >= 0``: a concurrent spend waits for the lock and
+then sees the committed balance, so two spends can never both take the last points.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from hub.models.points import PointsAccount, PointsEntry, PointsKind
+from hub.models.timers import Timer
+from hub.services.errors import Conflict, Invalid
+from hub.services.timers import schedule, timer_handler
+
+log = logging.getLogger(__name__)
+
+EXPIRE_TIMER = "points.expire"
+# How many ledger lines a balance view shows.
+RECENT_ENTRIES = 50
+
+
+def _lock_account(session: Session, customer_id: str, now: datetime) -> PointsAccount:
+    """The customer's account row, created if missing, locked for this transaction."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.exec(
+        insert(PointsAccount)  # type: ignore[call-overload]
+        .values(customer_id=customer_id, balance=0, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["customer_id"])
+    )
+    account = session.exec(
+        select(PointsAccount)
+        .where(PointsAccount.customer_id == customer_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    return account
+
+
+def move(
+    session: Session,
+    customer_id: str,
+    kind: PointsKind,
+    delta: int,
+    key: str,
+    now: datetime,
+    *,
+    reason: str = "",
+    actor: str = "",
+    campaign_id: str | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[PointsEntry, bool]:
+    """Append one ledger line and move the balance; returns (entry, replayed).
+
+    The same ``key`` again returns the first entry (and changes nothing); the same key
+    with a different customer or amount is a Conflict, not a silent replay.
+    """
+    if delta == 0:
+        raise Invalid("a points movement needs a non-zero amount")
+    debit_kinds = (PointsKind.SPEND, PointsKind.EXPIRE)
+    if (kind is PointsKind.EARN and delta < 0) or (kind in debit_kinds and delta > 0):
+        raise Invalid(f"{kind.value} has the wrong sign")
+    account = _lock_account(session, customer_id, now)
+    prior = session.exec(select(PointsEntry).where(PointsEntry.idempotency_key == key)).first()
+    if prior is not None:
+        if prior.customer_id != customer_id or prior.delta != delta or prior.kind != kind:
+            raise Conflict("client_key was already used for another movement", code="key_reused")
+        return prior, True
+    if account.balance + delta < 0:
+        raise Conflict(
+            f"not enough points: balance {account.balance}, needs {-delta}",
+            code="insufficient_points",
+        )
+    changed = session.exec(
+        update(PointsAccount)  # type: ignore[call-overload]
+        .where(
+            col(PointsAccount.customer_id) == customer_id,
+            col(PointsAccount.balance) + delta >= 0,
+        )
+        .values(balance=PointsAccount.balance + delta, updated_at=now)
+    ).rowcount
+    if not changed:  # unreachable while the row lock holds; kept as the invariant's guard
+        raise Conflict("not enough points", code="insufficient_points")
+    entry = PointsEntry(
+        customer_id=customer_id,
+        kind=kind.value,
+        delta=delta,
+        balance_after=account.balance + delta,
+        idempotency_key=key,
+        reason=reason,
+        campaign_id=campaign_id,
+        expires_at=expires_at,
+        actor=actor,
+        at=now,
+    )
+    session.add(entry)
+    session.flush()
+    if expires_at is not None and delta > 0:
+        schedule(session, EXPIRE_TIMER, str(entry.id), expires_at, now=now)
+    return entry, False
+
+
+def balance(session: Session, customer_id: str) -> int:
+    """The customer's current balance (0 without an account)."""
+    account = session.get(PointsAccount, customer_id)
+    return account.balance if account else 0
+
+
+def recent(session: Session, customer_id: str) -> Sequence[PointsEntry]:
+    """The customer's newest ledger lines."""
+    return session.exec(
+        select(PointsEntry)
+        .where(PointsEntry.customer_id == customer_id)
+        .order_by(col(PointsEntry.id).desc())
+        .limit(RECENT_ENTRIES)
+    ).all()
+
+
+def ledger_sum(session: Session, customer_id: str) -> int:
+    """The sum of every ledger line: always equal to the balance (tests check it)."""
+    total = session.exec(
+        select(func.coalesce(func.sum(PointsEntry.delta), 0)).where(
+            PointsEntry.customer_id == customer_id
+        )
+    ).one()
+    return int(total)
+
+
+@timer_handler(EXPIRE_TIMER)
+def _expire_lot(session: Session, timer: Timer, now: datetime) -> None:
+    """Expire what is left of one earned lot.
+
+    Debits (spends, expiries, negative adjustments) are taken from the lots that expire
+    first, so what remains of the lots expiring up to this one is
+    ``credits(expiring <= this lot) - all debits``; that much (at most the balance) goes.
+    """
+    lot = session.get(PointsEntry, int(timer.key))
+    if lot is None or lot.expires_at is None:
+        return
+    account = _lock_account(session, lot.customer_id, now)
+    credits = session.exec(
+        select(func.coalesce(func.sum(PointsEntry.delta), 0)).where(
+            PointsEntry.customer_id == lot.customer_id,
+            col(PointsEntry.delta) > 0,
+            col(PointsEntry.expires_at).is_not(None),
+            col(PointsEntry.expires_at) <= lot.expires_at,
+        )
+    ).one()
+    debits = -session.exec(
+        select(func.coalesce(func.sum(PointsEntry.delta), 0)).where(
+            PointsEntry.customer_id == lot.customer_id, col(PointsEntry.delta) < 0
+        )
+    ).one()
+    amount = min(account.balance, max(0, int(credits) - int(debits)))
+    if amount > 0:
+        move(
+            session,
+            lot.customer_id,
+            PointsKind.EXPIRE,
+            -amount,
+            f"expire:{lot.id}",
+            now,
+            reason=f"lot {lot.id} expired",
+            actor="system",
+        )

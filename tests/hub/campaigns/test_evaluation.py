@@ -1,0 +1,237 @@
+"""Evaluation on SQLite and PostgreSQL: every trigger, caps, budget, exclusivity, replays."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from hub.clock import ManualClock
+from hub.models.campaigns import CampaignGrant
+from hub.models.coupons import Coupon
+from hub.services import points
+from hub.services.campaigns import evaluation
+from hub.services.campaigns.rules import TriggerEvent
+from tests.hub.campaigns.helpers import (
+    GULOU,
+    SIMING,
+    TAIJIANG,
+    campaign_row,
+    customer,
+    live_campaign,
+    stores,
+    template,
+    visit,
+)
+
+
+@pytest.fixture
+def world(engine: Engine, clock: ManualClock) -> Engine:
+    """Stores and one customer ``c1`` (female, 25-34, postal 350001, push consent)."""
+    stores(engine)
+    customer(
+        engine,
+        clock,
+        "c1",
+        gender="female",
+        age_band="25-34",
+        postal_code="350001",
+        consent_marketing_push=True,
+        tags=["profile:family"],
+    )
+    return engine
+
+
+def fire(
+    engine: Engine,
+    clock: ManualClock,
+    cid: str = "c1",
+    store: str = GULOU,
+    *,
+    zone: str | None = None,
+    channel: str = "checkin",
+    new_visit: bool = True,
+    visit_id: str | None = None,
+    started: datetime | None = None,
+    event_id: str = "e1",
+) -> list[tuple[str, str, str]]:
+    """Evaluate one event in its own transaction; (campaign, outcome, reason) per decision."""
+    if channel == "checkin" and visit_id is None:
+        visit_id = visit(engine, cid, store, clock.now(), minutes=0)
+    event = TriggerEvent(
+        channel=channel,
+        event_id=event_id,
+        customer_id=cid,
+        store_id=store,
+        at=clock.now(),
+        zone_id=zone,
+        visit_id=visit_id,
+        new_visit=new_visit,
+        visit_started_at=started or (clock.now() if visit_id else None),
+    )
+    with Session(engine) as session:
+        out = evaluation.evaluate(session, event)
+        session.commit()
+        return [(g.campaign_id, g.outcome, g.reason) for g in out]
+
+
+def test_checkin_grants_points_and_coupon(world: Engine, clock: ManualClock) -> None:
+    """A check-in campaign pays points; a coupon campaign issues a code from its template."""
+    pts = live_campaign(world, clock, reward={"kind": "points", "points": 25}, priority=2)
+    tpl = template(world, clock)
+    cpn = live_campaign(world, clock, reward={"kind": "coupon", "coupon_template_id": tpl})
+    assert fire(world, clock) == [(pts, "granted", ""), (cpn, "granted", "")]
+    with Session(world) as session:
+        assert points.balance(session, "c1") == 25 == points.ledger_sum(session, "c1")
+        coupon = session.exec(select(Coupon)).one()
+        assert coupon.customer_id == "c1" and coupon.campaign_id == cpn
+        assert coupon.expires_at == clock.now() + timedelta(days=14)
+
+
+def test_first_visit_and_return_after_days(world: Engine, clock: ManualClock) -> None:
+    """first_visit fires only on the first visit to that store; return_after needs N days."""
+    first = live_campaign(world, clock, trigger="first_visit")
+    back = live_campaign(world, clock, trigger="return_after_days", trigger_param=7)
+    assert fire(world, clock) == [(first, "granted", "")]
+    clock.advance(timedelta(days=3))
+    assert fire(world, clock) == []  # neither first nor 7 days later
+    clock.advance(timedelta(days=7, minutes=1))
+    assert fire(world, clock) == [(back, "granted", "")]
+    # Another store: a first visit there.
+    assert fire(world, clock, store=TAIJIANG) == [(first, "granted", "")]
+
+
+def test_zone_entry_and_dwell(world: Engine, clock: ManualClock) -> None:
+    """Zone entry fires in its zones only; dwell once the visit is N minutes old, once."""
+    zone = live_campaign(world, clock, trigger="zone_entry", where={"zones": [f"{GULOU}-phones"]})
+    dwell = live_campaign(world, clock, trigger="dwell", trigger_param=15)
+    vid = visit(world, "c1", GULOU, clock.now(), minutes=0)
+    started = clock.now()
+    assert (
+        fire(
+            world,
+            clock,
+            zone=f"{GULOU}-door",
+            channel="mqtt",
+            visit_id=vid,
+            new_visit=False,
+            started=started,
+        )
+        == []
+    )
+    clock.advance(timedelta(minutes=5))
+    assert fire(
+        world,
+        clock,
+        zone=f"{GULOU}-phones",
+        channel="mqtt",
+        visit_id=vid,
+        new_visit=False,
+        started=started,
+    ) == [(zone, "granted", "")]
+    clock.advance(timedelta(minutes=11))
+    got = fire(
+        world,
+        clock,
+        zone=f"{GULOU}-phones",
+        channel="mqtt",
+        visit_id=vid,
+        new_visit=False,
+        started=started,
+        event_id="e2",
+    )
+    # The zone grant is replayed (same visit and zone), the dwell grant is new.
+    assert got == [(zone, "granted", ""), (dwell, "granted", "")]
+    with Session(world) as session:
+        assert len(session.exec(select(CampaignGrant)).all()) == 2
+
+
+def test_kiosk_signin_trigger(world: Engine, clock: ManualClock) -> None:
+    """Kiosk campaigns fire on kiosk sign-ins only, once per request id."""
+    kiosk = live_campaign(world, clock, trigger="kiosk_signin")
+    live_campaign(world, clock, trigger="checkin")
+    assert fire(world, clock, channel="kiosk", event_id="k-1") == [(kiosk, "granted", "")]
+    assert fire(world, clock, channel="kiosk", event_id="k-1") == [(kiosk, "granted", "")]
+    with Session(world) as session:
+        assert points.balance(session, "c1") == 10
+
+
+def test_where_restricts_stores_and_regions(world: Engine, clock: ManualClock) -> None:
+    """where.stores / region_id keep a campaign to its stores."""
+    only_gulou = live_campaign(world, clock, where={"stores": [GULOU]})
+    fz = live_campaign(world, clock, region_id="fz")
+    assert {c for c, *_ in fire(world, clock, store=GULOU)} == {only_gulou, fz}
+    assert {c for c, *_ in fire(world, clock, store=TAIJIANG)} == {fz}
+    assert fire(world, clock, store=SIMING) == []
+
+
+def test_caps_are_logged_not_dropped(world: Engine, clock: ManualClock) -> None:
+    """Per-day, total and global caps each produce a 'capped' decision naming the cap."""
+    daily = live_campaign(world, clock, caps={"per_customer_per_day": 1}, priority=3)
+    total = live_campaign(world, clock, caps={"per_customer_total": 2}, priority=2)
+    assert fire(world, clock) == [(daily, "granted", ""), (total, "granted", "")]
+    clock.advance(timedelta(hours=2))
+    assert fire(world, clock) == [
+        (daily, "capped", "campaign_daily_cap"),
+        (total, "granted", ""),
+    ]
+    clock.advance(timedelta(days=1))
+    assert fire(world, clock) == [(daily, "granted", ""), (total, "capped", "campaign_total_cap")]
+
+
+def test_global_daily_cap_counts_in_the_store_calendar_day(
+    world: Engine, clock: ManualClock
+) -> None:
+    """Three grants a store day across campaigns; the store's midnight (UTC+8) resets it."""
+    ids = [live_campaign(world, clock, priority=10 - i) for i in range(4)]
+    assert fire(world, clock)[-1] == (ids[3], "capped", "global_daily_cap")
+    # 15:59 UTC is 23:59 in Shanghai (same store day); 16:00 UTC is the next day.
+    clock.set(datetime(2026, 11, 30, 15, 59, tzinfo=clock.now().tzinfo))
+    assert {o for _, o, _ in fire(world, clock)} == {"capped"}
+    clock.advance(timedelta(minutes=1))
+    assert [o for _, o, _ in fire(world, clock)] == ["granted"] * 3 + ["capped"]
+
+
+def test_budget_caps_exactly(world: Engine, clock: ManualClock) -> None:
+    """A 30-point budget pays three 10-point grants; the fourth customer is capped."""
+    cid = live_campaign(world, clock, caps={"budget": 30})
+    for i in range(2, 6):
+        customer(world, clock, f"c{i}")
+    outcomes = [fire(world, clock, cid=f"c{i}")[0][1:] for i in range(2, 6)]
+    assert outcomes == [("granted", "")] * 3 + [("capped", "budget_exhausted")]
+    assert campaign_row(world, cid).budget_remaining == 0
+
+
+def test_priority_and_exclusivity(world: Engine, clock: ManualClock) -> None:
+    """An exclusive campaign that grants stops lower ones; it never joins a higher grant."""
+    high = live_campaign(world, clock, priority=9)
+    excl = live_campaign(world, clock, priority=5, exclusive=True)
+    assert fire(world, clock) == [(high, "granted", "")]  # excl skipped: a slot is taken
+    customer(world, clock, "c2", gender="male")
+    top = live_campaign(world, clock, priority=20, exclusive=True, audience={"genders": ["male"]})
+    assert fire(world, clock, cid="c2") == [(top, "granted", "")]
+    assert excl
+
+
+def test_holdout_qualifies_but_gets_nothing(world: Engine, clock: ManualClock) -> None:
+    """Control-group customers get a 'holdout' decision and no reward or budget use."""
+    cid = live_campaign(world, clock, holdout_share=0.5, caps={"budget": 1000})
+    outcomes = []
+    for i in range(40):
+        customer(world, clock, f"h{i}")
+        outcomes.append(fire(world, clock, cid=f"h{i}")[0][1])
+    held = outcomes.count("holdout")
+    assert 8 <= held <= 32 and outcomes.count("granted") == 40 - held
+    assert campaign_row(world, cid).budget_remaining == 1000 - 10 * (40 - held)
+
+
+def test_same_event_twice_grants_once(world: Engine, clock: ManualClock) -> None:
+    """Re-evaluating the same visit returns the stored decision and pays nothing more."""
+    cid = live_campaign(world, clock)
+    vid = visit(world, "c1", GULOU, clock.now(), minutes=0)
+    assert fire(world, clock, visit_id=vid) == [(cid, "granted", "")]
+    assert fire(world, clock, visit_id=vid) == [(cid, "granted", "")]
+    with Session(world) as session:
+        assert points.balance(session, "c1") == 10
