@@ -120,7 +120,10 @@ class Outbox:
         created = time.time() if now is None else now
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._make_room(kind)
+            if not self._make_room(kind):
+                self._count_dropped(1)
+                self._db.execute("COMMIT")
+                return 0
             cur = self._db.execute(
                 "INSERT INTO outbox (kind, leaf, created, envelope) VALUES (?, ?, ?, ?)",
                 (kind.value, leaf, created, envelope),
@@ -142,14 +145,14 @@ class Outbox:
         )
         return cur.rowcount
 
-    def _make_room(self, incoming: EventKind) -> None:
-        """Apply the size policy before one more row goes in."""
+    def _make_room(self, incoming: EventKind) -> bool:
+        """Apply the size policy before one more row goes in; False: refuse the new row."""
         if self._depth < self.soft_cap:
-            return
+            return True
         dropped = self._drop_oldest((EventKind.TELEMETRY,))
-        if not dropped and incoming is EventKind.TELEMETRY:
-            return  # nothing older to shed: keep this one until the hard cap
         if not dropped and self._depth >= self.hard_cap:
+            if incoming is EventKind.TELEMETRY:
+                return False  # full of detections: a heartbeat is the thing to lose
             dropped = self._drop_oldest((EventKind.DETECTION, EventKind.OTHER))
             if dropped and not self._cap_warned:
                 log.error(
@@ -159,11 +162,16 @@ class Outbox:
                 self._cap_warned = True
         if dropped:
             self._depth -= dropped
-            self.dropped_total += dropped
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped_total', ?)",
-                (self.dropped_total,),
-            )
+            self._count_dropped(dropped)
+        return True
+
+    def _count_dropped(self, count: int) -> None:
+        """Add to the persisted drop counter (reported in telemetry as queue_dropped)."""
+        self.dropped_total += count
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped_total', ?)",
+            (self.dropped_total,),
+        )
 
     def sequence(self, limit: int) -> list[OutboxRow]:
         """Give the oldest ``limit`` unsent rows this boot's next seqs; return them in order."""
@@ -219,11 +227,7 @@ class Outbox:
         )
         if cur.rowcount:
             self._depth -= cur.rowcount
-            self.dropped_total += cur.rowcount
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped_total', ?)",
-                (self.dropped_total,),
-            )
+            self._count_dropped(cur.rowcount)
         return cur.rowcount
 
     def close(self) -> None:

@@ -107,3 +107,12 @@ def test_old_telemetry_expires(tmp_path: Path) -> None:
 def test_bad_caps_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="soft_cap"):
         Outbox(tmp_path / "o.sqlite3", 10, 5)
+
+
+def test_at_the_hard_cap_full_of_detections_new_telemetry_is_refused(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3", soft_cap=1, hard_cap=2)
+    box.add(_event(), EventKind.DETECTION, "events")
+    box.add(_event(), EventKind.DETECTION, "events")
+    assert box.add(b'{"t":0}', EventKind.TELEMETRY, "telemetry") == 0
+    kinds = [k for (k,) in box._db.execute("SELECT kind FROM outbox")]
+    assert kinds == ["detection", "detection"] and box.dropped_total == 1

@@ -1,0 +1,61 @@
+"""Remote config validation and the on-disk last good config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.agent.nodeconfig import ConfigRejected, ConfigStore, validate_config
+from edge.modem.codes import MAX_SHORT_ID
+from edge.modem.frame import FRAME_DURATION_S
+from storewave.wire import BeaconKey, EmitSchedule, NodeConfig
+
+KEY = "00112233445566778899aabbccddeeff"
+
+
+def test_newer_valid_config_is_taken_and_a_redelivery_is_a_no_op() -> None:
+    v1 = NodeConfig(version=1)
+    assert validate_config(v1.to_bytes(), None) == v1
+    assert validate_config(v1.to_bytes(), v1) is None
+    v2 = NodeConfig(version=2, telemetry_period_s=5)
+    assert validate_config(v2.to_bytes(), v1) == v2
+
+
+@pytest.mark.parametrize(
+    ("payload", "claimed", "why"),
+    [
+        (b"\\xff\\xfe", 0, "invalid NodeConfig"),
+        (b'{"version": 4, "thresholds": {"min_snr_db": 99}}', 4, "min_snr_db"),
+        (b'{"version": 4, "surprise": 1}', 4, "surprise"),
+        (NodeConfig(version=2, telemetry_period_s=7).to_bytes(), 2, "not newer"),
+        (
+            NodeConfig(
+                version=9, beacon=BeaconKey(short_id=MAX_SHORT_ID + 1, key_hex=KEY)
+            ).to_bytes(),
+            9,
+            "short_id",
+        ),
+    ],
+)
+def test_bad_configs_are_rejected_with_a_reason(payload: bytes, claimed: int, why: str) -> None:
+    current = NodeConfig(version=2)
+    with pytest.raises(ConfigRejected) as info:
+        validate_config(payload, current)
+    assert info.value.version == claimed and why in info.value.reason
+
+
+def test_a_period_shorter_than_a_frame_is_refused() -> None:
+    short = EmitSchedule(period_s=max(0.21, FRAME_DURATION_S * 0.9))
+    with pytest.raises(ConfigRejected, match="airtime"):
+        validate_config(NodeConfig(version=1, emit=short).to_bytes(), None)
+
+
+def test_store_round_trips_and_ignores_a_corrupt_file(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path / "config.json")
+    assert store.load() is None
+    config = NodeConfig(version=3, beacon=BeaconKey(short_id=1, key_hex=KEY))
+    store.save(config)
+    assert store.load() == config
+    (tmp_path / "config.json").write_text("{broken")
+    assert store.load() is None
