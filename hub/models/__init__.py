@@ -17,7 +17,15 @@ from hub.models.customers import (
     OutboxMessage,
 )
 from hub.models.points import PointsAccount, PointsEntry
+from hub.models.journeys import (
+    DoNotContact,
+    JourneyDefinition,
+    JourneyInstance,
+    OutboxDelivery,
+    StaffTask,
+)
 from hub.models.registry import Alert, Beacon, BeaconHearing, Node, Region, Store, Zone
+from hub.models.services_catalogue import DataService, Subscription, Trial
 from hub.models.timers import Timer, TimerState
 
 # The MQTT ingest tables live with the ingest code; the hub runs without them only
@@ -42,8 +50,13 @@ __all__ = [
     "Customer",
     "CustomerSession",
     "CustomerTag",
+    "DataService",
+    "DoNotContact",
+    "JourneyDefinition",
+    "JourneyInstance",
     "Node",
     "OtpChallenge",
+    "OutboxDelivery",
     "OutboxMessage",
     "PhoneToken",
     "PointsAccount",
@@ -51,10 +64,13 @@ __all__ = [
     "Presence",
     "Region",
     "Role",
+    "StaffTask",
     "Store",
     "StoreRevenue",
+    "Subscription",
     "Timer",
     "TimerState",
+    "Trial",
     "Visit",
     "VisitZone",
     "Zone",

@@ -1,0 +1,32 @@
+"""The journey engine: versioned definitions as data, instances advanced on durable timers."""
+
+from __future__ import annotations
+
+from hub.services.journeys.definitions import latest, publish, spec_of, versions
+from hub.services.journeys.engine import (
+    DEADLINE_TIMER,
+    STEP_TIMER,
+    close_task,
+    deliver_event,
+    enrol,
+    exit_instance,
+    get_instance,
+)
+from hub.services.journeys.schema import DefinitionError, JourneySpec, parse_spec
+
+__all__ = [
+    "DEADLINE_TIMER",
+    "STEP_TIMER",
+    "DefinitionError",
+    "JourneySpec",
+    "close_task",
+    "deliver_event",
+    "enrol",
+    "exit_instance",
+    "get_instance",
+    "latest",
+    "parse_spec",
+    "publish",
+    "spec_of",
+    "versions",
+]
