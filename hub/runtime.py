@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from hub.mqtt.broker import Broker, start_broker
 from hub.mqtt.control import MqttNodeControl
 from hub.mqtt.ingest import IngestWorker
+from hub.services.timers import TimerRunner
 from storewave.settings import HubSettings
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class HubRuntime:
     ingest: list[IngestWorker] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
+    timers: TimerRunner | None = None
 
     def start(self) -> HubRuntime:
         """Migrate, start the broker, node control, ingest workers and the sweep."""
@@ -72,6 +74,12 @@ class HubRuntime:
             raise
         self._sweeper = threading.Thread(target=self._sweep, name="silent-node-sweep", daemon=True)
         self._sweeper.start()
+        # Durable timers (coupon expiry, order SLAs, journey steps): handlers register
+        # when their service modules are imported, which create_app does.
+        from hub.clock import SystemClock
+
+        self.timers = TimerRunner(self.engine, SystemClock())
+        self.timers.start()
         log.info("hub runtime started", extra={"broker": self.broker.url, "workers": workers})
         return self
 
@@ -95,6 +103,8 @@ class HubRuntime:
     def stop(self) -> None:
         """Drain and stop ingest, then node control, then the broker."""
         self._stop.set()
+        if self.timers is not None:
+            self.timers.stop()
         for worker in self.ingest:
             worker.stop()
         self.ingest.clear()
