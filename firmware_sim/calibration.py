@@ -40,9 +40,18 @@ EMITTER_FULL_SCALE_DB_SPL = 100.0
 DEFAULT_NOISE_FLOOR_DB_SPL = 40.0
 BAND_LOW_HZ = 18_000.0
 BAND_HIGH_HZ = 20_000.0
-# In-band SNR at the edge of a beacon's range (see module docstring; set from the
-# calibration run of the real detector, which is reported in tests/bench/results/sim.json).
-EDGE_SNR_DB = 0.0
+# The phone app's detection criterion (``firmware_sim.rangetest.app_hears``): the
+# last three frames of a beacon decoded, with a mean SNR estimate from the real detector
+# of at least this. 0 dB sits ~2 dB above where the detector starts to miss frames, so
+# the range edge is set by the output level, not by decoding luck.
+APP_MIN_SNR_DB = 0.0
+# Direct-path in-band SNR (link budget below) at the edge of a beacon's range: the
+# offset between the link budget and the detector's estimate, measured against the real
+# detector in the reverberant store model by ``python -m firmware_sim.bench --calibrate``
+# (8 bearings x 3 frames per point, R = 3, 5, 10 m; the result is in
+# tests/bench/results/sim.json). One constant serves 3-10 m because the detector's
+# estimate tracked the link budget at R to within ~0.5 dB for all three ranges.
+EDGE_SNR_DB = APP_MIN_SNR_DB + 1.2
 # Shoplat's range setting spans 3-10 m; we allow a little either side.
 MIN_RANGE_M = 1.0
 MAX_RANGE_M = 30.0

@@ -58,7 +58,9 @@ def _mount() -> None:
 
     app.add_typer(edge_app, name="edge")
     app.add_typer(_not_built("kiosk", 10, "The in-store self-service kiosk"), name="kiosk")
-    app.add_typer(_not_built("sim", 4, "Simulated stores, phones and fleets"), name="sim")
+    from firmware_sim.cli import app as sim_app
+
+    app.add_typer(sim_app, name="sim")
     from edge.modem.cli import decode_command, encode_command
     from storewave.bench import bench_app
 

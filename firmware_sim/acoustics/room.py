@@ -51,8 +51,11 @@ class Room:
     """A box room: size, reverberation time at 19 kHz (walls only) and climate."""
 
     size_m: Point = (20.0, 12.0, 3.0)
-    # A furnished shop floor (shelving, ceiling tiles) at 19 kHz; None = anechoic.
-    rt60_s: float | None = 0.4
+    # Walls-only reverberation time at 19 kHz of a furnished shop floor: mineral-fibre
+    # ceiling tiles absorb ~80 % at these frequencies, shelving and goods scatter and
+    # absorb; air absorption (~0.5 dB/m) comes on top, for ~0.14 s overall. None = anechoic.
+    # Livelier rooms soften the range edge; see README "Simulator".
+    rt60_s: float | None = 0.2
     temperature_c: float = DEFAULT_TEMPERATURE_C
     humidity_pct: float = DEFAULT_HUMIDITY_PCT
 
