@@ -115,16 +115,20 @@ cdef void _subblock_dft(
     const double[::1] xb,
     const double[:, ::1] tab_re,
     const double[:, ::1] tab_im,
+    Py_ssize_t period,
     Py_ssize_t phase0,
     Py_ssize_t hop,
     double[:, ::1] out,
     double[::1] power,
 ) noexcept nogil:
-    """Per sub-block DFT sums at every grid frequency, and per sub-block power."""
+    """Per sub-block DFT sums at every grid frequency, and per sub-block power.
+
+    The tables carry ``hop`` extra columns (a copy of the first ones), so a sub-block
+    never wraps inside the inner loop.
+    """
     cdef Py_ssize_t n_freq = tab_re.shape[0]
-    cdef Py_ssize_t period = tab_re.shape[1]
     cdef Py_ssize_t n_sub = power.shape[0]
-    cdef Py_ssize_t f, j, m, idx, ph
+    cdef Py_ssize_t f, j, m, base, ph
     cdef double acc_re, acc_im, xr, xi, cr, ci, pw
     for j in range(n_sub):
         pw = 0.0
@@ -138,18 +142,19 @@ cdef void _subblock_dft(
         for j in range(n_sub):
             acc_re = 0.0
             acc_im = 0.0
-            for m in range(j * hop, j * hop + hop):
-                xr = xb[2 * m]
-                xi = xb[2 * m + 1]
-                cr = tab_re[f, ph]
-                ci = tab_im[f, ph]
+            base = j * hop
+            for m in range(hop):
+                xr = xb[2 * (base + m)]
+                xi = xb[2 * (base + m) + 1]
+                cr = tab_re[f, ph + m]
+                ci = tab_im[f, ph + m]
                 acc_re = acc_re + xr * cr - xi * ci
                 acc_im = acc_im + xr * ci + xi * cr
-                ph = ph + 1
-                if ph == period:
-                    ph = 0
             out[f, 2 * j] = acc_re
             out[f, 2 * j + 1] = acc_im
+            ph = ph + hop
+            if ph >= period:
+                ph = ph - period
 
 
 def subblock_dft(xb, table, Py_ssize_t phase0, Py_ssize_t hop):
@@ -179,16 +184,20 @@ def subblock_dft(xb, table, Py_ssize_t phase0, Py_ssize_t hop):
         raise ValueError("xb must be 1-D and table 2-D with at least one column")
     if hop <= 0 or not 0 <= phase0 < tab.shape[1]:
         raise ValueError("hop must be positive and phase0 a valid table column")
+    if hop > tab.shape[1]:
+        raise ValueError("hop must not exceed the table period")
     n_sub = x.shape[0] // hop
     sums = np.zeros((tab.shape[0], n_sub), dtype=np.complex128)
     power = np.zeros(n_sub, dtype=np.float64)
+    wide = np.concatenate([tab, tab[:, :hop]], axis=1)
+    cdef Py_ssize_t period = tab.shape[1]
     cdef const double[::1] xv = x.view(np.float64)
-    cdef const double[:, ::1] tr = np.ascontiguousarray(tab.real)
-    cdef const double[:, ::1] ti = np.ascontiguousarray(tab.imag)
+    cdef const double[:, ::1] tr = np.ascontiguousarray(wide.real)
+    cdef const double[:, ::1] ti = np.ascontiguousarray(wide.imag)
     cdef double[:, ::1] sv = sums.view(np.float64)
     cdef double[::1] pv = power
     with nogil:
-        _subblock_dft(xv, tr, ti, phase0, hop, sv, pv)
+        _subblock_dft(xv, tr, ti, period, phase0, hop, sv, pv)
     return sums, power
 
 
@@ -275,22 +284,25 @@ cdef void _sync_scores(
     double clip,
     double[::1] inv_band,
     double[::1] best,
+    double[::1] best_raw,
     long[::1] best_offset,
 ) noexcept nogil:
-    """Mean normalised preamble energy at every start and offset; keep the best offset."""
+    """Clipped and raw mean preamble energy contrast per start, best over offsets."""
     cdef Py_ssize_t n_pos = best.shape[0]
     cdef Py_ssize_t n_sym = tones.shape[0]
     cdef Py_ssize_t n_off = shifts.shape[0]
     cdef Py_ssize_t j, o, i, col
-    cdef double acc, r, top
+    cdef double acc, raw, r, top, top_raw
     cdef long arg, row
     for col in range(band.shape[0]):
         inv_band[col] = 1.0 / (window_len * band[col]) if band[col] > 0.0 else 0.0
     for j in range(n_pos):
-        top = -1.0
+        top = -1e300
+        top_raw = -1e300
         arg = 0
         for o in range(n_off):
             acc = 0.0
+            raw = 0.0
             for i in range(n_sym):
                 col = j + delays[o, i]
                 row = tones[i] + shifts[o]
@@ -301,10 +313,14 @@ cdef void _sync_scores(
                     + energy[row, col + neighbour] * inv_band[col + neighbour]
                 )
                 acc = acc + (r if r < clip else clip)
+                raw = raw + r
             if acc > top:
                 top = acc
+            if raw > top_raw:
+                top_raw = raw
                 arg = o
         best[j] = top / n_sym
+        best_raw[j] = top_raw / n_sym
         best_offset[j] = arg
 
 
@@ -338,9 +354,12 @@ def sync_scores(energy, band, tones, delays, shifts, Py_ssize_t neighbour, doubl
     Returns
     -------
     score : ndarray of float64, shape (n - max(delays) - neighbour,)
-        Mean over preamble symbols of the clipped energy contrast, best offset.
+        Mean over preamble symbols of the clipped energy contrast, best offset: the
+        detection statistic.
+    raw : ndarray of float64, shape like ``score``
+        The same without clipping, best offset: sharper in time, used to locate a peak.
     offset : ndarray of int64, shape like ``score``
-        Index into ``shifts`` of the best offset.
+        Index into ``shifts`` of the offset that maximises ``raw``.
     """
     e = np.ascontiguousarray(energy, dtype=np.float64)
     bd = np.ascontiguousarray(band, dtype=np.float64)
@@ -358,6 +377,7 @@ def sync_scores(energy, band, tones, delays, shifts, Py_ssize_t neighbour, doubl
         raise ValueError("neighbour must be in 0..min(delays)")
     n_pos = max(e.shape[1] - int(dl.max()) - neighbour, 0)
     best = np.zeros(n_pos, dtype=np.float64)
+    best_raw = np.zeros(n_pos, dtype=np.float64)
     arg = np.zeros(n_pos, dtype=np.int64)
     cdef const double[:, ::1] ev = e
     cdef const double[::1] bv = bd
@@ -365,11 +385,12 @@ def sync_scores(energy, band, tones, delays, shifts, Py_ssize_t neighbour, doubl
     cdef const long[:, ::1] dv = dl
     cdef const long[::1] shv = sh
     cdef double[::1] out = best
+    cdef double[::1] out_raw = best_raw
     cdef long[::1] av = arg
     cdef double[::1] ib = np.zeros(bd.shape[0], dtype=np.float64)
     with nogil:
-        _sync_scores(ev, bv, tv, dv, shv, neighbour, window_len, clip, ib, out, av)
-    return best, arg
+        _sync_scores(ev, bv, tv, dv, shv, neighbour, window_len, clip, ib, out, out_raw, av)
+    return best, best_raw, arg
 
 
 cdef void _viterbi(

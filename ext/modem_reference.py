@@ -73,7 +73,7 @@ def sync_scores(
     neighbour: int,
     window_len: float,
     clip: float,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """Same contract as ``ext._modem.sync_scores``: best-offset preamble match per start."""
     e = np.asarray(energy, dtype=np.float64)
     bd = np.asarray(band, dtype=np.float64)
@@ -84,19 +84,22 @@ def sync_scores(
     starts = np.arange(n_pos)
     inv = np.where(bd > 0, 1.0 / (window_len * np.where(bd > 0, bd, 1.0)), 0.0)
     ratio = e * inv
-    scores = np.empty((sh.shape[0], n_pos))
+    clipped = np.empty((sh.shape[0], n_pos))
+    raw = np.empty((sh.shape[0], n_pos))
     for o in range(sh.shape[0]):
         cols = starts[None, :] + dl[o][:, None]
         rows = (tn + sh[o])[:, None]
         contrast = ratio[rows, cols] - 0.5 * (
             ratio[rows, cols - neighbour] + ratio[rows, cols + neighbour]
         )
-        scores[o] = np.minimum(contrast, clip).sum(axis=0)
-    norm = 1.0 / tn.shape[0]
+        clipped[o] = np.minimum(contrast, clip).sum(axis=0)
+        raw[o] = contrast.sum(axis=0)
+    if n_pos == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
     # argmax takes the first of equal maxima, as the kernel's strict '>' does.
-    arg = np.argmax(scores, axis=0) if n_pos else np.zeros(0, dtype=np.int64)
-    best = scores[arg, starts] * norm if n_pos else np.zeros(0)
-    return best, arg.astype(np.int64)
+    arg = np.argmax(raw, axis=0)
+    n_sym = tn.shape[0]
+    return clipped.max(axis=0) / n_sym, raw[arg, starts] / n_sym, arg.astype(np.int64)
 
 
 def viterbi(llr: npt.NDArray[np.float64], signs: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:

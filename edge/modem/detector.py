@@ -21,21 +21,26 @@ log = logging.getLogger(__name__)
 
 # Sync score (mean normalised preamble energy, 1 = clean tones): noise alone averages
 # ~0.03 and exceeds 0.08 about once a second; a frame at -8 dB in-band SNR scores ~0.12.
-SYNC_THRESHOLD = 0.05
-# Cap per preamble symbol, so one loud tone onset that lands on a preamble tone cannot
-# carry the score alone; strong frames then show a flat top, whose middle is taken.
-SYNC_CLIP = 0.75
-# Scores this close to the peak count as the same flat top.
-PLATEAU_EPS = 1e-9
+SYNC_THRESHOLD = 0.06
+# Cap per preamble symbol (0.3 / 8 < SYNC_THRESHOLD), so neither a loud tone onset on
+# one preamble tone nor one chance match inside a strong frame's data triggers sync.
+SYNC_CLIP = 0.3
 # A sync peak must be the best score within half a symbol either side.
 PEAK_HALF_WIDTH_S = frame.SYMBOL_S / 2
 # Extra baseband kept beyond one frame: refinement shifts and Doppler stretch (0.5%).
 MARGIN_S = 0.02
+# Inside a decoded frame, a sync peak below this share of that frame's own peak is a
+# chance match of the frame's data symbols (a second beacon of similar level keeps
+# its own strong preamble peak and is still decoded).
+SIDE_LOBE_RATIO = 0.4
 # Same payload again within this many frame lengths is the same frame (sync side peaks).
 DUPLICATE_FRAMES = 1.0
 # Input is processed in chunks of at most this long (bounds memory for huge blocks;
 # long enough that per-chunk Python overhead stays well under 1% of real time).
 CHUNK_S = 0.5
+# Small blocks are queued until this much audio is waiting: the per-batch NumPy
+# overhead (~0.1 ms) would otherwise dominate at 1024-sample blocks; adds <= 0.1 s latency.
+MIN_BATCH_S = 0.1
 # Noise-floor tracker: exponential average over about this many seconds of audio.
 NOISE_FLOOR_TAU_S = 2.0
 # Largest |scale| refinement may reach: the sync search range plus half a grid step.
@@ -93,12 +98,16 @@ class StreamingDetector:
         self._band = np.zeros(0)
         self._win_start = 0  # absolute window index of _energy[:, 0]
         self._score = np.zeros(0)
+        self._raw = np.zeros(0)
         self._offset = np.zeros(0, dtype=np.int64)
         self._score_start = 0  # absolute position of _score[0]
         self._peak_next = 0  # next position to test for a peak
-        self._pending: list[tuple[int, int]] = []  # (position, offset index)
-        self._recent: list[tuple[int, float]] = []  # (payload, frame start in baseband)
+        self._pending: list[tuple[int, int, float]] = []  # (position, offset index, raw score)
+        # Decoded frames still in view: (payload, frame start in baseband, raw sync score).
+        self._recent: list[tuple[int, float, float]] = []
         self._floor_power: float | None = None
+        self._queued: list[npt.NDArray[np.float32]] = []  # input not yet processed
+        self._queued_len = 0
 
     @property
     def noise_floor_dbfs(self) -> float:
@@ -109,13 +118,28 @@ class StreamingDetector:
         return float(10.0 * np.log10(self._floor_power / 0.25))
 
     def feed(self, block: npt.ArrayLike) -> list[Detection]:
-        """Process the next block (any length, float32/float64 mono); return new frames."""
+        """Process the next block (any length, float32/float64 mono); return new frames.
+
+        Frames are reported once they are complete and at most MIN_BATCH_S later.
+        """
         x = np.asarray(block)
         if x.ndim != 1:
             raise ValueError(f"feed() takes mono 1-D audio, got shape {x.shape}")
-        if not np.issubdtype(x.dtype, np.floating):
+        if x.dtype.kind != "f":
             raise TypeError(f"feed() takes float32/float64 samples, got {x.dtype}")
-        x = np.nan_to_num(x.astype(np.float32, copy=False))
+        self._queued.append(x.astype(np.float32))  # a copy: the caller may reuse its buffer
+        self._queued_len += x.shape[0]
+        if self._queued_len < int(MIN_BATCH_S * self.sample_rate):
+            return []
+        return self._process()
+
+    def _process(self) -> list[Detection]:
+        """Run the pipeline over the queued input, in bounded chunks."""
+        if not self._queued:
+            return []
+        x = np.nan_to_num(np.concatenate(self._queued), copy=False)
+        self._queued = []
+        self._queued_len = 0
         found: list[Detection] = []
         # Bounded chunks keep memory constant however large the caller's block is.
         step = int(CHUNK_S * self.sample_rate)
@@ -131,7 +155,9 @@ class StreamingDetector:
         """End of stream: pad with silence so a frame ending at the last sample is decoded."""
         pad = np.zeros(int(np.ceil((MARGIN_S + 2 * frame.SYMBOL_S) * self.sample_rate)))
         pad_len = pad.size + (self._fe.taps.shape[0] * 2)
-        found = self.feed(np.zeros(pad_len, dtype=np.float32))
+        self._queued.append(np.zeros(pad_len, dtype=np.float32))
+        self._queued_len += pad_len
+        found = self._process()
         return found + self._decode_ready(final=True)
 
     def _downconvert(self, x: npt.NDArray[np.float32]) -> None:
@@ -199,13 +225,14 @@ class StreamingDetector:
         """Score new start positions, then queue sync peaks whose neighbourhood is known."""
         fe = self._fe
         if self._energy.shape[1] > self._d_max:
-            score, off = self._k.sync_scores(
+            score, raw, off = self._k.sync_scores(
                 self._energy, self._band, fe.preamble_rows, fe.delays, fe.shifts,
                 fe.neighbour, float(fe.window_len), SYNC_CLIP,
             )
             if self._score.shape[0] == 0:
                 self._score_start = self._win_start
             self._score = np.concatenate([self._score, score])
+            self._raw = np.concatenate([self._raw, raw])
             self._offset = np.concatenate([self._offset, off])
             drop = score.shape[0]  # the next start needs windows from here on
             self._energy = self._energy[:, drop:]
@@ -221,16 +248,18 @@ class StreamingDetector:
             above = np.flatnonzero(s[lo - base : hi - base] >= SYNC_THRESHOLD) + lo
             for pos in above.tolist():
                 around = s[pos - base - w : pos - base + w + 1]
-                # First maximum wins, so a flat top yields one candidate: its middle.
+                # First maximum wins, so a flat top yields one candidate; the unclipped
+                # score, sharper in time, then says where in the neighbourhood it is.
                 if int(np.argmax(around)) == w:
-                    top = s[pos - base : pos - base + w + 1] >= s[pos - base] - PLATEAU_EPS
-                    run = int(np.argmin(top)) if not top.all() else top.shape[0]
-                    mid = pos + run // 2
-                    self._pending.append((mid, int(self._offset[mid - base])))
+                    best = pos - w + int(np.argmax(self._raw[pos - base - w : pos - base + w + 1]))
+                    self._pending.append(
+                        (best, int(self._offset[best - base]), float(self._raw[best - base]))
+                    )
             self._peak_next = hi
         drop = max(0, (self._peak_next - w) - self._score_start)
         if drop:
             self._score = self._score[drop:]
+            self._raw = self._raw[drop:]
             self._offset = self._offset[drop:]
             self._score_start += drop
 
@@ -239,22 +268,32 @@ class StreamingDetector:
         found: list[Detection] = []
         bb_end = self._bb_start + self._bb.shape[0]
         fb = self._fe.baseband_rate
-        still: list[tuple[int, int]] = []
-        for pos, off in self._pending:
+        still: list[tuple[int, int, float]] = []
+        for pos, off, raw in self._pending:
             # Score position pos has its first preamble window at pos + neighbour.
             frame_start = (pos + self._fe.neighbour) * HOP - frame.RAMP_S * fb
             if frame_start + self._frame_bb + MARGIN_S * fb > bb_end and not final:
-                still.append((pos, off))
+                still.append((pos, off, raw))
                 continue
-            det = self._decode(frame_start, float(self._fe.scales[off]))
+            if self._is_side_lobe(frame_start, raw):
+                continue
+            det = self._decode(frame_start, float(self._fe.scales[off]), raw)
             if det is not None:
                 found.append(det)
         self._pending = still
         horizon = bb_end - 3 * self._frame_bb
-        self._recent = [(p, s) for p, s in self._recent if s > horizon]
+        self._recent = [r for r in self._recent if r[1] > horizon]
         return found
 
-    def _decode(self, frame_start: float, scale: float) -> Detection | None:
+    def _is_side_lobe(self, frame_start: float, raw: float) -> bool:
+        """A weak sync peak inside a frame already decoded: that frame's data, not a frame."""
+        for _, start, score in self._recent:
+            inside = start < frame_start < start + self._frame_bb
+            if inside and raw < SIDE_LOBE_RATIO * score:
+                return True
+        return False
+
+    def _decode(self, frame_start: float, scale: float, raw: float) -> Detection | None:
         """Run the candidate decoder and the duplicate / SNR gates."""
         dec = demod.decode_candidate(
             self._bb, self._bb_start, frame_start, scale, self._fe, self._viterbi
@@ -264,10 +303,10 @@ class StreamingDetector:
         if self.min_snr_db is not None and dec.snr_db < self.min_snr_db:
             return None
         span = DUPLICATE_FRAMES * self._frame_bb
-        for payload, start in self._recent:
+        for payload, start, _ in self._recent:
             if payload == dec.payload and abs(start - dec.frame_start_bb) < span:
                 return None
-        self._recent.append((dec.payload, dec.frame_start_bb))
+        self._recent.append((dec.payload, dec.frame_start_bb, raw))
         index = int(round(dec.frame_start_bb * DECIMATION - self._fe.group_delay))
         log.debug("frame at %d, snr %.1f dB, confidence %.2f", index, dec.snr_db, dec.confidence)
         return Detection(

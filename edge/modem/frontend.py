@@ -25,7 +25,7 @@ DECIMATION = 12  # 48 kHz -> 4 kHz complex baseband (3.675 kHz at 44.1 kHz): cov
 N_TAPS = 144
 CUTOFF_HZ = 1800.0
 KAISER_BETA = 8.0
-HOP = 2  # baseband samples per sub-block: sync timing grid of 0.5 ms (guard is +/-0.5 ms)
+HOP = 4  # baseband samples per sub-block: 1 ms sync grid; refinement then finds the sample
 GRID_STEP_HZ = 50  # half a tone spacing: worst-case sync mismatch 25 Hz costs < 1 dB
 # Sync frequency offsets searched, in grid steps: +/-100 Hz covers walking Doppler
 # (+/-83 Hz at 19 kHz) plus 300 ppm of clock offset (+/-6 Hz).

@@ -52,9 +52,10 @@ def test_sync_scores_match_reference(rng: np.random.Generator) -> None:
     band[5] = 0.0  # a silent window must not divide by zero
     args = (energy, band, fe.preamble_rows, fe.delays, fe.shifts, fe.neighbour,
             float(fe.window_len), 0.4)
-    b1, o1 = fast.sync_scores(*args)
-    b2, o2 = ref.sync_scores(*args)
-    np.testing.assert_allclose(b1, b2, rtol=1e-12)
+    b1, r1, o1 = fast.sync_scores(*args)
+    b2, r2, o2 = ref.sync_scores(*args)
+    np.testing.assert_allclose(b1, b2, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(r1, r2, rtol=1e-12, atol=1e-15)
     np.testing.assert_array_equal(o1, o2)
 
 
