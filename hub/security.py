@@ -21,6 +21,8 @@ SECRET_FILE_NAME = "secret.key"
 GENERATED_SECRET_BYTES = 32
 # The settings refuse a shorter configured secret; a generated file is held to the same bar.
 MIN_SECRET_CHARS = 32
+# Beacon keys a hub decrypts on every check-in: one entry per beacon, bounded for safety.
+DECRYPT_CACHE_SIZE = 50_000
 # Random part of issued API keys and session tokens: 192 bits, so a plain keyed hash
 # (no slow KDF) is enough to store them: they cannot be brute-forced.
 TOKEN_BYTES = 24
@@ -59,6 +61,7 @@ class HubCrypto:
         self._hash_key = self._derive(secret, b"sw-hash-v1")
         fernet_key = base64.urlsafe_b64encode(self._derive(secret, b"sw-fernet-v1"))
         self._fernet = Fernet(fernet_key)
+        self._cache: dict[str, str] = {}
 
     @staticmethod
     def _derive(secret: bytes, label: bytes) -> bytes:
@@ -73,6 +76,16 @@ class HubCrypto:
     def encrypt(self, plaintext: str) -> str:
         """Fernet-encrypt ``plaintext`` (authenticated; the key never touches the DB)."""
         return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt_cached(self, token: str) -> str:
+        """:meth:`decrypt` memoised per ciphertext (beacon keys on the check-in hot path)."""
+        plain = self._cache.get(token)
+        if plain is None:
+            plain = self.decrypt(token)
+            if len(self._cache) >= DECRYPT_CACHE_SIZE:
+                self._cache.clear()
+            self._cache[token] = plain
+        return plain
 
     def decrypt(self, token: str) -> str:
         """Decrypt what :meth:`encrypt` produced; raise SecretError if it was not ours."""

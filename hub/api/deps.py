@@ -58,7 +58,11 @@ def get_principal(
     """The authenticated caller, or 401."""
     if credentials is None:
         raise Unauthorized("missing bearer token")
-    return authenticate(session, ctx.crypto, ctx.clock, credentials.credentials)
+    principal = authenticate(session, ctx.crypto, ctx.clock, credentials.credentials)
+    # End the lookup's transaction in this same threadpool call: on SQLite it holds the
+    # write lock, and a lock carried across threadpool hops starves the pool under load.
+    session.commit()
+    return principal
 
 
 def require(*roles: Role) -> Callable[..., Principal]:

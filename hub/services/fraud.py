@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import and_, case, false, or_
 from sqlmodel import Session, func, select
 
 from hub.models.checkins import CheckinAttempt
@@ -43,23 +44,29 @@ def check_rate_limits(
 ) -> None:
     """Refuse a customer or device that is attempting too often or failing too often."""
     since = now - ATTEMPT_WINDOW
+    # No device id must match no row (``== None`` would mean every device-less attempt).
+    same_device = CheckinAttempt.device_id == device_id if device_id is not None else false()
+    failed = CheckinAttempt.outcome.not_in(("accepted", "same_visit"))  # type: ignore[attr-defined]
+    # One query for the three counters: this runs on every check-in.
+    by_customer, by_device, failures = session.exec(
+        select(
+            func.count(
+                case(
+                    (and_(CheckinAttempt.customer_id == customer_id, CheckinAttempt.at > since), 1)
+                )
+            ),
+            func.count(case((and_(same_device, CheckinAttempt.at > since), 1))),
+            func.count(case((and_(CheckinAttempt.customer_id == customer_id, failed), 1))),
+        ).where(
+            or_(CheckinAttempt.customer_id == customer_id, same_device),
+            CheckinAttempt.at > now - max(ATTEMPT_WINDOW, FAILURE_WINDOW),
+        )
+    ).one()
     retry_s = int(ATTEMPT_WINDOW.total_seconds())
-    if (
-        _count(session, CheckinAttempt.customer_id == customer_id, CheckinAttempt.at > since)
-        >= MAX_ATTEMPTS_PER_CUSTOMER
-    ):
+    if by_customer >= MAX_ATTEMPTS_PER_CUSTOMER:
         raise RateLimited("too many check-ins from this account", retry_s, "customer_rate")
-    if device_id is not None and (
-        _count(session, CheckinAttempt.device_id == device_id, CheckinAttempt.at > since)
-        >= MAX_ATTEMPTS_PER_DEVICE
-    ):
+    if device_id is not None and by_device >= MAX_ATTEMPTS_PER_DEVICE:
         raise RateLimited("too many check-ins from this device", retry_s, "device_rate")
-    failures = _count(
-        session,
-        CheckinAttempt.customer_id == customer_id,
-        CheckinAttempt.at > now - FAILURE_WINDOW,
-        CheckinAttempt.outcome.not_in(("accepted", "same_visit")),  # type: ignore[attr-defined]
-    )
     if failures >= MAX_FAILURES_PER_CUSTOMER:
         raise RateLimited(
             "too many refused check-ins; try again later",

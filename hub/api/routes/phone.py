@@ -128,4 +128,8 @@ def check_in(
     ctx: ContextDep, session: SessionDep, caller: PhoneCaller, body: CheckinRequest
 ) -> CheckinResponse:
     """Check in with a beacon code the phone heard (verified against the slot window)."""
-    return checkins.check_in(session, ctx.crypto, ctx.clock, caller.customer_id or "", body)
+    response = checkins.check_in(session, ctx.crypto, ctx.clock, caller.customer_id or "", body)
+    # Commit in this call, not in the dependency's teardown (another threadpool hop): the
+    # hot path must release SQLite's write lock before it yields the thread.
+    session.commit()
+    return response
