@@ -45,6 +45,7 @@ from edge.modem.synth import synthesize_frame
 from storewave.wire import (
     Ack,
     BeaconKey,
+    CodeKind,
     DetectionBody,
     DetectionEvent,
     EmitSchedule,
@@ -144,7 +145,8 @@ class BenchHub:
             return
         event = parse_event(msg.payload)
         with self._lock:
-            self.arrivals.setdefault(event.body.code, now)
+            if isinstance(event, DetectionEvent):
+                self.arrivals.setdefault(event.body.code, now)
             self._seqs.setdefault(event.boot, set()).add(event.seq)
 
     def _ack_loop(self) -> None:
@@ -272,7 +274,7 @@ def _fill_outbox(path: Path, count: int) -> None:
     box._db.execute("BEGIN")
     for i in range(count):
         body = DetectionBody(
-            code=to_hex(KIND_BIT | i), kind="token", snr_db=20.0, confidence=0.9,
+            code=to_hex(KIND_BIT | i), kind=CodeKind.TOKEN, count=1, snr_db=20.0, confidence=0.9,
             first_heard=utc_now(),
         )  # fmt: skip
         event = DetectionEvent(node=NODE, boot=0, seq=0, body=body).to_bytes()

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -54,11 +54,13 @@ class CommandsMixin:
     outbox: Outbox
     publisher: Publisher
 
-    def _store(self, event: Any, kind: EventKind, leaf: Any = ...) -> None: ...
+    if TYPE_CHECKING:  # provided by Agent
 
-    def _envelope(self, cls: Any, body: Any) -> Any: ...
+        def _store(self, event: Any, kind: EventKind, leaf: Any = ...) -> None: ...
 
-    def _configure_emitter(self) -> None: ...
+        def _envelope(self, cls: Any, body: Any) -> Any: ...
+
+        def _configure_emitter(self) -> None: ...
 
     def _on_command(self, cmd: NodeCommand) -> None:
         """Run self_test / emit_now / flush_queue unless expired; report the outcome."""
@@ -71,8 +73,10 @@ class CommandsMixin:
             self._command_result(cmd, True, f"{self.outbox.depth} queued; sending now")
         elif cmd.cmd is CommandName.EMIT_NOW:
             code = self._emit_once()
-            ok = code is not None
-            self._command_result(cmd, ok, f"emitted {to_hex(code)}" if ok else "no beacon key")
+            if code is None:
+                self._command_result(cmd, False, "no beacon key")
+            else:
+                self._command_result(cmd, True, f"emitted {to_hex(code)}")
         elif cmd.cmd is CommandName.SET_BEACON:
             self._set_beacon(cmd)
         elif cmd.cmd is CommandName.SELF_TEST:
