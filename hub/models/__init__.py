@@ -24,6 +24,14 @@ from hub.models.journeys import (
     OutboxDelivery,
     StaffTask,
 )
+from hub.models.oao import (
+    OaoDispatch,
+    OaoOrder,
+    OaoRegionPolicy,
+    OaoSheet,
+    OaoStoreProfile,
+    OaoTransition,
+)
 from hub.models.registry import Alert, Beacon, BeaconHearing, Node, Region, Store, Zone
 from hub.models.services_catalogue import DataService, Subscription, Trial
 from hub.models.timers import Timer, TimerState
@@ -55,6 +63,12 @@ __all__ = [
     "JourneyDefinition",
     "JourneyInstance",
     "Node",
+    "OaoDispatch",
+    "OaoOrder",
+    "OaoRegionPolicy",
+    "OaoSheet",
+    "OaoStoreProfile",
+    "OaoTransition",
     "OtpChallenge",
     "OutboxDelivery",
     "OutboxMessage",

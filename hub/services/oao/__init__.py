@@ -1,0 +1,1 @@
+"""OAO: online orders dispatched to offline stores, SLA timers, installer sheets, cross-sell."""
