@@ -44,3 +44,14 @@ def edge(
 
     setup_logging("ERROR")
     run_edge_bench(out_dir=out_dir)
+
+
+@bench_app.command("sim")
+def sim(
+    quick: bool = typer.Option(False, "--quick", help="Fewer positions per point (a smoke run)."),
+    out_dir: Path = typer.Option(RESULTS_DIR, "--out", help="Where sim.json/range.png go."),
+) -> None:
+    """Simulator: one phone-minute rendered + decoded (target 5 s), long-form range test."""
+    from firmware_sim.bench import run_sim_bench
+
+    run_sim_bench(quick=quick, out_dir=out_dir)
