@@ -191,6 +191,26 @@ def decode_speed(backend: str, seconds: float) -> tuple[float, int]:
     return seconds / max(time.process_time() - start, 1e-9), found
 
 
+def kernel_speed(backend: str, seconds: float) -> float:
+    """Audio seconds per CPU second of the front-end kernels alone (no candidate decoding)."""
+    from edge.modem.detector import SYNC_CLIP
+    from edge.modem.frontend import DECIMATION, HOP, build_front_end, kernels
+
+    x = _speed_audio(seconds, np.random.default_rng(SEED))
+    fe = build_front_end(RATE)
+    k = kernels(backend)
+    n_hist = fe.taps.shape[0] - 1
+    buf = np.concatenate([np.zeros(n_hist, np.float32), x])
+    start = time.process_time()
+    bb = k.decimate(buf, fe.taps, n_hist, DECIMATION, 0, frame.CARRIER_HZ, RATE,
+                    (x.shape[0] - 1) // DECIMATION + 1)
+    sums, power = k.subblock_dft(bb, fe.table, 0, HOP)
+    energy, band = k.sliding_energy(sums, power, fe.window_subblocks)
+    k.sync_scores(energy, band, fe.preamble_rows, fe.delays, fe.shifts, fe.neighbour,
+                  float(fe.window_len), SYNC_CLIP)
+    return seconds / max(time.process_time() - start, 1e-9)
+
+
 def ggwave_speed(protocol: int, seconds: float) -> float:
     """Audio seconds per CPU second for ggwave's decoder on noise with its frames in it."""
     encode, decode = ggwave_codec(protocol)
@@ -253,8 +273,12 @@ def run_modem_bench(
     }
     speed_c, found_c = decode_speed("cython", SPEED_AUDIO_S if not quick else 20.0)
     speed_n, _ = decode_speed("numpy", SPEED_REF_AUDIO_S if not quick else 3.0)
+    kern_c = kernel_speed("cython", 20.0)
+    kern_n = kernel_speed("numpy", 20.0)
     result["speed"] = {"cython_x_realtime": speed_c, "numpy_x_realtime": speed_n,
-                       "ratio": speed_c / speed_n, "frames_found": found_c}
+                       "ratio": speed_c / speed_n, "frames_found": found_c,
+                       "kernels_cython_x_realtime": kern_c, "kernels_numpy_x_realtime": kern_n,
+                       "kernels_ratio": kern_c / kern_n}
     curves = [
         success_curve("storewave AWGN", our_codec(), False, frames, snrs),
         success_curve("storewave impaired", our_codec(), True, frames, snrs),

@@ -132,5 +132,7 @@ def test_cython_and_numpy_detectors_agree() -> None:
         results.append(det.feed(x) + det.flush())
     assert [d.payload for d in results[0]] == [PAYLOADS[2]]
     fast, slow = results
-    assert [(d.payload, d.sample_index) for d in fast] == [(d.payload, d.sample_index) for d in slow]
+    assert [(d.payload, d.sample_index) for d in fast] == [
+        (d.payload, d.sample_index) for d in slow
+    ]
     assert fast[0].snr_db == pytest.approx(slow[0].snr_db, abs=1e-6)
