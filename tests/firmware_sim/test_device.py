@@ -244,3 +244,29 @@ def test_commands_emit_now_self_test_and_expiry(broker: Mosquitto, hub_side: Hub
     seqs = [json.loads(p)["seq"] for t, p in hub_side.seen if t.endswith("/events")]
     assert seqs == sorted(set(seqs))  # no duplicates, in order
     node.stop()
+
+
+def test_self_test_plays_and_hears_its_own_frame_through_the_room(
+    broker: Mosquitto, hub_side: HubSide
+) -> None:
+    from firmware_sim.acoustics import Room
+    from firmware_sim.selftest import AcousticSelfTester
+
+    tester = AcousticSelfTester(Room(), position=(5.0, 5.0, 2.5), seed=3)
+    hub_side.publish(topic("config"), config(1, level_dbfs=-40.0).to_bytes(), retain=True)
+    clock = FakeClock()
+    node = make(broker, clock, self_tester=tester)
+    run_until(node, lambda: node.state is dev.State.RUNNING, "running")
+    expires = datetime.now(UTC) + timedelta(minutes=1)
+    cmd = wire.NodeCommand(cmd=wire.CommandName.SELF_TEST, expires_at=expires)
+    hub_side.publish(topic("cmd"), cmd.to_bytes())
+    run_until(node, lambda: hub_side.of_type("self_test"), "self-test event")
+    body = hub_side.of_type("self_test")[0]["body"]
+    assert body["ok"] is True
+    now_slot = codes.slot_of(datetime.now(UTC).timestamp())
+    assert codes.verify_beacon_code(codes.from_hex(body["heard_code"]), KEY, now_slot) is not None
+    # -40 dBFS at the emitter, 100 dB SPL full scale, 0.3 m away, 120 dB SPL mic full
+    # scale, reference mic -4 dB at 19 kHz: about -40 - 20 + 10.5 - 4 = -53.5 dBFS.
+    assert body["level_dbfs"] == pytest.approx(-53.5, abs=3.0)
+    assert body["snr_db"] > 10.0
+    node.stop()
