@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from edge.agent.nodeconfig import write_secret_file
 from edge.agent.outbox import EventKind, Outbox
 from edge.agent.ports import Detection
 from edge.agent.publisher import Publisher
@@ -94,7 +95,7 @@ class CommandsMixin:
         except ValidationError as exc:
             self._command_result(cmd, False, f"invalid beacon: {exc.errors()[0]['msg']}")
             return
-        self._beacon_path.write_bytes(beacon.to_bytes())
+        write_secret_file(self._beacon_path, beacon.to_bytes())
         self._beacon_override = beacon
         self._configure_emitter()
         self._command_result(cmd, True, f"beacon {beacon.short_id} set")

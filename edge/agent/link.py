@@ -35,8 +35,9 @@ RECONNECT_CAP_S = 60.0
 KEEPALIVE_S = 15
 # How long one pass of the network loop waits for traffic; publishes wake it early.
 _LOOP_TIMEOUT_S = 0.5
-# How long a clean shutdown waits for the retained "offline" status to be acknowledged.
-_OFFLINE_TIMEOUT_S = 2.0
+# How long a clean shutdown waits for the retained "offline" status to be acknowledged
+# (a loaded broker, or amqtt, can take seconds; a stuck one must not block shutdown).
+_OFFLINE_TIMEOUT_S = 5.0
 # Enough QoS 1 messages in flight to fill the pipe when draining a backlog; paho's
 # default of 20 caps a drain at 20 round trips' worth.
 _MAX_INFLIGHT = 200

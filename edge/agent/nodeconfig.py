@@ -12,6 +12,8 @@ from storewave.wire import NodeConfig, WireError, parse_message
 
 log = logging.getLogger(__name__)
 
+# Owner-only: the saved config and set_beacon key hold the beacon's secret key.
+_SECRET_FILE_MODE = 0o600
 # ConfigRejectedBody.reason is at most 500 characters on the wire.
 _MAX_REASON = 500
 
@@ -88,10 +90,16 @@ class ConfigStore:
 
     def save(self, config: NodeConfig) -> None:
         """Write atomically (temp file, fsync, rename): a crash leaves the old or the new one."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            fh.write(config.to_bytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_secret_file(self.path, config.to_bytes())
+
+
+def write_secret_file(path: Path, data: bytes) -> None:
+    """Write atomically, owner-only (a config can hold the beacon key): temp, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _SECRET_FILE_MODE)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -43,8 +43,8 @@ class BlockQueue:
             return False
         return True
 
-    def put(self, block: np.ndarray, timeout_s: float | None = None) -> None:
-        """Enqueue, waiting for room (for sources that can be paced, like files)."""
+    def put(self, block: np.ndarray | None, timeout_s: float | None = None) -> None:
+        """Enqueue (None = end marker), waiting for room; ``queue.Full`` after ``timeout_s``."""
         self._queue.put(block, timeout=timeout_s)
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -19,8 +20,10 @@ log = logging.getLogger(__name__)
 # 1024 frames is 21 ms at 48 kHz: short enough for low detection latency, long enough
 # that Python-side per-block overhead stays a small share of one core.
 DEFAULT_BLOCK_FRAMES = 1024
-# How long a paced source may wait for room in the queue before it gives up a block.
-_PUT_TIMEOUT_S = 5.0
+# How often a waiting file source re-checks for stop() while the queue is full.
+_PUT_POLL_S = 0.2
+# How long stop() waits for the delivering thread.
+_JOIN_TIMEOUT_S = 5.0
 
 
 class AudioSource(Protocol):
@@ -141,10 +144,19 @@ class ArraySource:
                     self._stop.wait(max(0.0, next_due - time.monotonic()))
                     blocks.offer(block)
                 else:
-                    blocks.put(block, timeout_s=_PUT_TIMEOUT_S)
+                    self._put_until_stopped(blocks, block)
         finally:
             self._done.set()
-            blocks.close()
+            self._put_until_stopped(blocks, None)
+
+    def _put_until_stopped(self, blocks: BlockQueue, block: np.ndarray | None) -> None:
+        """Wait for room (a file can wait for the detector), giving up only on stop()."""
+        while not self._stop.is_set():
+            try:
+                blocks.put(block, timeout_s=_PUT_POLL_S)
+                return
+            except queue.Full:
+                continue
 
     def start(self, blocks: BlockQueue) -> None:
         """Start delivering on a background thread."""
@@ -156,7 +168,7 @@ class ArraySource:
         """Stop early and wait for the thread."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=_PUT_TIMEOUT_S)
+            self._thread.join(timeout=_JOIN_TIMEOUT_S)
 
     @property
     def finished(self) -> bool:

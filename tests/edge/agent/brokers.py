@@ -22,8 +22,9 @@ from storewave.wire import Ack, parse_event
 
 HUB_USER = "hub"
 HUB_PASSWORD = "hub-test-password-0001"
-# How long a helper waits for a broker or a condition before the test fails.
-READY_TIMEOUT_S = 10.0
+# How long a helper waits for a broker or a condition before the test fails: generous,
+# since this 2-core machine runs several suites at once (a pass never waits this long).
+READY_TIMEOUT_S = 30.0
 
 # The node ACL of DESIGN.md: one pattern per leaf; %u is the username = node id.
 ACL = f"""user {HUB_USER}

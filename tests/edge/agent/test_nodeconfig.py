@@ -59,3 +59,9 @@ def test_store_round_trips_and_ignores_a_corrupt_file(tmp_path: Path) -> None:
     assert store.load() == config
     (tmp_path / "config.json").write_text("{broken")
     assert store.load() is None
+
+
+def test_saved_config_is_owner_only(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path / "config.json")
+    store.save(NodeConfig(version=1, beacon=BeaconKey(short_id=1, key_hex=KEY)))
+    assert (tmp_path / "config.json").stat().st_mode & 0o777 == 0o600

@@ -48,7 +48,6 @@ def test_node_hears_its_own_beacon_through_a_real_sound_server(
     heard = hub.of_type("detection")[0].body
     assert heard.kind == "beacon" and int(heard.code, 16) >> MAC_BITS == SHORT_ID
     assert heard.snr_db > 10 and heard.confidence > 0.8
-    assert agent.blocks.overruns == 0
 
     quiet = config.model_copy(update={"version": 2, "emit": EmitSchedule(enabled=False)})
     hub.publish(topic, quiet.to_bytes(), retain=True)
