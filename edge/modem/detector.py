@@ -45,6 +45,8 @@ CHUNK_S = 0.5
 MIN_BATCH_S = 0.1
 # Noise-floor tracker: exponential average over about this many seconds of audio.
 NOISE_FLOOR_TAU_S = 2.0
+# Silence assumed before the stream (> one symbol: the sync contrast looks back one).
+LEAD_S = 2 * frame.SYMBOL_S
 # Largest |scale| refinement may reach: the sync search range plus half a grid step.
 MAX_SCALE = 0.006
 
@@ -85,17 +87,22 @@ class StreamingDetector:
         self.reset()
 
     def reset(self) -> None:
-        """Forget all stream state (start of a new stream at index 0)."""
+        """Forget all stream state (start of a new stream at index 0).
+
+        The stream is taken to be preceded by LEAD_S of silence, so a frame that starts
+        at sample 0 still has the 'one symbol before' its sync contrast looks at.
+        """
         n_hist = self._fe.taps.shape[0] - 1
         n_freq = self._fe.table.shape[0]
+        lead_bb = int(np.ceil(LEAD_S * self._fe.baseband_rate / HOP)) * HOP
         self._hist = np.zeros(n_hist, dtype=np.float32)  # input samples before _abs_in
-        self._abs_in = 0  # stream index of the next input sample
-        self._m_next = 0  # next baseband output index
+        self._abs_in = -lead_bb * DECIMATION  # stream index of the next input sample
+        self._m_next = -lead_bb  # next baseband output index
         self._bb = np.zeros(0, dtype=np.complex128)
-        self._bb_start = 0
+        self._bb_start = -lead_bb
         self._sums = np.zeros((n_freq, 0), dtype=np.complex128)
         self._power = np.zeros(0)
-        self._sub_next = 0  # absolute index of the first sub-block in _sums
+        self._sub_next = -lead_bb // HOP  # absolute index of the first sub-block in _sums
         self._energy = np.zeros((n_freq, 0))
         self._band = np.zeros(0)
         self._win_start = 0  # absolute window index of _energy[:, 0]
@@ -103,13 +110,16 @@ class StreamingDetector:
         self._raw = np.zeros(0)
         self._offset = np.zeros(0, dtype=np.int64)
         self._score_start = 0  # absolute position of _score[0]
-        self._peak_next = 0  # next position to test for a peak
+        self._peak_next = self._sub_next  # next position to test for a peak
         self._pending: list[tuple[int, int, float]] = []  # (position, offset index, raw score)
         # Decoded frames still in view: (payload, frame start in baseband, raw sync score).
         self._recent: list[tuple[int, float, float]] = []
         self._floor_power: float | None = None
-        self._queued: list[npt.NDArray[np.float32]] = []  # input not yet processed
-        self._queued_len = 0
+        # Input not yet processed, starting with the silent lead.
+        self._queued: list[npt.NDArray[np.float32]] = [
+            np.zeros(lead_bb * DECIMATION, dtype=np.float32)
+        ]
+        self._queued_len = lead_bb * DECIMATION
 
     @property
     def noise_floor_dbfs(self) -> float:
@@ -197,7 +207,9 @@ class StreamingDetector:
         sums, power = self._k.subblock_dft(
             self._bb[lo : lo + n_new * HOP], self._fe.table, (sub_end * HOP) % period, HOP
         )
-        self._update_floor(power)
+        first_real = max(0, -sub_end)  # sub-blocks of the silent lead are not the room
+        if power.shape[0] > first_real:
+            self._update_floor(power[first_real:])
         self._sums = np.concatenate([self._sums, sums], axis=1)
         self._power = np.concatenate([self._power, power])
         width = self._fe.window_subblocks
