@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from hub.api.routes import analytics as analytics_routes
 from hub.api.routes import api_keys, customers, fleet, ops, phone, registry
 from hub.api.routes import campaigns as campaign_routes
 from hub.api.routes import coupons as coupon_routes
@@ -19,5 +20,5 @@ for module in (ops, registry, fleet, api_keys, phone, customers):
 # OAO: orders, installer sheets, cross-sell, reports.
 for module in (oao_orders, oao_sheets, oao_crosssell, oao_report_routes):
     api_router.include_router(module.router)
-for module in (campaign_routes, coupon_routes, points_routes):
+for module in (campaign_routes, coupon_routes, points_routes, analytics_routes):
     api_router.include_router(module.router)

@@ -10,6 +10,7 @@ decisions are rows too, never silently dropped.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -37,6 +38,9 @@ from storewave.wire import Grant
 
 log = logging.getLogger(__name__)
 
+_CACHE: dict[str, tuple[tuple[object, ...], list[Campaign]]] = {}
+_CACHE_LOCK = threading.Lock()
+
 # Points a campaign gives stay spendable for a year, then the durable timer expires them.
 POINTS_VALIDITY = timedelta(days=365)
 _CONSENT_FIELDS = {
@@ -49,12 +53,33 @@ _HOLDS_SLOT = (GrantOutcome.GRANTED.value, GrantOutcome.HOLDOUT.value)
 
 
 def live_campaigns(session: Session) -> Sequence[Campaign]:
-    """Every live campaign, highest priority first (ties by id, so the order is stable)."""
-    return session.exec(
+    """Every live campaign, highest priority first (ties by id, so the order is stable).
+
+    The rule snapshots are cached per database and reloaded when the set of live
+    campaigns or any edit changes (one narrow (id, updated_at) query per check-in instead
+    of building 200 ORM rows); budgets and caps are always read from the database, never cached.
+    """
+    version = tuple(
+        session.exec(
+            select(Campaign.id, Campaign.updated_at)
+            .where(Campaign.state == CampaignState.LIVE.value)
+            .order_by(col(Campaign.id))
+        ).all()
+    )
+    key = str(session.get_bind().url)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+    rows = session.exec(
         select(Campaign)
         .where(Campaign.state == CampaignState.LIVE.value)
         .order_by(col(Campaign.priority).desc(), col(Campaign.id))
     ).all()
+    snapshot = [Campaign(**row.model_dump()) for row in rows]
+    with _CACHE_LOCK:
+        _CACHE[key] = (version, snapshot)
+    return snapshot
 
 
 def load_facts(

@@ -240,6 +240,13 @@ CASES = [
     case("GET", "/v1/stores/fz-gulou/customers/cus_b/cross-sell", {A, OPS, S, K}),
     case("GET", "/v1/oao/reports/orders", {A, OPS}, hidden="fz-gulou"),
     case("GET", "/v1/oao/reports/sheets", {A, OPS, INST, S}, hidden="fz-gulou"),
+    case("GET", "/v1/analytics/visits", {A, OPS}, hidden="fz-gulou"),
+    case("GET", "/v1/analytics/attributes", {A, OPS}, hidden="fz-gulou"),
+    case("GET", "/v1/analytics/paths", {A, OPS}, hidden="fz-gulou"),
+    case("GET", "/v1/analytics/conversion", {A, OPS}, hidden="fz-gulou"),
+    case("GET", "/v1/analytics/campaigns/cmp_fz/uplift", {A, OPS}),
+    case("GET", "/v1/analytics/tiers", {A, OPS}, hidden="fz-gulou"),
+    case("PUT", "/v1/stores/fz-gulou/revenue", {A, OPS}, {"month": "2026-11", "revenue_cents": 1}),
     case("DELETE", "/v1/phone/session", {P}),
     case("DELETE", "/v1/me", {P}),
 ]
