@@ -130,9 +130,12 @@ class Publisher:
             rows = self._outbox.sequence(want)
             if len(rows) < want:
                 self._has_unsent = False
-            for row in rows:
-                flight = _Flight(row, None)
-                self._flights[(row.boot, row.seq)] = flight
+            # Every sequenced row joins the window first: if the link drops half-way,
+            # the rest are resent with their seq on reconnect (no gap for the hub).
+            fresh = [_Flight(row, None) for row in rows]
+            for flight in fresh:
+                self._flights[(flight.row.boot, flight.row.seq)] = flight
+            for flight in fresh:
                 if not self._send(flight, now):
                     return None
                 self.published += 1
