@@ -53,6 +53,9 @@ CLATTER_DECAY_RANGE_S = (0.01, 0.06)
 # 19 kHz is a light stud wall (mass law gives more; leaks around doors give less).
 WALL_LOSS_DB = 35.0
 NEIGHBOUR_PERIOD_S = 1.0
+# Seconds of the stationary mix measured to set the band floor (its level is steady;
+# 5 s holds the estimate to ~0.1 dB).
+FLOOR_EXCERPT_S = 5.0
 
 
 class NoiseKind(StrEnum):
@@ -136,11 +139,18 @@ def music(n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
 
 def hvac(n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     """HVAC: brown-ish rumble, blade-pass hum and a faint broadband diffuser hiss."""
-    rumble = _unit(_coloured(n, rng, sample_rate, -6.0))
+    # Rumble (-6 dB/octave) and hiss (-3 dB/octave) shaped in one FFT pass: the sum of
+    # the two amplitude responses, 20 dB apart at the bottom of the spectrum.
+    m = sp_fft.next_fast_len(n, real=True)
+    spec = sp_fft.rfft(rng.standard_normal(m))
+    f = np.fft.rfftfreq(m, 1.0 / sample_rate)
+    f[0] = f[1]
+    octaves = np.log2(f / f[1])
+    spec *= 10.0 ** (-6.0 * octaves / 20.0) + 0.1 * 10.0 ** (-3.0 * octaves / 20.0)
+    noise = _unit(sp_fft.irfft(spec, m)[:n])
     t = np.arange(n) / sample_rate
     hum = math.sqrt(2) * np.sin(2 * math.pi * HVAC_HUM_HZ * t)
-    hiss = _unit(_coloured(n, rng, sample_rate, -3.0))
-    return _unit(rumble + 0.3 * hum + 0.1 * hiss)
+    return _unit(noise + 0.3 * hum)
 
 
 def clatter(n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -249,13 +259,16 @@ class NoiseScene:
             else:
                 stationary += _GENERATORS[kind](n, sample_rate, rng) * scale
         if self.band_floor_db_spl is not None:
+            # The stationary part is measured on an excerpt: its band level is steady.
+            excerpt = min(n, int(FLOOR_EXCERPT_S * sample_rate))
             target = dbfs_to_rms(db_spl_to_mic_dbfs(self.band_floor_db_spl)) ** 2
-            have = band_power(stationary, sample_rate)
+            have = band_power(stationary[:excerpt], sample_rate)
             if have > target:
                 log.warning("scene already exceeds the requested band floor; not topped up")
             else:
                 band = band_noise(n, sample_rate, rng)
-                stationary += band * math.sqrt((target - have) / band_power(band, sample_rate))
+                scale = math.sqrt((target - have) / band_power(band[:excerpt], sample_rate))
+                stationary += band * scale
         return stationary + transient
 
 
