@@ -29,6 +29,7 @@ from tests.hub.arc import matrix as arc_matrix
 from tests.hub.campaigns.matrix import CAMPAIGN_BODY, campaign_world
 from tests.hub.campaigns.matrix import uid as matrix_uid
 from tests.hub.factories import CRYPTO, api_key, checkin_body, last_sms_code, live_code, seed
+from tests.hub.oao import matrix as oao_matrix
 
 A, OPS, INST, S, K, P = (
     Role.ADMIN,
@@ -208,6 +209,45 @@ CASES = [
         {A},
         lambda w: {"points": 3, "client_key": matrix_uid("adj"), "reason": "goodwill"},
     ),
+    # OAO (tests/hub/oao/matrix.py makes the fixed orders and sheet).
+    case("POST", "/v1/orders", {A, OPS}, oao_matrix.order_body),
+    case("GET", "/v1/orders", {A, OPS, S}, hidden="ord_fz"),
+    case("GET", "/v1/orders/ord_fz_a", {A, OPS, S}),
+    case("GET", "/v1/orders/ord_fz_a/history", {A, OPS, S}),
+    case("POST", "/v1/orders/ord_fz_a/accept", {A, OPS, S}),
+    case("POST", "/v1/orders/ord_fz_a/start", {A, OPS, S}),
+    case("POST", "/v1/orders/ord_fz_a/complete", {A, OPS, S}),
+    case("POST", "/v1/orders/ord_fz_b/reject", {A, OPS, S}, {"reason": "busy"}),
+    case("POST", "/v1/orders/ord_fz_c/fail", {A, OPS, S}, {"reason": "no signal"}),
+    case(
+        "POST",
+        "/v1/orders/ord_fz_d/redirect",
+        {A, OPS},
+        {"store_id": "fz-taijiang", "reason": "called"},
+    ),
+    case("GET", "/v1/oao/policies/fz", {A, OPS}),
+    case("PUT", "/v1/oao/policies/fz", {A, OPS}, {"hop_limit": 3}),
+    case("GET", "/v1/oao/stores/fz-gulou/profile", {A, OPS, S}),
+    case(
+        "PUT",
+        "/v1/oao/stores/fz-gulou/profile",
+        {A, OPS},
+        {"skills": ["sim_card", "device", "plan_change"], "order_capacity": 20},
+    ),
+    case("GET", "/v1/sheets", {A, OPS, INST, S}, hidden="sht_fz"),
+    case("GET", "/v1/sheets/sht_fz", {A, OPS, INST, S}),
+    case("PUT", "/v1/sheets/sht_fz", {A, OPS, S}, {"current_plan": "5G 129"}),
+    case("POST", "/v1/sheets/sht_fz/outcome", {A, INST}, {"outcome": "converted"}),
+    case("GET", "/v1/stores/fz-gulou/customers/cus_b/cross-sell", {A, OPS, S, K}),
+    case("GET", "/v1/oao/reports/orders", {A, OPS}, hidden="fz-gulou"),
+    case("GET", "/v1/oao/reports/sheets", {A, OPS, INST, S}, hidden="fz-gulou"),
+    case("GET", "/v1/analytics/visits", {A, OPS}, hidden="fz-gulou"),
+    case("GET", "/v1/analytics/attributes", {A, OPS}, hidden="fz-gulou"),
+    case("GET", "/v1/analytics/paths", {A, OPS}, hidden="fz-gulou"),
+    case("GET", "/v1/analytics/conversion", {A, OPS}, hidden="fz-gulou"),
+    case("GET", "/v1/analytics/campaigns/cmp_fz/uplift", {A, OPS}),
+    case("GET", "/v1/analytics/tiers", {A, OPS}, hidden="fz-gulou"),
+    case("PUT", "/v1/stores/fz-gulou/revenue", {A, OPS}, {"month": "2026-11", "revenue_cents": 1}),
     # ARC (tests/hub/arc/matrix.py makes the fixed trial, instance and task).
     *(case(*row) for row in arc_matrix.ROWS),
     case("DELETE", "/v1/phone/session", {P}),
@@ -333,6 +373,7 @@ def _world(
         "kiosk_siming": api_key(engine, clock, K, store_id="xm-siming"),
         "phone": _phone_token(engine, clock, "cus_a"),
     }
+    oao_matrix.oao_world(engine, clock)
     spare = client.post(
         "/v1/api-keys",
         json={"name": "spare", "role": "admin"},
