@@ -128,7 +128,9 @@ def random_phone(
 ) -> Phone:
     """A customer walking in the door, visiting zones in a seeded order, and leaving."""
     inner = list(layout.beacons[1:])
-    stops = []
+    width, depth, _ = layout.room.size_m
+    # A shop with only the entrance beacon: browse somewhere in the back half.
+    stops: list[Point] = [(rng.uniform(0.25, 0.75) * width, rng.uniform(0.5, 0.8) * depth, 0.0)]
     if inner:
         count = int(rng.integers(1, len(inner) + 1))
         stops = [inner[i].position for i in rng.permutation(len(inner))[:count]]

@@ -1,0 +1,91 @@
+"""``storewave sim ...`` end to end through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from storewave.cli import app
+
+from .conftest import HubSide, Mosquitto
+
+runner = CliRunner()
+
+
+@pytest.mark.mosquitto
+def test_sim_fleet_prints_and_writes_its_counts(
+    broker: Mosquitto, hub_side: HubSide, tmp_path: Path
+) -> None:
+    out = tmp_path / "fleet.json"
+    result = runner.invoke(
+        app,
+        [
+            "sim",
+            "fleet",
+            "--broker",
+            broker.url,
+            "--nodes",
+            "3",
+            "--stores",
+            "1",
+            "--rate",
+            "10",
+            "--duration",
+            "1",
+            "--grace",
+            "5",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "hub acked" in result.output
+    counts = json.loads(out.read_text())
+    assert counts["sent"] > 0 and counts["acked"] == counts["sent"] and counts["failed"] == 0
+
+
+def test_sim_fleet_refuses_bad_arguments_clearly() -> None:
+    result = runner.invoke(app, ["sim", "fleet", "--broker", "http://x", "--nodes", "1"])
+    assert result.exit_code == 2
+    assert "mqtt://" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "sim",
+            "fleet",
+            "--broker",
+            "mqtt://127.0.0.1:1",
+            "--nodes",
+            "1",
+            "--stores",
+            "1",
+            "--duration",
+            "0.1",
+        ],
+    )
+    assert result.exit_code == 1 and "cannot reach the broker" in result.output
+
+
+def test_sim_store_walks_a_phone_through_a_seeded_store() -> None:
+    result = runner.invoke(
+        app,
+        [
+            "sim",
+            "store",
+            "--store",
+            "fz-cangshan",
+            "--phones",
+            "1",
+            "--minutes",
+            "0.5",
+            "--seed",
+            "4",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Shop floor" in result.output and "zones per visit" in result.output
+    bad = runner.invoke(app, ["sim", "store", "--store", "nowhere"])
+    assert bad.exit_code == 2 and "unknown store" in bad.output
