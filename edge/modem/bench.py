@@ -166,11 +166,13 @@ def success_curve(
     return curve
 
 
-def _speed_audio(seconds: float, rng: np.random.Generator) -> npt.NDArray[np.float32]:
-    """Noise with a frame every SPEED_FRAME_PERIOD_S at 0 dB in-band SNR."""
+def _speed_audio(
+    seconds: float, rng: np.random.Generator, frames: bool = True
+) -> npt.NDArray[np.float32]:
+    """Noise with (or without) a frame every SPEED_FRAME_PERIOD_S at 0 dB in-band SNR."""
     x = np.zeros(int(seconds * RATE), np.float32)
     t = 0.5
-    while t + frame.FRAME_DURATION_S < seconds:
+    while frames and t + frame.FRAME_DURATION_S < seconds:
         wave = synthesize_frame(int(rng.integers(0, 1 << 48)), RATE, LEVEL_DBFS)
         i = int(t * RATE)
         x[i : i + wave.shape[0]] += wave
@@ -179,9 +181,9 @@ def _speed_audio(seconds: float, rng: np.random.Generator) -> npt.NDArray[np.flo
     return x + channel.awgn_for_snr(power, 0.0, x.shape[0], RATE, rng)
 
 
-def decode_speed(backend: str, seconds: float) -> tuple[float, int]:
+def decode_speed(backend: str, seconds: float, frames: bool = True) -> tuple[float, int]:
     """(audio seconds per CPU second, frames found) for one detector backend."""
-    x = _speed_audio(seconds, np.random.default_rng(SEED))
+    x = _speed_audio(seconds, np.random.default_rng(SEED), frames)
     det = StreamingDetector(RATE, backend=backend)
     start = time.process_time()
     found = 0
@@ -211,11 +213,12 @@ def kernel_speed(backend: str, seconds: float) -> float:
     return seconds / max(time.process_time() - start, 1e-9)
 
 
-def ggwave_speed(protocol: int, seconds: float) -> float:
-    """Audio seconds per CPU second for ggwave's decoder on noise with its frames in it."""
+def ggwave_speed(protocol: int, seconds: float) -> dict[str, float]:
+    """Audio seconds per CPU second of ggwave's decoder: noise alone, and with its frames."""
     encode, decode = ggwave_codec(protocol)
     rng = np.random.default_rng(SEED)
-    x = np.zeros(int(seconds * RATE), np.float32)
+    noise = (0.01 * rng.standard_normal(int(seconds * RATE))).astype(np.float32)
+    x = noise.copy()
     t = 0.5
     while True:
         wave, _ = encode(rng)
@@ -224,10 +227,12 @@ def ggwave_speed(protocol: int, seconds: float) -> float:
             break
         x[i : i + wave.shape[0]] += wave
         t += SPEED_FRAME_PERIOD_S
-    x += (0.01 * rng.standard_normal(x.shape[0])).astype(np.float32)
-    start = time.process_time()
-    decode(x)
-    return seconds / max(time.process_time() - start, 1e-9)
+    out = {}
+    for label, audio in (("noise_only", noise), ("with_frames", x)):
+        start = time.process_time()
+        decode(audio)
+        out[label] = seconds / max(time.process_time() - start, 1e-9)
+    return out
 
 
 def false_frames(minutes: float) -> dict[str, dict[str, float]]:
@@ -272,10 +277,12 @@ def run_modem_bench(
         "net_bit_rate": frame.NET_BIT_RATE,
     }
     speed_c, found_c = decode_speed("cython", SPEED_AUDIO_S if not quick else 20.0)
+    speed_quiet, _ = decode_speed("cython", SPEED_AUDIO_S if not quick else 20.0, frames=False)
     speed_n, _ = decode_speed("numpy", SPEED_REF_AUDIO_S if not quick else 3.0)
     kern_c = kernel_speed("cython", 20.0)
     kern_n = kernel_speed("numpy", 20.0)
-    result["speed"] = {"cython_x_realtime": speed_c, "numpy_x_realtime": speed_n,
+    result["speed"] = {"cython_x_realtime": speed_c, "cython_noise_only_x_realtime": speed_quiet,
+                       "numpy_x_realtime": speed_n,
                        "ratio": speed_c / speed_n, "frames_found": found_c,
                        "kernels_cython_x_realtime": kern_c, "kernels_numpy_x_realtime": kern_n,
                        "kernels_ratio": kern_c / kern_n}

@@ -41,8 +41,8 @@ DUPLICATE_FRAMES = 1.0
 # long enough that per-chunk Python overhead stays well under 1% of real time).
 CHUNK_S = 0.5
 # Small blocks are queued until this much audio is waiting: the per-batch NumPy
-# overhead (~0.1 ms) would otherwise dominate at 1024-sample blocks; adds <= 0.1 s latency.
-MIN_BATCH_S = 0.1
+# overhead (~0.1 ms) would otherwise dominate at 1024-sample blocks; adds <= 0.25 s latency.
+MIN_BATCH_S = 0.25
 # Noise-floor tracker: exponential average over about this many seconds of audio.
 NOISE_FLOOR_TAU_S = 2.0
 # Silence assumed before the stream (> one symbol: the sync contrast looks back one).
