@@ -55,3 +55,15 @@ def sim(
     from firmware_sim.bench import run_sim_bench
 
     run_sim_bench(quick=quick, out_dir=out_dir)
+
+
+@bench_app.command("all")
+def run_all(ctx: typer.Context) -> None:
+    """Run every registered benchmark with its defaults (what `make bench` calls)."""
+    group = ctx.parent.command if ctx.parent else None
+    commands = getattr(group, "commands", {})
+    for name, command in commands.items():
+        if name == "all":
+            continue
+        typer.echo(f"== storewave bench {name}")
+        ctx.invoke(command)
