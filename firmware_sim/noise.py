@@ -21,6 +21,7 @@ from scipy import signal
 from firmware_sim.calibration import (
     BAND_HIGH_HZ,
     BAND_LOW_HZ,
+    MIC_FULL_SCALE_DB_SPL,
     band_power,
     db_spl_to_mic_dbfs,
     dbfs_to_rms,
@@ -53,6 +54,10 @@ CLATTER_DECAY_RANGE_S = (0.01, 0.06)
 # 19 kHz is a light stud wall (mass law gives more; leaks around doors give less).
 WALL_LOSS_DB = 35.0
 NEIGHBOUR_PERIOD_S = 1.0
+# How far from the neighbour's beacon (through the wall) the listener is, and how loud
+# that beacon is (dB SPL at 1 m: a 10 m beacon over a 40 dB SPL floor).
+NEIGHBOUR_DISTANCE_M = 6.0
+NEIGHBOUR_SOURCE_DB_SPL = 65.0
 # Seconds of the stationary mix measured to set the band floor (its level is steady;
 # 5 s holds the estimate to ~0.1 dB).
 FLOOR_EXCERPT_S = 5.0
@@ -251,9 +256,12 @@ class NoiseScene:
         for kind, level in self.levels_db_spl.items():
             scale = dbfs_to_rms(db_spl_to_mic_dbfs(level))
             if kind is NoiseKind.NEIGHBOUR:
+                # ``level`` is the neighbour beacon's source level (dB SPL at 1 m) on its
+                # side of the wall; the listener is NEIGHBOUR_DISTANCE_M beyond the wall.
                 source = self.neighbour_frame_source or _modem_frame
-                emitter_gain = dbfs_to_rms(level - 100.0) / dbfs_to_rms(0.0)
-                transient += neighbour(n, sample_rate, rng, source) * emitter_gain
+                at_1m = 10.0 ** ((level - MIC_FULL_SCALE_DB_SPL) / 20.0)
+                spread = 1.0 / NEIGHBOUR_DISTANCE_M
+                transient += neighbour(n, sample_rate, rng, source) * at_1m * spread
             elif kind is NoiseKind.CLATTER:
                 transient += _GENERATORS[kind](n, sample_rate, rng) * scale
             else:
@@ -277,9 +285,16 @@ def quiet_floor(band_floor_db_spl: float) -> NoiseScene:
     return NoiseScene(levels_db_spl={}, band_floor_db_spl=band_floor_db_spl)
 
 
-def store_scene(band_floor_db_spl: float, with_clatter: bool = True) -> NoiseScene:
-    """The default busy store with its stationary band level set to ``band_floor_db_spl``."""
+def store_scene(
+    band_floor_db_spl: float, with_clatter: bool = True, with_neighbour: bool = False
+) -> NoiseScene:
+    """The default busy store with its stationary band level set to ``band_floor_db_spl``.
+
+    ``with_neighbour`` adds the next-door store's beacon heard through the wall.
+    """
     levels = dict(DEFAULT_LEVELS_DB_SPL)
     if not with_clatter:
         levels.pop(NoiseKind.CLATTER)
+    if with_neighbour:
+        levels[NoiseKind.NEIGHBOUR] = NEIGHBOUR_SOURCE_DB_SPL
     return NoiseScene(levels_db_spl=levels, band_floor_db_spl=band_floor_db_spl)

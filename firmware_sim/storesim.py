@@ -74,7 +74,7 @@ def run_store(
     """Simulate the store; ``on_visit`` is called after each phone (live progress)."""
     layout = layout_from_seeds(store_id, seed, noise_floor_db_spl)
     plan = plan_phones(layout, phones, minutes, seed)
-    scene = noise.store_scene(noise_floor_db_spl)
+    scene = noise.store_scene(noise_floor_db_spl, with_neighbour=True)
     run = StoreRun(layout)
     start = time.perf_counter()
     for i, phone in enumerate(plan):

@@ -43,3 +43,16 @@ def test_neighbour_beacon_arrives_through_the_wall_loss() -> None:
     x = noise.neighbour(3 * FS, FS, np.random.default_rng(5), frame_source=frame)
     peak = np.max(np.abs(x))
     assert peak == pytest.approx(10 ** (-noise.WALL_LOSS_DB / 20), rel=0.01)
+
+
+def test_neighbour_level_in_a_scene_is_its_source_level_through_wall_and_distance() -> None:
+    def frame(payload: int, sample_rate: int) -> np.ndarray:
+        return np.sin(2 * np.pi * 19_000 * np.arange(sample_rate // 10) / sample_rate)
+
+    scene = noise.NoiseScene(
+        levels_db_spl={noise.NoiseKind.NEIGHBOUR: 80.0}, neighbour_frame_source=frame
+    )
+    x = scene.render(2 * FS, FS, np.random.default_rng(6))
+    expected_db = 80.0 - noise.WALL_LOSS_DB - 20 * np.log10(noise.NEIGHBOUR_DISTANCE_M)
+    peak_db_spl = cal.MIC_FULL_SCALE_DB_SPL + 20 * np.log10(np.max(np.abs(x)))
+    assert peak_db_spl == pytest.approx(expected_db, abs=0.1)
