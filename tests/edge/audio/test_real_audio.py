@@ -30,12 +30,15 @@ SHORT_ID = 4242
 KEY_HEX = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 
+@pytest.mark.parametrize("rate", [48000, 44100])
 def test_node_hears_its_own_beacon_through_a_real_sound_server(
-    pulse_device: str, make_agent: Callable[..., Agent], hub: AckingHub
+    rate: int, pulse_device: str, make_agent: Callable[..., Agent], hub: AckingHub
 ) -> None:
-    rate = 48000  # always explicit: the pulse device reports 44100 as its default
+    # Always explicit: the pulse device reports 44100 as its default whatever we want.
     emitter = Emitter(SoundDeviceSink(rate, pulse_device), rate)
-    agent = make_agent(emitter=emitter, source=SoundDeviceSource(rate, pulse_device))
+    agent = make_agent(
+        emitter=emitter, source=SoundDeviceSource(rate, pulse_device), sample_rate=rate
+    )
     agent.start()
     config = NodeConfig(
         version=1,
