@@ -45,6 +45,7 @@ CHUNK_S = 0.5
 MIN_BATCH_S = 0.25
 # Noise-floor tracker: exponential average over about this many seconds of audio.
 NOISE_FLOOR_TAU_S = 2.0
+IN_BAND_HZ = frame.BAND_HIGH_HZ - frame.BAND_LOW_HZ
 # Silence assumed before the stream (> one symbol: the sync contrast looks back one).
 LEAD_S = 2 * frame.SYMBOL_S
 # Largest |scale| refinement may reach: the sync search range plus half a grid step.
@@ -207,15 +208,15 @@ class StreamingDetector:
         sums, power = self._k.subblock_dft(
             self._bb[lo : lo + n_new * HOP], self._fe.table, (sub_end * HOP) % period, HOP
         )
-        first_real = max(0, -sub_end)  # sub-blocks of the silent lead are not the room
-        if power.shape[0] > first_real:
-            self._update_floor(power[first_real:])
         self._sums = np.concatenate([self._sums, sums], axis=1)
         self._power = np.concatenate([self._power, power])
         width = self._fe.window_subblocks
         energy, band = self._k.sliding_energy(self._sums, self._power, width)
         if energy.shape[1] == 0:
             return
+        first_real = max(0, -self._sub_next)  # windows over the silent lead are not the room
+        if energy.shape[1] > first_real:
+            self._update_floor(energy[:, first_real:])
         if self._energy.shape[1] == 0:
             self._win_start = self._sub_next
         self._energy = np.concatenate([self._energy, energy], axis=1)
@@ -226,10 +227,15 @@ class StreamingDetector:
         self._power = self._power[drop:]
         self._sub_next += drop
 
-    def _update_floor(self, power: npt.NDArray[np.float64]) -> None:
-        """Track the in-band noise floor with a slow exponential average of baseband power."""
-        mean = float(power.mean()) / HOP
-        alpha = min(1.0, power.shape[0] * HOP / (NOISE_FLOOR_TAU_S * self._fe.baseband_rate))
+    def _update_floor(self, energy: npt.NDArray[np.float64]) -> None:
+        """Track the in-band power with a slow exponential average of the grid energies.
+
+        The grid spans 18.15-19.85 kHz; white noise of PSD p gives a mean window energy
+        of ``L * p * fb``, so the power in the 2 kHz band is ``2000 * mean / (L * fb)``.
+        """
+        fe = self._fe
+        mean = IN_BAND_HZ * float(energy.mean()) / (fe.window_len * fe.baseband_rate)
+        alpha = min(1.0, energy.shape[1] * HOP / (NOISE_FLOOR_TAU_S * fe.baseband_rate))
         if self._floor_power is None:
             self._floor_power = mean
         else:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from edge.modem import frame
+from edge.modem import channel, frame
 from edge.modem.detector import StreamingDetector
 from edge.modem.synth import emission_schedule, synthesize_frame
 from tests.edge.modem.helpers import LEVEL_DBFS, decode_all, pad
@@ -122,7 +122,11 @@ def test_noise_floor_tracks_in_band_level(rng: np.random.Generator) -> None:
     rate = 48000
     det = StreamingDetector(rate)
     assert det.noise_floor_dbfs == float("-inf")
-    det.feed((0.01 * rng.standard_normal(3 * rate)).astype(np.float32))
+    quiet_noise = (0.01 * rng.standard_normal(3 * rate)).astype(np.float32)
+    det.feed(quiet_noise)
     quiet = det.noise_floor_dbfs
+    # dBFS re a full-scale sine (power 0.5) of the 18-20 kHz power.
+    truth = 10 * np.log10(channel.in_band_power(quiet_noise, rate) / 0.5)
+    assert quiet == pytest.approx(truth, abs=0.5)
     det.feed((0.1 * rng.standard_normal(6 * rate)).astype(np.float32))
     assert det.noise_floor_dbfs == pytest.approx(quiet + 20.0, abs=1.5)
