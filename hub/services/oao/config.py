@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import String, type_coerce
 from sqlmodel import Session, col, func, select
 
 from hub.models.auth import ApiKey, Role
@@ -121,29 +125,55 @@ def store_loads(session: Session, region_id: str) -> dict[str, int]:
 
 
 def build_store_set(session: Session, region_id: str, now: datetime) -> StoreSet:
-    """The region's stores as dispatch sees them now: open, skills, capacity, load."""
-    stores = session.exec(
-        select(Store).where(Store.region_id == region_id).order_by(Store.id)
-    ).all()
-    profiles = {
-        p.store_id: p
-        for p in session.exec(
-            select(OaoStoreProfile).where(col(OaoStoreProfile.store_id).in_([s.id for s in stores]))
-        ).all()
-    }
-    loads = store_loads(session, region_id)
-    states = []
-    for store in stores:
-        profile = profiles.get(store.id)
-        states.append(
-            StoreState(
-                id=store.id,
-                latitude=store.latitude,
-                longitude=store.longitude,
-                is_open=is_open(store, now),
-                skills=frozenset(profile.skills) if profile else DEFAULT_SKILLS,
-                capacity=profile.order_capacity if profile else DEFAULT_ORDER_CAPACITY,
-                load=loads.get(store.id, 0),
-            )
+    """The region's stores as dispatch sees them now: load, capacity; hours and skills lazily.
+
+    Plain column rows (no ORM objects), and the JSON of opening hours and skills is
+    decoded only for the stores a decision looks at: this runs once per order over
+    every store of the region, and decoding all of it was most of the cost.
+    """
+    rows = session.execute(
+        select(
+            Store.id,
+            Store.latitude,
+            Store.longitude,
+            Store.timezone,
+            type_coerce(Store.opening_hours, String),
+            type_coerce(OaoStoreProfile.skills, String),
+            OaoStoreProfile.order_capacity,
         )
-    return StoreSet(states)
+        .outerjoin(OaoStoreProfile, col(OaoStoreProfile.store_id) == col(Store.id))
+        .where(Store.region_id == region_id)
+        .order_by(Store.id)
+    ).all()
+    loads = store_loads(session, region_id)
+    return StoreSet(
+        [
+            StoreState(
+                id=store_id,
+                latitude=lat,
+                longitude=lon,
+                is_open=None,
+                skills=DEFAULT_SKILLS if raw_skills is None else None,
+                capacity=capacity if capacity is not None else DEFAULT_ORDER_CAPACITY,
+                load=loads.get(store_id, 0),
+                open_check=_open_check(raw_hours, tz, now),
+                skills_loader=None if raw_skills is None else _skills_loader(raw_skills),
+            )
+            for store_id, lat, lon, tz, raw_hours, raw_skills, capacity in rows
+        ]
+    )
+
+
+def _json(raw: Any) -> Any:
+    """A JSON column's value: SQLite hands back text, psycopg may hand back the object."""
+    return json.loads(raw) if isinstance(raw, str | bytes) else raw
+
+
+def _open_check(raw_hours: Any, timezone: str, now: datetime) -> Callable[[], bool]:
+    """A deferred "is it open now" for one store (the registry's rule, hub.services.fraud)."""
+    return lambda: is_open(Store(opening_hours=_json(raw_hours) or {}, timezone=timezone), now)
+
+
+def _skills_loader(raw_skills: Any) -> Callable[[], frozenset[str]]:
+    """A deferred decode of a profile's skills."""
+    return lambda: frozenset(_json(raw_skills) or ())

@@ -6,7 +6,7 @@ registry and records what ``choose`` returns; the benchmark drives the same code
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,15 +29,34 @@ ELIGIBLE = "eligible"
 
 @dataclass
 class StoreState:
-    """One store as dispatch sees it at decision time."""
+    """One store as dispatch sees it at decision time.
+
+    ``is_open`` may be None with an ``open_check`` that answers it, and ``skills`` None
+    with a ``skills_loader``: opening hours and skills are then worked out only for the
+    stores a decision actually looks at (a region may have hundreds).
+    """
 
     id: str
     latitude: float
     longitude: float
-    is_open: bool
-    skills: frozenset[str]
+    is_open: bool | None
+    skills: frozenset[str] | None
     capacity: int
     load: int = 0
+    open_check: Callable[[], bool] | None = None
+    skills_loader: Callable[[], frozenset[str]] | None = None
+
+    def open_now(self) -> bool:
+        """Whether the store is open at decision time (asked once, then remembered)."""
+        if self.is_open is None:
+            self.is_open = self.open_check() if self.open_check is not None else True
+        return self.is_open
+
+    def skill_set(self) -> frozenset[str]:
+        """The products this store does (loaded once, then remembered)."""
+        if self.skills is None:
+            self.skills = self.skills_loader() if self.skills_loader is not None else frozenset()
+        return self.skills
 
 
 @dataclass(frozen=True)
@@ -117,9 +136,9 @@ class StoreSet:
         """``eligible``, or the first reason ``store`` cannot take a ``product`` order now."""
         if store.id in excluded:
             return "declined or timed out earlier"
-        if not store.is_open:
+        if not store.open_now():
             return "closed now"
-        if product not in store.skills:
+        if product not in store.skill_set():
             return f"does not do {product}"
         if store.load >= store.capacity:
             return f"full ({store.load}/{store.capacity} open orders)"

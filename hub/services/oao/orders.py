@@ -15,6 +15,7 @@ from hub.models.oao import (
     DispatchOutcome,
     OaoDispatch,
     OaoOrder,
+    OaoRegionPolicy,
     OaoTransition,
     OrderCreate,
     OrderHistory,
@@ -161,7 +162,7 @@ def dispatch(
         )
         return None
     assert decision.store_id is not None  # choose() raises rather than return no store
-    offer(session, order, decision, now, actor, cause)
+    offer(session, order, decision, now, actor, cause, policy)
     return decision
 
 
@@ -172,6 +173,7 @@ def offer(
     now: datetime,
     actor: str,
     cause: str = "",
+    policy: OaoRegionPolicy | None = None,
 ) -> None:
     """Give the order to ``decision.store_id``: move, record, arm the SLA timers."""
     assert decision.store_id is not None
@@ -191,7 +193,7 @@ def offer(
     order.dispatched_at = now
     session.add(order)
     _record(session, order, decision, now, DispatchOutcome.PENDING)
-    region_policy = config.get_policy(session, order.region_id)
+    region_policy = policy or config.get_policy(session, order.region_id)
     deadlines.arm(
         session, region_policy, order.id, order.priority, order.hops, decision.store_id, now
     )

@@ -111,9 +111,12 @@ def scoped_sheet(session: Session, principal: Principal, sheet_id: str) -> OaoSh
 
 
 def list_sheets(
-    session: Session, principal: Principal, status: SheetStatus | None
+    session: Session,
+    principal: Principal,
+    status: SheetStatus | None,
+    limit: int | None = MAX_PAGE,
 ) -> Sequence[OaoSheet]:
-    """Sheets in the caller's scope, newest first."""
+    """Sheets in the caller's scope, newest first (at most ``limit``; None: all)."""
     query = select(OaoSheet).order_by(col(OaoSheet.created_at).desc(), col(OaoSheet.id).desc())
     if principal.role is Role.INSTALLER:
         query = query.where(OaoSheet.installer_key_id == principal.key_id)
@@ -125,7 +128,7 @@ def list_sheets(
         )
     if status is not None:
         query = query.where(OaoSheet.status == status.value)
-    return session.exec(query.limit(MAX_PAGE)).all()
+    return session.exec(query.limit(limit)).all()
 
 
 def fill(
@@ -178,7 +181,7 @@ def close(
 def report(session: Session, principal: Principal, now: datetime) -> dict[str, dict[str, int]]:
     """Per store: sheets open (not closed), late (open past the visit window), converted."""
     rows: dict[str, dict[str, int]] = {}
-    for sheet in list_sheets(session, principal, None):
+    for sheet in list_sheets(session, principal, None, limit=None):
         row = rows.setdefault(
             sheet.store_id, {"total": 0, "open": 0, "late": 0, "closed": 0, "converted": 0}
         )
