@@ -22,7 +22,7 @@ from edge.modem import codes
 from firmware_sim import calibration as cal
 from firmware_sim.acoustics import REFERENCE_PHONE_MIC, MicResponse, render
 from firmware_sim.acoustics.room import Point
-from firmware_sim.noise import NoiseScene
+from firmware_sim.noise import NoiseBed, NoiseScene
 from firmware_sim.rangetest import APP_WINDOW_FRAMES, app_hears
 from firmware_sim.store import Beacon, StoreLayout, emission
 from storewave.wire import CheckinRequest
@@ -152,7 +152,7 @@ def _audible(beacon: Beacon, pos: np.ndarray, noise_floor_db_spl: float) -> bool
 def render_visit(
     layout: StoreLayout,
     phone: Phone,
-    scene: NoiseScene,
+    scene: NoiseScene | NoiseBed,
     rng: np.random.Generator,
     wall0_s: float,
     noise_floor_db_spl: float = cal.DEFAULT_NOISE_FLOOR_DB_SPL,
@@ -246,7 +246,11 @@ def _mean_snr(frames: list[tuple[float, float]]) -> float:
 
 
 def simulate_visit(
-    layout: StoreLayout, phone: Phone, scene: NoiseScene, rng: np.random.Generator, wall0_s: float
+    layout: StoreLayout,
+    phone: Phone,
+    scene: NoiseScene | NoiseBed,
+    rng: np.random.Generator,
+    wall0_s: float,
 ) -> VisitResult:
     """Render and decode one phone's visit."""
     audio, t0 = render_visit(layout, phone, scene, rng, wall0_s)

@@ -56,3 +56,14 @@ def test_neighbour_level_in_a_scene_is_its_source_level_through_wall_and_distanc
     expected_db = 80.0 - noise.WALL_LOSS_DB - 20 * np.log10(noise.NEIGHBOUR_DISTANCE_M)
     peak_db_spl = cal.MIC_FULL_SCALE_DB_SPL + 20 * np.log10(np.max(np.abs(x)))
     assert peak_db_spl == pytest.approx(expected_db, abs=0.1)
+
+
+def test_noise_bed_slices_are_seeded_pieces_of_one_background() -> None:
+    bed = noise.NoiseBed.of(noise.store_scene(40.0), 2.0, FS, np.random.default_rng(7))
+    a = bed.render(FS, FS, np.random.default_rng(1))
+    b = bed.render(FS, FS, np.random.default_rng(1))
+    assert np.array_equal(a, b) and a.size == FS
+    longer = bed.render(3 * FS, FS, np.random.default_rng(2))  # wraps around the bed
+    assert longer.size == 3 * FS
+    with pytest.raises(ValueError, match="Hz"):
+        bed.render(10, 44_100, np.random.default_rng(1))
