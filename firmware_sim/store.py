@@ -118,8 +118,13 @@ def layout_from_seeds(
     seed: int = 20131001,
     noise_floor_db_spl: float = cal.DEFAULT_NOISE_FLOOR_DB_SPL,
     registry: dict[str, Any] | None = None,
+    keys: dict[str, bytes] | None = None,
 ) -> StoreLayout:
-    """Build the layout of ``store_id`` (default: the first store) from the seed registry."""
+    """Build the layout of ``store_id`` (default: the first store) from the seed registry.
+
+    ``keys`` maps node ids to the beacon keys the hub generated (so its check-in service
+    verifies what the phones hear); nodes without one get a key derived from ``seed``.
+    """
     reg = registry or load_registry()
     stores = {s["id"]: s for s in reg["stores"]}
     if not stores:
@@ -147,7 +152,7 @@ def layout_from_seeds(
                 zone_id=node["zone_id"],
                 zone_name=zone["name"],
                 short_id=int(node["beacon"]["short_id"]),
-                key=_key(seed, node["id"]),
+                key=(keys or {}).get(node["id"]) or _key(seed, node["id"]),
                 range_m=range_m,
                 position=position,
                 level_dbfs=cal.range_to_level_dbfs(range_m, noise_floor_db_spl),

@@ -82,9 +82,17 @@ def run_store(
     seed: int,
     noise_floor_db_spl: float = cal.DEFAULT_NOISE_FLOOR_DB_SPL,
     on_visit: Callable[[VisitResult, StoreRun], None] | None = None,
+    *,
+    wall0_s: float = SIM_EPOCH_S,
+    keys: dict[str, bytes] | None = None,
 ) -> StoreRun:
-    """Simulate the store; ``on_visit`` is called after each phone (live progress)."""
-    layout = layout_from_seeds(store_id, seed, noise_floor_db_spl)
+    """Simulate the store; ``on_visit`` is called after each phone (live progress).
+
+    ``wall0_s`` is the wall-clock time of simulated second 0 (rotating codes follow it:
+    pass ``time.time()`` when a live hub will verify the check-ins); ``keys`` are the
+    hub's beacon keys by node id (see :func:`firmware_sim.store.layout_from_seeds`).
+    """
+    layout = layout_from_seeds(store_id, seed, noise_floor_db_spl, keys=keys)
     plan = plan_phones(layout, phones, minutes, seed)
     scene = noise.store_scene(noise_floor_db_spl, with_neighbour=True)
     bed = noise.NoiseBed.of(
@@ -94,7 +102,7 @@ def run_store(
     start = time.perf_counter()
     for i, phone in enumerate(plan):
         rng = np.random.default_rng([seed, i])
-        visit = simulate_visit(layout, phone, bed, rng, SIM_EPOCH_S)
+        visit = simulate_visit(layout, phone, bed, rng, wall0_s)
         run.visits.append(visit)
         run.simulated_s += visit.duration_s
         run.wall_s = time.perf_counter() - start

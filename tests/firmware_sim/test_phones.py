@@ -64,3 +64,14 @@ def test_store_plan_is_seeded(layout: store.StoreLayout) -> None:
 def test_unknown_store_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown store"):
         store.layout_from_seeds("nowhere")
+
+
+def test_hub_keys_replace_the_seeded_ones() -> None:
+    hub_key = bytes(range(32))
+    layout = store.layout_from_seeds(STORE, seed=1, keys={"fz-taijiang-n1": hub_key})
+    entrance = next(b for b in layout.beacons if b.node_id == "fz-taijiang-n1")
+    code = entrance.code_at(SIM_EPOCH_S)
+    assert codes.verify_beacon_code(code, hub_key, codes.slot_of(SIM_EPOCH_S)) is not None
+    assert layout.beacon_for(code, SIM_EPOCH_S) is entrance
+    other = next(b for b in layout.beacons if b.node_id != "fz-taijiang-n1")
+    assert other.key != hub_key
