@@ -57,6 +57,26 @@ def sim(
     run_sim_bench(quick=quick, out_dir=out_dir)
 
 
+@bench_app.command("arc")
+def arc(
+    instances: int = typer.Option(
+        10_000, "--instances", help="Journey instances (the issue's target run is 100000)."
+    ),
+    seed: int = typer.Option(7, "--seed", help="Seed of the customer cohorts."),
+    pg_url: str = typer.Option("", "--pg-url", help="Run on this PostgreSQL instead of SQLite."),
+    out_dir: Path = typer.Option(RESULTS_DIR, "--out", help="Where arc.json goes."),
+) -> None:
+    """ARC journeys: N instances through a simulated 31-day trial (target 100,000 in 60 s)."""
+    import json
+
+    from hub.services.journeys.bench import run_arc_bench
+    from storewave.logs import setup_logging
+
+    setup_logging("ERROR")
+    result = run_arc_bench(instances, seed, out_dir, pg_url or None)
+    typer.echo(json.dumps(result, indent=2))
+
+
 @bench_app.command("all")
 def run_all(ctx: typer.Context) -> None:
     """Run every registered benchmark with its defaults (what `make bench` calls)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from hub.services.journeys.definitions import latest, publish, spec_of, versions
 from hub.services.journeys.engine import (
-    DEADLINE_TIMER,
     STEP_TIMER,
     close_task,
     deliver_event,
@@ -15,7 +14,6 @@ from hub.services.journeys.engine import (
 from hub.services.journeys.schema import DefinitionError, JourneySpec, parse_spec
 
 __all__ = [
-    "DEADLINE_TIMER",
     "STEP_TIMER",
     "DefinitionError",
     "JourneySpec",

@@ -47,7 +47,6 @@ from hub.services.journeys.schema import (
 log = logging.getLogger(__name__)
 
 STEP_TIMER = "journey.step"
-DEADLINE_TIMER = "journey.deadline"
 SOURCE_KIND = "journey"
 _STAY = object()  # a step that must wait: the instance stays on it
 
@@ -91,7 +90,6 @@ def enrol(
     except IntegrityError:
         raise Conflict(f"customer is already in journey {journey!r}",
                        code="already_active") from None
-    timers.schedule(session, DEADLINE_TIMER, inst.id, inst.deadline_at, {"iid": inst.id}, now=now)
     _advance(session, inst, spec, now, now, resume=None)
     return inst
 
@@ -158,7 +156,6 @@ def _finish(session: Session, inst: JourneyInstance, state: InstanceState, reaso
     inst.ended_at = now
     inst.active_key = None
     inst.waiting = None
-    timers.cancel(session, DEADLINE_TIMER, inst.id)
     session.add(inst)
 
 
@@ -252,7 +249,12 @@ def _run(session: Session, inst: JourneyInstance, spec: JourneySpec, step: Any, 
 
 def _wait(session: Session, inst: JourneyInstance, step_id: str, until: datetime, mode: str,
           now: datetime, suffix: str = "") -> Any:
-    """Park the instance on ``step_id`` until a durable timer wakes it."""
+    """Park the instance on ``step_id`` until a durable timer wakes it.
+
+    No wake-up is later than the journey's maximum length, so the same timer that ends a
+    wait also ends an instance that outlived its journey (no separate deadline timer).
+    """
+    until = min(until, inst.deadline_at)
     timers.schedule(session, STEP_TIMER, f"{inst.id}:{step_id}{suffix}", until,
                     {"iid": inst.id, "step": step_id}, now=now)
     inst.waiting = mode
@@ -358,14 +360,6 @@ def _on_step_timer(session: Session, timer: Timer, now: datetime) -> None:
         return  # stale: the instance moved on or ended
     spec = definitions.spec_of(session, inst.definition_id)
     _advance(session, inst, spec, now, timer.due_at, resume=step_id)
-
-
-@timers.timer_handler(DEADLINE_TIMER)
-def _on_deadline(session: Session, timer: Timer, now: datetime) -> None:
-    """The journey's maximum length is reached."""
-    inst = session.get(JourneyInstance, timer.payload["iid"])
-    if inst is not None:
-        exit_instance(session, inst, "max_length", now)
 
 
 def get_instance(session: Session, instance_id: str) -> JourneyInstance:
