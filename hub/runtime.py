@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from hub.clock import Clock, SystemClock
 from hub.mqtt.broker import Broker, start_broker
 from hub.mqtt.control import MqttNodeControl
 from hub.mqtt.ingest import IngestWorker
@@ -44,6 +45,9 @@ class HubRuntime:
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
     timers: TimerRunner | None = None
+    # The clock timers run on: the system clock in production, a ManualClock when a
+    # demo or test moves time (an ARC trial month in seconds).
+    clock: Clock | None = None
 
     def start(self) -> HubRuntime:
         """Migrate, start the broker, node control, ingest workers and the sweep."""
@@ -76,9 +80,7 @@ class HubRuntime:
         self._sweeper.start()
         # Durable timers (coupon expiry, order SLAs, journey steps): handlers register
         # when their service modules are imported, which create_app does.
-        from hub.clock import SystemClock
-
-        self.timers = TimerRunner(self.engine, SystemClock())
+        self.timers = TimerRunner(self.engine, self.clock or SystemClock())
         self.timers.start()
         log.info("hub runtime started", extra={"broker": self.broker.url, "workers": workers})
         return self
