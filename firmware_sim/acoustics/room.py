@@ -135,12 +135,20 @@ class Response:
 
     direct_delay_s: float
     direct_gain: float
-    # Reflections only, sample 0 = the direct sound's arrival (sample-rounded arrivals).
-    reflections: np.ndarray
+    # Each reflection's arrival after the direct sound (s, exact) and its pressure gain.
+    reflection_delays_s: np.ndarray
+    reflection_gains: np.ndarray
+
+    def reflections(self, sample_rate: int) -> np.ndarray:
+        """Reflections as a sampled response, sample 0 = the direct arrival (rounded lags)."""
+        lags = np.maximum(np.rint(self.reflection_delays_s * sample_rate).astype(np.int64), 1)
+        tail = np.zeros(int(lags.max()) + 1 if lags.size else 1)
+        np.add.at(tail, lags, self.reflection_gains)
+        return tail
 
 
-def impulse_response(room: Room, source: Point, listener: Point, sample_rate: int) -> Response:
-    """The response from ``source`` to ``listener``: exact direct path + reflections."""
+def impulse_response(room: Room, source: Point, listener: Point) -> Response:
+    """The response from ``source`` to ``listener``: direct path + reflections (exact delays)."""
     if not room.contains(listener):
         raise ValueError(f"listener {listener} is outside the room {room.size_m}")
     images = image_sources(room, source)
@@ -151,12 +159,7 @@ def impulse_response(room: Room, source: Point, listener: Point, sample_rate: in
     direct_gain = float(gains[images.direct_index])
     keep = gains > 10.0 ** (-TAIL_FLOOR_DB / 20.0) * direct_gain
     keep[images.direct_index] = False
-    lags = np.rint((dist[keep] - direct_d) / c * sample_rate).astype(np.int64)
-    lags = np.maximum(lags, 1)  # a reflection never arrives with the direct sound
-    length = int(lags.max()) + 1 if lags.size else 1
-    tail = np.zeros(length)
-    np.add.at(tail, lags, gains[keep])
-    return Response(direct_d / c, direct_gain, tail)
+    return Response(direct_d / c, direct_gain, (dist[keep] - direct_d) / c, gains[keep])
 
 
 def distance(a: Point, b: Point) -> float:
