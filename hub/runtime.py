@@ -71,6 +71,7 @@ class HubRuntime:
                         client_id=INGEST_CLIENT_ID.format(index),
                         mqtt5=self.broker.supports_mqtt5,
                         publish_hub_status=index == 0,
+                        clock=(self.clock or SystemClock()).now,
                     ).start()
                 )
         except BaseException:
