@@ -77,6 +77,19 @@ def arc(
     typer.echo(json.dumps(result, indent=2))
 
 
+@bench_app.command("campaigns")
+def campaigns(
+    samples: int = typer.Option(500, "--samples", help="Check-ins measured per condition."),
+    out_dir: Path = typer.Option(RESULTS_DIR, "--out", help="Where campaigns.json goes."),
+) -> None:
+    """Campaign evaluation: latency it adds to a check-in with 200 live campaigns (5 ms p99)."""
+    from hub.services.campaigns.bench import run_campaigns_bench
+    from storewave.logs import setup_logging
+
+    setup_logging("ERROR")
+    run_campaigns_bench(samples=samples, out_dir=out_dir)
+
+
 @bench_app.command("all")
 def run_all(ctx: typer.Context) -> None:
     """Run every registered benchmark with its defaults (what `make bench` calls)."""

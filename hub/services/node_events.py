@@ -15,6 +15,7 @@ from edge.modem.codes import from_hex, kind_of, split_beacon_code
 from hub.metrics import NODE_ALERTS
 from hub.models.checkins import PhoneToken, Presence
 from hub.models.registry import Alert, BeaconHearing, Node, NodeState
+from hub.services.campaigns import hooks as campaign_hooks
 from storewave.wire import (
     AnyEvent,
     CodeKind,
@@ -176,6 +177,11 @@ def _bind_presence(session: Session, node: Node, event: DetectionEvent, at: date
         at,
     )
     session.add(presence)
+    # Zone-entry and dwell campaigns decide here, in the ingest transaction; what they
+    # grant lands in the customer's inbox (GET /v1/me/inbox).
+    campaign_hooks.on_presence(
+        session, at, token.customer_id, node.store_id, node.zone_id, str(event.id)
+    )
 
 
 def _record_hearing(

@@ -25,7 +25,7 @@ from hub.models.coupons import (
     ReverseRequest,
     VoidRequest,
 )
-from hub.services import coupons
+from hub.services import coupon_templates, coupons
 from hub.services.auth import Principal
 from hub.services.customers import get_customer
 from hub.services.errors import NotFound
@@ -41,7 +41,7 @@ Redeemers = Annotated[
 @router.get("/coupon-templates", response_model=list[CouponTemplatePublic])
 def list_templates(session: SessionDep, principal: Operators) -> Sequence[CouponTemplate]:
     """Coupon templates in the caller's scope."""
-    return coupons.list_templates(session, principal)
+    return coupon_templates.list_templates(session, principal)
 
 
 @router.post(
@@ -51,7 +51,7 @@ def create_template(
     session: SessionDep, clock: ClockDep, principal: Operators, body: CouponTemplateCreate
 ) -> CouponTemplate:
     """A coupon template: value / percent / free item, minimum spend, validity, stores."""
-    return coupons.create_template(session, principal, body, clock.now())
+    return coupon_templates.create_template(session, principal, body, clock.now())
 
 
 @router.post("/coupon-templates/{template_id}/pool", response_model=PoolImported, responses=_404)
@@ -59,8 +59,8 @@ def import_pool(
     session: SessionDep, clock: ClockDep, principal: Operators, template_id: str, body: PoolImport
 ) -> PoolImported:
     """Import pre-made codes; issuing uses them before generating new ones."""
-    template = coupons.get_template(session, principal, template_id)
-    return coupons.import_pool(session, template, body.codes, clock.now())
+    template = coupon_templates.get_template(session, principal, template_id)
+    return coupon_templates.import_pool(session, template, body.codes, clock.now())
 
 
 @router.post(
@@ -73,7 +73,7 @@ def issue_coupon(
     session: SessionDep, clock: ClockDep, principal: Operators, template_id: str, body: IssueRequest
 ) -> Coupon:
     """Give a customer a coupon by hand (service recovery, a complaint)."""
-    template = coupons.get_template(session, principal, template_id)
+    template = coupon_templates.get_template(session, principal, template_id)
     customer = get_customer(session, body.customer_id)
     return coupons.issue(
         session, template, customer.id, clock.now(), actor=coupons.actor_of(principal)
@@ -132,7 +132,7 @@ def _scoped_coupon(session: Session, principal: Principal, coupon_id: str) -> Co
     coupon = session.get(Coupon, coupon_id)
     if coupon is None:
         raise NotFound("coupon not found")
-    coupons.get_template(session, principal, coupon.template_id)
+    coupon_templates.get_template(session, principal, coupon.template_id)
     return coupon
 
 

@@ -8,6 +8,9 @@ budget_remaining >= n``: the database serialises the decrements and never goes b
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
+
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
@@ -18,43 +21,51 @@ from hub.models.campaigns import Campaign, CampaignGrant, GrantOutcome
 GLOBAL_DAILY_CAP = 3
 
 
-def granted_today(session: Session, customer_id: str, day: str) -> int:
-    """Grants the customer got on the store day ``day`` across every campaign."""
-    return int(
-        session.exec(
-            select(func.count()).where(
-                CampaignGrant.customer_id == customer_id,
-                CampaignGrant.store_day == day,
-                CampaignGrant.outcome == GrantOutcome.GRANTED.value,
-            )
-        ).one()
-    )
+@dataclass
+class GrantCounts:
+    """The customer's granted grants, read once per evaluation (under the customer lock)."""
+
+    day: str
+    today: Counter[str] = field(default_factory=Counter)  # campaign -> grants this store day
+    total: Counter[str] = field(default_factory=Counter)  # campaign -> grants ever
+    global_today: int = 0
+
+    def record(self, campaign_id: str) -> None:
+        """Count a grant just made in this evaluation."""
+        self.today[campaign_id] += 1
+        self.total[campaign_id] += 1
+        self.global_today += 1
 
 
-def cap_reason(
-    session: Session,
-    campaign: Campaign,
-    customer_id: str,
-    day: str,
-    global_today: int,
-    global_cap: int,
-) -> str | None:
-    """The first cap the grant would break ("global_daily_cap", ...), or None."""
-    if global_today >= global_cap:
-        return "global_daily_cap"
-    if campaign.cap_per_customer_day is not None or campaign.cap_per_customer_total is not None:
-        base = select(func.count()).where(
-            CampaignGrant.campaign_id == campaign.id,
+def load_counts(session: Session, customer_id: str, day: str) -> GrantCounts:
+    """One grouped query: grants per (campaign, store day) of this customer."""
+    counts = GrantCounts(day=day)
+    rows = session.exec(
+        select(CampaignGrant.campaign_id, CampaignGrant.store_day, func.count())
+        .where(
             CampaignGrant.customer_id == customer_id,
             CampaignGrant.outcome == GrantOutcome.GRANTED.value,
         )
-        if campaign.cap_per_customer_day is not None:
-            today = session.exec(base.where(CampaignGrant.store_day == day)).one()
-            if today >= campaign.cap_per_customer_day:
-                return "campaign_daily_cap"
-        total_cap = campaign.cap_per_customer_total
-        if total_cap is not None and session.exec(base).one() >= total_cap:
-            return "campaign_total_cap"
+        .group_by(col(CampaignGrant.campaign_id), col(CampaignGrant.store_day))
+    ).all()
+    for campaign_id, store_day, n in rows:
+        counts.total[campaign_id] += n
+        if store_day == day:
+            counts.today[campaign_id] += n
+            counts.global_today += n
+    return counts
+
+
+def cap_reason(campaign: Campaign, counts: GrantCounts, global_cap: int) -> str | None:
+    """The first cap a grant would break ("global_daily_cap", ...), or None."""
+    if counts.global_today >= global_cap:
+        return "global_daily_cap"
+    daily = campaign.cap_per_customer_day
+    if daily is not None and counts.today[campaign.id] >= daily:
+        return "campaign_daily_cap"
+    total = campaign.cap_per_customer_total
+    if total is not None and counts.total[campaign.id] >= total:
+        return "campaign_total_cap"
     return None
 
 

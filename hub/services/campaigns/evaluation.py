@@ -152,7 +152,7 @@ def evaluate(
             )
         )
     }
-    global_today = caps.granted_today(session, customer.id, day)
+    counts = caps.load_counts(session, customer.id, day)
     decisions: list[CampaignGrant] = []
     slot_taken = False
     for campaign in candidates:
@@ -170,10 +170,10 @@ def evaluate(
             continue
         if campaign.exclusive and slot_taken:
             continue  # an exclusive campaign only grants alone
-        grant = _decide(session, campaign, event, key, day, global_today, global_cap)
+        grant = _decide(session, campaign, event, key, day, counts, global_cap)
         decisions.append(grant)
         if grant.outcome == GrantOutcome.GRANTED.value:
-            global_today += 1
+            counts.record(campaign.id)
         if grant.outcome in _HOLDS_SLOT:
             slot_taken = True
             if campaign.exclusive:
@@ -187,10 +187,15 @@ def _decide(
     event: TriggerEvent,
     key: str,
     day: str,
-    global_today: int,
+    counts: caps.GrantCounts,
     global_cap: int,
 ) -> CampaignGrant:
-    """Holdout, caps, budget, reward and the grant row, all in one savepoint."""
+    """Holdout, caps, budget and reward; the grant row records the outcome either way.
+
+    Only a grant with effects (budget, coupon, points) runs in a savepoint, so a
+    duplicate that slipped past the customer lock undoes its effects and returns the
+    decision that won. Holdout and capped rows change nothing else and are just added.
+    """
     grant = CampaignGrant(
         id=new_id("grt"),
         campaign_id=campaign.id,
@@ -204,33 +209,32 @@ def _decide(
         store_day=day,
         at=event.at,
     )
-    try:
-        with session.begin_nested():
-            if rules.in_holdout(campaign, event.customer_id):
-                grant.outcome = GrantOutcome.HOLDOUT.value
-            elif reason := caps.cap_reason(
-                session, campaign, event.customer_id, day, global_today, global_cap
-            ):
-                grant.outcome, grant.reason = GrantOutcome.CAPPED.value, reason
-            elif not caps.take_budget(session, campaign, _cost(campaign)):
-                grant.outcome, grant.reason = GrantOutcome.CAPPED.value, "budget_exhausted"
-            else:
-                _reward(session, campaign, grant, event.at)
-            session.add(grant)
-            session.flush()
-    except IntegrityError:
-        # The same (campaign, event) was decided by a transaction that committed first.
-        prior = session.exec(
-            select(CampaignGrant).where(
-                CampaignGrant.campaign_id == campaign.id, CampaignGrant.source_event == key
-            )
-        ).one()
-        return prior
+    if rules.in_holdout(campaign, event.customer_id):
+        grant.outcome = GrantOutcome.HOLDOUT.value
+    elif reason := caps.cap_reason(campaign, counts, global_cap):
+        grant.outcome, grant.reason = GrantOutcome.CAPPED.value, reason
     if grant.outcome != GrantOutcome.GRANTED.value:
+        session.add(grant)
         log.info(
             "campaign grant not given",
             extra={"campaign": campaign.id, "outcome": grant.outcome, "reason": grant.reason},
         )
+        return grant
+    try:
+        with session.begin_nested():
+            if caps.take_budget(session, campaign, _cost(campaign)):
+                _reward(session, campaign, grant, event.at)
+            else:
+                grant.outcome, grant.reason = GrantOutcome.CAPPED.value, "budget_exhausted"
+            session.add(grant)
+            session.flush()
+    except IntegrityError:
+        # The same (campaign, event) was decided by a transaction that committed first.
+        return session.exec(
+            select(CampaignGrant).where(
+                CampaignGrant.campaign_id == campaign.id, CampaignGrant.source_event == key
+            )
+        ).one()
     return grant
 
 

@@ -18,6 +18,8 @@ _BUCKET_SPAN = float(2**_BUCKET_BITS)
 MINUTES_PER_HOUR = 60
 SECONDS_PER_MINUTE = 60
 SECONDS_PER_DAY = 86_400
+# campaign_grant.source_event is 120 characters wide.
+SOURCE_KEY_MAX = 120
 
 
 @dataclass(frozen=True)
@@ -190,13 +192,23 @@ def in_holdout(campaign: Campaign, customer_id: str) -> bool:
 
 
 def source_key(campaign: Campaign, event: TriggerEvent) -> str:
-    """The key that makes one event grant at most once per campaign, however often it arrives."""
-    base = f"visit:{event.visit_id}" if event.visit_id else f"{event.channel}:{event.event_id}"
+    """The key that makes one event grant at most once per campaign, however often it arrives.
+
+    Visit ids belong to one customer; other sources' ids are prefixed with the customer,
+    so one customer's event can never collide with another's.
+    """
+    if event.visit_id:
+        base = f"visit:{event.visit_id}"
+    else:
+        base = f"{event.channel}:{event.customer_id}:{event.event_id}"
     trigger = Trigger(campaign.trigger)
     if trigger is Trigger.ZONE_ENTRY:
-        return f"{base}:zone:{event.zone_id}"
-    if trigger is Trigger.DWELL:
-        return f"{base}:dwell"
-    if trigger is Trigger.KIOSK_SIGNIN:
-        return f"kiosk:{event.event_id}"
-    return base
+        base = f"{base}:zone:{event.zone_id}"
+    elif trigger is Trigger.DWELL:
+        base = f"{base}:dwell"
+    elif trigger is Trigger.KIOSK_SIGNIN:
+        base = f"kiosk:{event.customer_id}:{event.event_id}"
+    if len(base) <= SOURCE_KEY_MAX:
+        return base
+    # Long ids (an MQTT uuid plus a zone) are hashed to fit the column, keeping uniqueness.
+    return f"{event.channel}:{hashlib.sha256(base.encode()).hexdigest()}"

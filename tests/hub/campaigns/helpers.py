@@ -19,7 +19,7 @@ from hub.models.coupons import CouponTemplate, CouponTemplateCreate
 from hub.models.customers import Customer, CustomerTag
 from hub.services.auth import Principal
 from hub.services.campaigns import lifecycle
-from hub.services.coupons import create_template
+from hub.services.coupon_templates import create_template
 from tests.hub.factories import CRYPTO
 
 T = TypeVar("T")
