@@ -15,6 +15,28 @@ from hub.db import alembic_config, make_engine, migrate
 from tests.hub.conftest import _admin_conninfo
 
 
+def _with_ancestors(revisions: set[str]) -> set[str]:
+    """``revisions`` and everything they build on (down revisions and ``depends_on``).
+
+    Alembic drops a branch head from the version table once a revision that depends on
+    it is applied, so "at heads" means every script head is here or below a current one.
+    """
+    script = ScriptDirectory.from_config(alembic_config())
+    seen: set[str] = set()
+    todo = list(revisions)
+    while todo:
+        rev = script.get_revision(todo.pop())
+        if rev is None or rev.revision in seen:
+            continue
+        seen.add(rev.revision)
+        for field in (rev.down_revision, rev.dependencies):
+            if isinstance(field, str):
+                todo.append(field)
+            elif field:
+                todo.extend(field)
+    return seen
+
+
 def _assert_no_diff(url: str) -> None:
     """Migrate an empty database and compare it with the models."""
     engine = make_engine(url)
@@ -29,7 +51,7 @@ def _assert_no_diff(url: str) -> None:
             heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
             current = set(MigrationContext.configure(conn).get_current_heads())
         assert diff == []
-        assert current == heads
+        assert heads <= _with_ancestors(current)
     finally:
         engine.dispose()
 

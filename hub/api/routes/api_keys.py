@@ -8,10 +8,11 @@ from fastapi import APIRouter, Response, status
 from sqlmodel import select
 
 from hub.api.deps import AdminOnly, ContextDep, SessionDep
+from hub.api.transactional import TransactionalRoute
 from hub.models.auth import ApiKey, ApiKeyCreate, ApiKeyIssued, ApiKeyPublic
 from hub.services.auth import create_api_key, revoke_api_key
 
-router = APIRouter(prefix="/v1/api-keys", tags=["auth"])
+router = APIRouter(prefix="/v1/api-keys", tags=["auth"], route_class=TransactionalRoute)
 
 
 @router.get("", response_model=list[ApiKeyPublic])

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Response, status
 from sqlmodel import col, select
 
 from hub.api.deps import AdminOnly, ContextDep, PresenceReaders, SessionDep, StoreStaff
+from hub.api.transactional import TransactionalRoute
 from hub.models.checkins import Presence, PresencePublic, Visit, VisitPublic
 from hub.models.customers import CustomerPublic, TagCreate, TagKind
 from hub.services import checkins, customers
 from hub.services.auth import scoped_store
 
-router = APIRouter(prefix="/v1", tags=["customers"])
+router = APIRouter(prefix="/v1", tags=["customers"], route_class=TransactionalRoute)
 _404 = {404: {"description": "Not found, or outside the caller's scope"}}
 # A token heard longer ago than this no longer means the customer is at the counter.
 PRESENCE_WINDOW = timedelta(minutes=10)

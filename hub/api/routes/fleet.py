@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from hub.api.deps import ContextDep, FleetManagers, FleetReaders, SessionDep
+from hub.api.transactional import TransactionalRoute
 from hub.models.registry import (
     Alert,
     AlertPublic,
@@ -26,7 +27,7 @@ from hub.services import provisioning, registry
 from hub.services.errors import Invalid
 from storewave.wire import CommandName, NodeCommand
 
-router = APIRouter(prefix="/v1", tags=["fleet"])
+router = APIRouter(prefix="/v1", tags=["fleet"], route_class=TransactionalRoute)
 _404 = {404: {"description": "Not found, or outside the caller's scope"}}
 # A command a node has not picked up within this time is stale (the installer retries).
 COMMAND_TTL = timedelta(minutes=5)

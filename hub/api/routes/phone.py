@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 
 from hub.api.deps import ContextDep, PhoneCaller, Public, SessionDep
+from hub.api.transactional import TransactionalRoute
 from hub.models.checkins import Visit, VisitPublic
 from hub.models.customers import (
     CustomerPublic,
@@ -22,7 +23,7 @@ from hub.models.customers import (
 from hub.services import checkins, customers, phone_auth
 from storewave.wire import CheckinRequest, CheckinResponse, PhoneTokenResponse
 
-router = APIRouter(prefix="/v1", tags=["phone app"])
+router = APIRouter(prefix="/v1", tags=["phone app"], route_class=TransactionalRoute)
 _bearer = HTTPBearer(auto_error=False)
 # The phone's own recent visits: a screenful.
 MY_VISITS_LIMIT = 50
@@ -128,8 +129,4 @@ def check_in(
     ctx: ContextDep, session: SessionDep, caller: PhoneCaller, body: CheckinRequest
 ) -> CheckinResponse:
     """Check in with a beacon code the phone heard (verified against the slot window)."""
-    response = checkins.check_in(session, ctx.crypto, ctx.clock, caller.customer_id or "", body)
-    # Commit in this call, not in the dependency's teardown (another threadpool hop): the
-    # hot path must release SQLite's write lock before it yields the thread.
-    session.commit()
-    return response
+    return checkins.check_in(session, ctx.crypto, ctx.clock, caller.customer_id or "", body)

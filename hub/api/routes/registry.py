@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, Query, status
 
 from hub.api.deps import AdminOnly, AnyStaff, FleetManagers, Operators, SessionDep, StoreStaff
+from hub.api.transactional import TransactionalRoute
 from hub.models.registry import (
     Region,
     RegionCreate,
@@ -22,7 +23,7 @@ from hub.models.registry import (
 from hub.services import registry
 from hub.services.auth import scoped_store
 
-router = APIRouter(prefix="/v1", tags=["registry"])
+router = APIRouter(prefix="/v1", tags=["registry"], route_class=TransactionalRoute)
 _404 = {404: {"description": "Not found, or outside the caller's scope"}}
 
 
