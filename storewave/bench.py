@@ -90,6 +90,20 @@ def campaigns(
     run_campaigns_bench(samples=samples, out_dir=out_dir)
 
 
+@bench_app.command("checkins")
+def checkins(
+    rate: float = typer.Option(200.0, "--rate", help="Open-loop rate in requests/s."),
+    seconds: float = typer.Option(15.0, "--seconds", help="Duration of the fixed-rate run."),
+    peak_seconds: float = typer.Option(10.0, "--peak-seconds", help="Duration of the peak run."),
+    concurrency: int = typer.Option(32, "--concurrency", help="Connections for both runs."),
+    database_url: str = typer.Option("", "--database-url", help="Empty: a fresh SQLite file."),
+) -> None:
+    """POST /v1/checkins on one uvicorn worker: p99 at a fixed rate, peak req/s vs /healthz."""
+    from hub.bench_checkins import run_checkins_bench
+
+    run_checkins_bench(rate, seconds, peak_seconds, concurrency, database_url or None, RESULTS_DIR)
+
+
 @bench_app.command("all")
 def run_all(ctx: typer.Context) -> None:
     """Run every registered benchmark with its defaults (what `make bench` calls)."""
