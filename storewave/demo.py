@@ -1,72 +1,266 @@
-"""``storewave demo``: run everything that exists so far, end to end, and report."""
+"""``storewave demo``: the whole StoreWave loop on embedded defaults, with a live view.
+
+A hub with its managed broker and SQLite starts in this process and loads the seeds;
+the store's beacon devices boot, get their rotating-code keys over MQTT and emit;
+customers' phones walk in, hear the beacons through the acoustic simulator, decode
+them with the real detector and check in over HTTP; a phone plays its token at the
+counter, where a real edge node hears it and reports it over MQTT. It ends with a
+report table and files in the folder it names.
+"""
 
 from __future__ import annotations
 
+import json
 import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edge.modem import codes
+from storewave.logs import setup_logging
 
-DEMO_RATE_HZ = 48000
-# 20 ms blocks: the size an edge node hands the detector from its audio callback.
-DEMO_BLOCK = 960
-DEMO_TONES_HZ = (18250.0, 18750.0, 19250.0, 19750.0)
+DEMO_STORE = "fz-gulou"
+# The counter node runs the real edge agent (it hears phone tokens); the others are
+# simulated beacon devices.
+COUNTER_NODE = "fz-gulou-n4"
+STORE_TZ = ZoneInfo("Asia/Shanghai")
+# The demo's day starts at 10:30 in the store (open), so check-ins pass the hours rule.
+DEMO_LOCAL_START = (10, 30)
+DEFAULT_PHONES = 6
+DEFAULT_MINUTES = 4.0
+# Seconds between hearing a code and the hub receiving the check-in (app + network).
+CHECKIN_LATENCY_S = 1.0
+# An edge node reports a heard token within a second; the bound is for a loaded CI box.
+PRESENCE_TIMEOUT_S = 30.0
 
 
-def _kernel_check(console: Console) -> None:
-    """Run the compiled Goertzel bank against its NumPy twin on a tone in noise."""
-    import ext
-    from ext.reference import goertzel_bank as reference_bank
+@dataclass
+class DemoReport:
+    """What the demo did, for the printed report and ``report.json``."""
 
-    rng = np.random.default_rng(7)
-    t = np.arange(DEMO_BLOCK) / DEMO_RATE_HZ
-    block = (0.1 * np.sin(2 * np.pi * DEMO_TONES_HZ[1] * t) + 0.01 * rng.standard_normal(t.size))
-    block = block.astype(np.float32)
-    fast = ext.goertzel_bank(block, DEMO_TONES_HZ, DEMO_RATE_HZ)
-    slow = reference_bank(block, DEMO_TONES_HZ, DEMO_RATE_HZ)
-    reps = 2000
-    start = time.perf_counter()
-    for _ in range(reps):
-        ext.goertzel_bank(block, DEMO_TONES_HZ, DEMO_RATE_HZ)
-    per_block_s = (time.perf_counter() - start) / reps
-    table = Table(title="Goertzel bank: compiled kernel vs NumPy twin (tone at 18.75 kHz)")
-    table.add_column("tone Hz", justify="right")
-    table.add_column("Cython power", justify="right")
-    table.add_column("NumPy power", justify="right")
-    for f, a, b in zip(DEMO_TONES_HZ, fast, slow, strict=True):
-        table.add_row(f"{f:.0f}", f"{a:.4g}", f"{b:.4g}")
-    console.print(table)
-    console.print(
-        f"strongest bin: {DEMO_TONES_HZ[int(np.argmax(fast))]:.0f} Hz; "
-        f"{per_block_s * 1e6:.1f} us per 20 ms block "
-        f"({0.02 / per_block_s:.0f}x real time for a 4-tone bank)"
+    started: str = ""
+    workdir: str = ""
+    phones: int = 0
+    visits: int = 0
+    zones_per_visit: float = 0.0
+    checkins_sent: int = 0
+    checkins_accepted: int = 0
+    new_visits: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)
+    grants: int = 0
+    token_presence_s: float | None = None
+    wall_s: float = 0.0
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(label, value) rows for the summary table."""
+        return [
+            ("phones walked in", str(self.phones)),
+            ("visits simulated (audio rendered + decoded)", str(self.visits)),
+            ("zones heard per visit", f"{self.zones_per_visit:.1f}"),
+            ("check-ins sent / accepted", f"{self.checkins_sent} / {self.checkins_accepted}"),
+            ("new visits recorded", str(self.new_visits)),
+            ("refused (reason: count)", ", ".join(f"{k}: {v}" for k, v in self.refusals.items())
+             or "none"),
+            ("grants returned", str(self.grants)),
+            ("token heard at counter -> presence (s)",
+             "-" if self.token_presence_s is None else f"{self.token_presence_s:.2f}"),
+            ("wall time (s)", f"{self.wall_s:.1f}"),
+        ]
+
+
+def demo_start_time(now: datetime | None = None) -> datetime:
+    """The next 10:30 in the store's time zone at or after ``now`` (stores are open then)."""
+    now = now or datetime.now(UTC)
+    local = now.astimezone(STORE_TZ)
+    start = local.replace(hour=DEMO_LOCAL_START[0], minute=DEMO_LOCAL_START[1], second=0,
+                          microsecond=0)
+    if start < local:
+        start += timedelta(days=1)
+    # Sunday hours start later in the seeds; Monday-Saturday all open by 10:00.
+    while start.weekday() == 6:
+        start += timedelta(days=1)
+    return start.astimezone(UTC)
+
+
+def run_demo(workdir: Path, phones: int, minutes: float, seed: int, console: Console) -> DemoReport:
+    """Run the loop; raise DemoError with a plain reason if a step fails."""
+    from edge.modem import codes
+    from firmware_sim.store import layout_from_seeds
+    from firmware_sim.storesim import run_store
+    from hub.clock import ManualClock
+    from hub.embedded import start_embedded_hub
+    from hub.models.auth import Role
+    from storewave.demo_world import (
+        DemoError,
+        LiveMicrophone,
+        sign_in_phone,
+        start_beacons,
+        token_audio,
+        wait_for,
     )
 
+    report = DemoReport(started=datetime.now(UTC).isoformat(), workdir=str(workdir),
+                        phones=phones)
+    t_start = time.monotonic()
+    clock = ManualClock(demo_start_time())
+    layout = layout_from_seeds(DEMO_STORE, seed=seed)
+    beacon_nodes = [b.node_id for b in layout.beacons if b.node_id != COUNTER_NODE]
 
-def _code_check(console: Console) -> None:
-    """Make a rotating beacon code and verify it as the hub would, including a replay."""
-    key = codes.new_beacon_key()
-    slot = codes.slot_of(time.time())
-    code = codes.beacon_code(4242, key, slot)
-    table = Table(title="Rotating beacon code (beacon 4242)")
-    table.add_column("check")
-    table.add_column("result")
-    table.add_row("code", codes.to_hex(code))
-    table.add_row("verify now", str(codes.verify_beacon_code(code, key, slot) == slot))
-    replayed = codes.verify_beacon_code(code, key, slot + 5)
-    table.add_row("replay 5 slots later", "refused" if replayed is None else "ACCEPTED")
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        step = progress.add_task("hub: broker, database, API, seeds", total=1)
+        hub = start_embedded_hub(workdir / "hub", clock=clock)
+        progress.update(step, completed=1)
+        fleet = None
+        agent = None
+        mic = None
+        try:
+            step = progress.add_task("beacon devices and edge node get keys over MQTT",
+                                     total=1)
+            fleet = start_beacons(hub, beacon_nodes)
+            mic = LiveMicrophone(np.random.default_rng(seed))
+            agent = _start_counter(hub, workdir, mic)
+            keys = fleet.wait_configured()
+            keys[COUNTER_NODE] = wait_for(
+                lambda: agent.config and agent.config.beacon
+                and bytes.fromhex(agent.config.beacon.key_hex),
+                "the counter edge node's config", PRESENCE_TIMEOUT_S,
+            )
+            progress.update(step, completed=1)
+
+            step = progress.add_task("phones walk in (audio rendered, decoded)", total=phones)
+            wall0 = clock.now().timestamp()
+            run = run_store(
+                DEMO_STORE, phones, minutes, seed, wall0_s=wall0, keys=keys,
+                on_visit=lambda _v, _r: progress.advance(step),
+            )
+            report.visits = len(run.visits)
+            report.zones_per_visit = (
+                sum(len(v.zones) for v in run.visits) / len(run.visits) if run.visits else 0.0
+            )
+
+            entries = sorted(
+                ((z.checkin.heard_at, v.phone_id, z) for v in run.visits for z in v.zones),
+                key=lambda item: item[0],
+            )
+            clients = {}
+            step = progress.add_task("phones check in, in time order", total=len(entries))
+            refusals: Counter[str] = Counter()
+            for n, (heard_at, phone_id, zone) in enumerate(entries):
+                if phone_id not in clients:
+                    number = f"+86138{seed % 1000:03d}{len(clients):05d}"
+                    clients[phone_id] = sign_in_phone(hub, number, device_id=phone_id)
+                target = heard_at + timedelta(seconds=CHECKIN_LATENCY_S)
+                if target > clock.now():
+                    clock.set(target)
+                resp = clients[phone_id].post(
+                    "/v1/checkins", content=zone.checkin.model_dump_json(),
+                    headers={"Content-Type": "application/json"},
+                )
+                report.checkins_sent += 1
+                if resp.status_code == 200:
+                    body = resp.json()
+                    report.checkins_accepted += 1
+                    report.new_visits += int(body["new_visit"])
+                    report.grants += len(body["grants"])
+                else:
+                    refusals[resp.json().get("code", str(resp.status_code))] += 1
+                progress.update(step, completed=n + 1)
+            report.refusals = dict(refusals)
+
+            step = progress.add_task("a phone plays its token at the counter", total=1)
+            token_client = next(iter(clients.values()))
+            resp = token_client.post("/v1/phone/tokens")
+            if resp.status_code != 201:
+                raise DemoError(f"token refused: {resp.status_code} {resp.text[:200]}")
+            token = codes.from_hex(resp.json()["token"])
+            mic.play(token_audio(layout, COUNTER_NODE, token, 3.0, np.random.default_rng(seed)))
+            staff = hub.client(hub.api_key(Role.STORE_STAFF, store_id=DEMO_STORE))
+            heard_from = time.monotonic()
+            customer = token_client.get("/v1/me").json()["id"]
+            wait_for(
+                lambda: any(p["customer_id"] == customer
+                            for p in staff.get(f"/v1/stores/{DEMO_STORE}/presence").json()),
+                "the counter node to report the phone's token",
+                PRESENCE_TIMEOUT_S,
+            )
+            report.token_presence_s = time.monotonic() - heard_from
+            progress.update(step, completed=1)
+            for c in clients.values():
+                c.close()
+            staff.close()
+        finally:
+            if agent is not None:
+                mic.close()
+                agent.stop()
+            if fleet is not None:
+                fleet.stop()
+            hub.stop()
+    report.wall_s = time.monotonic() - t_start
+    return report
+
+
+def _start_counter(hub, workdir: Path, mic):  # type: ignore[no-untyped-def]
+    """Start the counter's real edge agent (real detector) listening to ``mic``."""
+    from edge.agent.agent import Agent
+    from edge.agent.settings import AgentOptions
+    from edge.audio.sources import ArraySource
+    from edge.modem.detector import StreamingDetector
+    from storewave.demo_world import SAMPLE_RATE, node_data_dir
+
+    options = AgentOptions(
+        node_id=COUNTER_NODE, password=hub.seeds.node_passwords[COUNTER_NODE],
+        broker_url=hub.runtime.broker.url, data_dir=node_data_dir(workdir, COUNTER_NODE),
+        sample_rate=SAMPLE_RATE,
+    )
+    agent = Agent(options, ArraySource(mic.blocks(), SAMPLE_RATE),
+                  StreamingDetector(SAMPLE_RATE))
+    agent.start()
+    return agent
+
+
+def print_report(report: DemoReport, console: Console) -> None:
+    """The summary table."""
+    table = Table(title=f"StoreWave demo: store {DEMO_STORE}")
+    table.add_column("what")
+    table.add_column("result", justify="right")
+    for label, value in report.rows():
+        table.add_row(label, value)
     console.print(table)
 
 
-def demo_command() -> None:
-    """Run the whole StoreWave loop on embedded defaults (grows as parts land)."""
+def demo_command(
+    phones: int = typer.Option(DEFAULT_PHONES, min=1, max=200, help="Phones that walk in."),
+    minutes: float = typer.Option(DEFAULT_MINUTES, min=0.5, max=60, help="Simulated minutes."),
+    seed: int = typer.Option(20131001, help="Seed for every random choice."),
+    out: Path | None = typer.Option(None, help="Folder for state and the report."),
+) -> None:
+    """Run the whole StoreWave loop on embedded defaults and print a report."""
+    from storewave.demo_world import DemoError
+
+    setup_logging("WARNING")
     console = Console()
+    workdir = out or Path("var/demo") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    workdir.mkdir(parents=True, exist_ok=True)
     console.rule("StoreWave demo")
-    _kernel_check(console)
-    _code_check(console)
-    console.print("[green]demo finished[/green]")
-    raise typer.Exit(0)
+    try:
+        report = run_demo(workdir, phones, minutes, seed, console)
+    except DemoError as exc:
+        console.print(f"[red]demo failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    print_report(report, console)
+    (workdir / "report.json").write_text(json.dumps(report.__dict__, indent=2, default=str))
+    console.print(f"report and state written to [bold]{workdir}[/bold]")
