@@ -282,6 +282,9 @@ def run_checkins_bench(
         "database": "postgresql" if database_url and "postgres" in database_url else "sqlite",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
+        # The machine is shared; a load average above the core count means the hub got
+        # only part of a core, and the figures say so.
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "fixed_rate": {
             "target_rps": rate,
             **fixed,

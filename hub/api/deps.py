@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the hub context, a DB session per request, and the caller's role."""
+"""FastAPI dependencies: the hub context, a DB session per request, and the caller's role.
+
+Dependencies that do no I/O are ``async def`` so FastAPI runs them on the event loop
+instead of paying a threadpool hop each; the ones that touch the database stay sync.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +24,8 @@ _bearer = HTTPBearer(
 )
 
 
-def get_context(request: Request) -> HubContext:
-    """The HubContext ``create_app`` stored on the app."""
+async def get_context(request: Request) -> HubContext:
+    """The HubContext ``create_app`` stored on the app (async: no threadpool hop)."""
     return request.app.state.hub  # type: ignore[no-any-return]
 
 
@@ -42,7 +46,7 @@ def get_session(ctx: ContextDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_clock(ctx: ContextDep) -> Clock:
+async def get_clock(ctx: ContextDep) -> Clock:
     """The hub's clock (a ManualClock in tests)."""
     return ctx.clock
 
@@ -73,7 +77,7 @@ def require(*roles: Role) -> Callable[..., Principal]:
     """
     allowed = frozenset(roles)
 
-    def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if principal.role not in allowed:
             raise Forbidden(f"role {principal.role.value} may not call this endpoint")
         return principal
@@ -82,7 +86,7 @@ def require(*roles: Role) -> Callable[..., Principal]:
     return dependency
 
 
-def public() -> None:
+async def public() -> None:
     """Marks a route that needs no credentials (health, metrics, phone sign-in)."""
 
 
