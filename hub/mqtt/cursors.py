@@ -104,13 +104,14 @@ class CursorCache:
         by_key: dict[tuple[str, int], set[int]] = {}
         for node, boot, seq in committed:
             by_key.setdefault((node, boot), set()).add(seq)
+        cold = self._load_cursors(session, [k for k in by_key if k not in self._states])
         plan = CursorPlan()
         for key, seqs in by_key.items():
             cached = self._states.get(key)
-            state = cached.copy() if cached else self._load(session, key)
+            state = cached.copy() if cached else cold[key]
             state.above |= seqs
             state.advance()
-            if state.above and cached is not None:
+            if state.above:  # an apparent gap: the database (other workers) may fill it
                 state = self._load(session, key, state.open_gaps)
             if state.above:
                 first = state.contiguous + 1
@@ -125,6 +126,34 @@ class CursorCache:
                 plan.closed.append((key[0], key[1], state.contiguous))
             plan.states[key] = state
         return plan
+
+    def _load_cursors(
+        self, session: Session, keys: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], _State]:
+        """Cold start for many (node, boot) at once: two queries, not two per key.
+
+        Only the cursor row and open gaps are read; seqs already committed above the
+        cursor (rare: a gap) are found by :meth:`_load` when a gap shows.
+        """
+        states = {key: _State() for key in keys}
+        if not keys:
+            return states
+        nodes = sorted({node for node, _ in keys})
+        for node, boot, seq in session.execute(
+            select(_CURSOR.c.node, _CURSOR.c.boot, _CURSOR.c.contiguous_seq).where(
+                _CURSOR.c.node.in_(nodes)
+            )
+        ):
+            if (node, boot) in states:
+                states[(node, boot)].contiguous = int(seq)
+        for node, boot, first in session.execute(
+            select(_GAP.c.node, _GAP.c.boot, _GAP.c.first_missing).where(
+                _GAP.c.node.in_(nodes), _GAP.c.closed_at.is_(None)
+            )
+        ):
+            if (node, boot) in states:
+                states[(node, boot)].open_gaps.add(int(first))
+        return states
 
     def apply(self, plan: CursorPlan) -> None:
         """Adopt a committed plan."""
