@@ -77,6 +77,33 @@ def arc(
     typer.echo(json.dumps(result, indent=2))
 
 
+@bench_app.command("campaigns")
+def campaigns(
+    samples: int = typer.Option(500, "--samples", help="Check-ins measured per condition."),
+    out_dir: Path = typer.Option(RESULTS_DIR, "--out", help="Where campaigns.json goes."),
+) -> None:
+    """Campaign evaluation: latency it adds to a check-in with 200 live campaigns (5 ms p99)."""
+    from hub.services.campaigns.bench import run_campaigns_bench
+    from storewave.logs import setup_logging
+
+    setup_logging("ERROR")
+    run_campaigns_bench(samples=samples, out_dir=out_dir)
+
+
+@bench_app.command("checkins")
+def checkins(
+    rate: float = typer.Option(200.0, "--rate", help="Open-loop rate in requests/s."),
+    seconds: float = typer.Option(15.0, "--seconds", help="Duration of the fixed-rate run."),
+    peak_seconds: float = typer.Option(10.0, "--peak-seconds", help="Duration of the peak run."),
+    concurrency: int = typer.Option(32, "--concurrency", help="Connections for both runs."),
+    database_url: str = typer.Option("", "--database-url", help="Empty: a fresh SQLite file."),
+) -> None:
+    """POST /v1/checkins on one uvicorn worker: p99 at a fixed rate, peak req/s vs /healthz."""
+    from hub.bench_checkins import run_checkins_bench
+
+    run_checkins_bench(rate, seconds, peak_seconds, concurrency, database_url or None, RESULTS_DIR)
+
+
 @bench_app.command("ingest")
 def ingest(
     processes: int = typer.Option(4, "--processes", help="Publisher processes."),
