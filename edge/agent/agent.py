@@ -199,7 +199,7 @@ class Agent(CommandsMixin):
     def _on_detection(self, det: Detection, now: float) -> None:
         """Threshold, debounce, store; complete a pending self-test."""
         self.frames_heard += 1
-        if self._self_test is not None and det.payload == self._self_test.code:
+        if self._self_test is not None and det.payload in self._self_test.codes:
             self._finish_self_test(det)
         thresholds = (self.config or NodeConfig(version=1)).thresholds
         if det.snr_db < thresholds.min_snr_db or det.confidence < thresholds.min_confidence:
@@ -288,8 +288,11 @@ class Agent(CommandsMixin):
             )
         for hearing in self._debouncer.expire(now):
             self._store_hearing(hearing)
-        if self._self_test is not None and now >= self._self_test.deadline:
-            self._finish_self_test(None)
+        if self._self_test is not None:
+            if now >= self._self_test.deadline:
+                self._finish_self_test(None)
+            else:
+                self._retry_self_test(now)
 
     def _wait_s(self, now: float, publisher_wait: float | None) -> float:
         """How long the agent thread may sleep."""
@@ -297,7 +300,7 @@ class Agent(CommandsMixin):
         if (d := self._debouncer.next_deadline()) is not None:
             deadlines.append(d)
         if self._self_test is not None:
-            deadlines.append(self._self_test.deadline)
+            deadlines.append(min(self._self_test.wake_at, self._self_test.deadline))
         wait = min(deadlines) - now
         if publisher_wait is not None:
             wait = min(wait, publisher_wait)

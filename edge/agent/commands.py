@@ -31,17 +31,32 @@ from storewave.wire import (
 
 log = logging.getLogger(__name__)
 
-# How long a self-test listens for the node's own frame (a frame is well under a second).
-SELF_TEST_TIMEOUT_S = 5.0
+# A self-test plays its frame up to this many times, this far apart, before it reports
+# failure: one frame can be masked by a noise burst or a glitch in a busy sound server,
+# and a frame's airtime plus opening an output stream stays well under the spacing.
+SELF_TEST_ATTEMPTS = 3
+SELF_TEST_RETRY_S = 3.0
+SELF_TEST_TIMEOUT_S = SELF_TEST_ATTEMPTS * SELF_TEST_RETRY_S
 
 
 @dataclass(slots=True)
 class SelfTest:
-    """A self-test waiting to hear the node's own frame."""
+    """A self-test waiting to hear the node's own frame (any code it played)."""
 
     command_id: Any
-    code: int
+    codes: set[int]
+    next_try: float
     deadline: float
+    attempts: int = 1
+
+    @property
+    def wake_at(self) -> float:
+        """When the agent must next look at this self-test."""
+        return self.next_try if self.attempts < SELF_TEST_ATTEMPTS else self.deadline
+
+    def due(self, now: float) -> bool:
+        """True when another frame should be played."""
+        return self.attempts < SELF_TEST_ATTEMPTS and now >= self.next_try
 
 
 class CommandsMixin:
@@ -86,7 +101,21 @@ class CommandsMixin:
                 body = SelfTestBody(ok=False, detail="no beacon key or no output")
                 self._store(self._envelope(SelfTestEvent, body), EventKind.OTHER)
                 return
-            self._self_test = SelfTest(cmd.id, code, time.monotonic() + SELF_TEST_TIMEOUT_S)
+            now = time.monotonic()
+            self._self_test = SelfTest(
+                cmd.id, {code}, now + SELF_TEST_RETRY_S, now + SELF_TEST_TIMEOUT_S
+            )
+
+    def _retry_self_test(self, now: float) -> None:
+        """Play the self-test frame again if the last one was not heard in time."""
+        test = self._self_test
+        if test is None or not test.due(now):
+            return
+        code = self._emit_once()
+        if code is not None:
+            test.codes.add(code)
+        test.attempts += 1
+        test.next_try = now + SELF_TEST_RETRY_S
 
     def _set_beacon(self, cmd: NodeCommand) -> None:
         """Take a beacon key sent as a command (amqtt: never in the retained config)."""
@@ -122,11 +151,18 @@ class CommandsMixin:
         assert self._self_test is not None
         test, self._self_test = self._self_test, None
         if det is None:
-            body = SelfTestBody(ok=False, detail=f"own frame not heard in {SELF_TEST_TIMEOUT_S} s")
+            body = SelfTestBody(
+                ok=False,
+                detail=f"own frame not heard ({test.attempts} frames in {SELF_TEST_TIMEOUT_S} s)",
+            )
         else:
             level = self.config.emit.level_dbfs if self.config else None
             body = SelfTestBody(
-                ok=True, heard_code=to_hex(test.code), level_dbfs=level, snr_db=det.snr_db
+                ok=True,
+                heard_code=to_hex(det.payload),
+                level_dbfs=level,
+                snr_db=det.snr_db,
+                detail=f"heard on attempt {test.attempts} of {SELF_TEST_ATTEMPTS}",
             )
         self._store(self._envelope(SelfTestEvent, body), EventKind.OTHER)
 
