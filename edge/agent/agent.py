@@ -379,6 +379,7 @@ class Agent(CommandsMixin):
         done = threading.Event()
 
         def close_windows() -> None:
+            """On the agent thread: store the closing events, make everything due."""
             for hearing in self._debouncer.flush():
                 self._store_hearing(hearing)
             self.publisher.flush()

@@ -351,11 +351,13 @@ def bench_cpu(port: int, tmp: Path) -> dict[str, Any]:
     """CPU of a listening node at 48 kHz vs the simulated sound card alone."""
 
     def card_only() -> Callable[[], None]:
+        """Start the simulated card alone; return its stop."""
         room, blocks = SimAudio(RATE), BlockQueue(10_000)
         room.start(blocks)
         return room.stop
 
     def node() -> Callable[[], None]:
+        """Start a whole node on the simulated card; return its stop."""
         # Operating conditions: the node emits its beacon every second into the room
         # and hears it back, so the detector decodes a frame a second, not just noise.
         config = NodeConfig(

@@ -72,11 +72,14 @@ class CommandsMixin:
 
     if TYPE_CHECKING:  # provided by Agent
 
-        def _store(self, event: Any, kind: EventKind, leaf: Any = ...) -> None: ...
+        def _store(self, event: Any, kind: EventKind, leaf: Any = ...) -> None:
+            """Store an event (Agent._store)."""
 
-        def _envelope(self, cls: Any, body: Any) -> Any: ...
+        def _envelope(self, cls: Any, body: Any) -> Any:
+            """Wrap a body in an envelope (Agent._envelope)."""
 
-        def _configure_emitter(self) -> None: ...
+        def _configure_emitter(self) -> None:
+            """Push schedule and key to the emitter (Agent._configure_emitter)."""
 
     def _on_command(self, cmd: NodeCommand) -> None:
         """Run self_test / emit_now / flush_queue unless expired; report the outcome."""

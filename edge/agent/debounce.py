@@ -26,6 +26,8 @@ class Hearing:
 
 @dataclass(slots=True)
 class _Open:
+    """A code's open window: the hearing so far and when the window closes."""
+
     hearing: Hearing
     closes_at: float
 

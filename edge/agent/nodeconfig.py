@@ -22,6 +22,7 @@ class ConfigRejected(ValueError):
     """A config the node refused; ``version`` is what it claimed (0 when unreadable)."""
 
     def __init__(self, version: int, reason: str) -> None:
+        """Keep the claimed version and a wire-sized reason."""
         super().__init__(reason)
         self.version = version
         self.reason = reason[:_MAX_REASON]

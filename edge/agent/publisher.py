@@ -33,6 +33,8 @@ class Link(Protocol):
 
 @dataclass(slots=True)
 class _Flight:
+    """An event in the window: its row and when it was last sent."""
+
     row: OutboxRow
     sent_at: float | None  # monotonic time of the last send; None = due now
 

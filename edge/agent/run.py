@@ -66,6 +66,7 @@ def run_node(settings: EdgeSettings, wav: Path | None = None, sim: bool = False)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT: ask the main loop to stop (the shutdown runs there)."""
         log.info("signal received; shutting down", extra={"signal": signum})
         stop.set()
 

@@ -16,6 +16,7 @@ class AudioUnavailable(RuntimeError):
     """No usable sound card: PortAudio missing, no device, or the named one absent."""
 
     def __init__(self, detail: str) -> None:
+        """Prefix ``detail`` with the hint that says what to do instead."""
         super().__init__(f"{NO_DEVICE_HINT} ({detail})")
         self.detail = detail
 
