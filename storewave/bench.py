@@ -118,6 +118,23 @@ def ingest(
     run_ingest_bench(processes, nodes, events, out, amqtt)
 
 
+@bench_app.command("oao")
+def oao(
+    orders: int = typer.Option(10_000, "--orders", help="Orders dispatched over 500 stores."),
+    e2e_orders: int = typer.Option(
+        2_000, "--e2e-orders", help="Of them, taken end to end through the database."
+    ),
+    open_orders: int = typer.Option(10_000, "--open", help="Open orders in the timeout sweep."),
+    out_dir: Path = typer.Option(RESULTS_DIR, "--out", help="Where oao.json goes."),
+) -> None:
+    """OAO: nearest-store dispatch (k-d tree vs a full scan) and the SLA timeout sweep."""
+    from hub.services.oao.bench import run_oao_bench
+    from storewave.logs import setup_logging
+
+    setup_logging("ERROR")
+    run_oao_bench(out_dir, n_orders=orders, e2e_orders=e2e_orders, n_open=open_orders)
+
+
 @bench_app.command("all")
 def run_all(ctx: typer.Context) -> None:
     """Run every registered benchmark with its defaults (what `make bench` calls)."""

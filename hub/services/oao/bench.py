@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,6 +60,9 @@ STORE_CAPACITY = 30
 # Issue 8's targets.
 TARGET_ORDERS_PER_S = 500.0
 TARGET_SWEEP_S = 1.0
+# A bigger region shows how the tree and the scan grow apart with the store count.
+SCALING_STORES = 5_000
+SCALING_ORDERS = 2_000
 # End-to-end intake commits this many orders per transaction (a channel's burst).
 COMMIT_BATCH = 100
 # Fifth of the stores do not install broadband, so skills matter in the decisions.
@@ -284,22 +289,29 @@ def sweep(engine: Engine, n_open: int) -> dict[str, float]:
     remind = timers._HANDLERS.pop(deadlines.KIND_REMIND)
     redispatch = timers._HANDLERS.pop(deadlines.KIND_REDISPATCH)
     try:
-        started = time.perf_counter()
-        ran_noop = timers.run_due(engine, clock)
-        noop_s = time.perf_counter() - started
+        (noop_s, noop_cpu), ran_noop = _timed(lambda: timers.run_due(engine, clock))
     finally:
         timers._HANDLERS[deadlines.KIND_REMIND] = remind
         timers._HANDLERS[deadlines.KIND_REDISPATCH] = redispatch
-    started = time.perf_counter()
-    ran = timers.run_due(engine, clock)
-    remind_s = time.perf_counter() - started
+    (remind_s, remind_cpu), ran = _timed(lambda: timers.run_due(engine, clock))
     assert ran_noop == n_open and ran == n_open, (ran_noop, ran)
     return {
         "open_orders": n_open,
         "sweep_s": remind_s,
+        "sweep_cpu_s": remind_cpu,
         "noop_sweep_s": noop_s,
+        "noop_sweep_cpu_s": noop_cpu,
         "orders_per_s": n_open / remind_s,
+        "ratio_to_noop_sweep": remind_s / noop_s,
     }
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[tuple[float, float], Any]:
+    """((wall s, this process's CPU s), result) of ``fn()``: CPU time shows the work when
+    other jobs share the machine's cores."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return (time.perf_counter() - wall, time.process_time() - cpu), result
 
 
 def run_oao_bench(
@@ -308,14 +320,17 @@ def run_oao_bench(
     """Run every figure on fresh SQLite files, print them, write ``oao.json``."""
     world = make_world(n_orders=n_orders)
     policy = PolicyView(max_distance_km=1_000.0)
-    kd_s, kd_winners = dispatch_kdtree(world, policy)
-    scan_s, scan_winners = dispatch_scan(world, policy)
+    (kd_s, kd_cpu), (_, kd_winners) = _timed(lambda: dispatch_kdtree(world, policy))
+    (scan_s, scan_cpu), (_, scan_winners) = _timed(lambda: dispatch_scan(world, policy))
     if kd_winners != scan_winners:
         raise AssertionError("k-d tree and scan chose different stores")
+    big = make_world(n_stores=SCALING_STORES, n_orders=SCALING_ORDERS)
+    (big_kd_s, _), _ = _timed(lambda: dispatch_kdtree(big, policy))
+    (big_scan_s, _), _ = _timed(lambda: dispatch_scan(big, policy))
     with tempfile.TemporaryDirectory() as tmp:
         e2e_engine = make_engine(f"sqlite:///{tmp}/oao-dispatch.sqlite3")
         migrate(e2e_engine)
-        e2e_s = dispatch_end_to_end(e2e_engine, world, e2e_orders)
+        (e2e_s, e2e_cpu), _ = _timed(lambda: dispatch_end_to_end(e2e_engine, world, e2e_orders))
         e2e_engine.dispose()
         sweep_engine = make_engine(f"sqlite:///{tmp}/oao-sweep.sqlite3")
         migrate(sweep_engine)
@@ -326,13 +341,28 @@ def run_oao_bench(
         "stores": N_STORES,
         "orders": n_orders,
         "seed": SEED,
-        "dispatch_kdtree": {"seconds": kd_s, "orders_per_s": n_orders / kd_s},
-        "dispatch_scan_baseline": {"seconds": scan_s, "orders_per_s": n_orders / scan_s},
+        "load_average_1m": os.getloadavg()[0],
+        "cpu_count": os.cpu_count(),
+        "dispatch_kdtree": {"seconds": kd_s, "cpu_s": kd_cpu, "orders_per_s": n_orders / kd_s},
+        "dispatch_scan_baseline": {
+            "seconds": scan_s,
+            "cpu_s": scan_cpu,
+            "orders_per_s": n_orders / scan_s,
+        },
         "kdtree_speedup_vs_scan": scan_s / kd_s,
+        "scaling": {
+            "stores": SCALING_STORES,
+            "orders": SCALING_ORDERS,
+            "kdtree_orders_per_s": SCALING_ORDERS / big_kd_s,
+            "scan_orders_per_s": SCALING_ORDERS / big_scan_s,
+            "kdtree_speedup_vs_scan": big_scan_s / big_kd_s,
+        },
         "dispatch_end_to_end_sqlite": {
             "orders": e2e_orders,
             "seconds": e2e_s,
+            "cpu_s": e2e_cpu,
             "orders_per_s": e2e_orders / e2e_s,
+            "orders_per_cpu_s": e2e_orders / e2e_cpu,
         },
         "timeout_sweep_sqlite": sweep_result,
         "targets": {"orders_per_s": TARGET_ORDERS_PER_S, "sweep_s": TARGET_SWEEP_S},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -148,16 +148,18 @@ def build_store_set(session: Session, region_id: str, now: datetime) -> StoreSet
     loads = store_loads(session, region_id)
     return StoreSet(
         [
-            StoreState(
-                id=store_id,
-                latitude=lat,
-                longitude=lon,
-                is_open=None,
-                skills=DEFAULT_SKILLS if raw_skills is None else None,
-                capacity=capacity if capacity is not None else DEFAULT_ORDER_CAPACITY,
-                load=loads.get(store_id, 0),
-                open_check=_open_check(raw_hours, tz, now),
-                skills_loader=None if raw_skills is None else _skills_loader(raw_skills),
+            _LazyStore(
+                store_id,
+                lat,
+                lon,
+                None,
+                DEFAULT_SKILLS if raw_skills is None else None,
+                capacity if capacity is not None else DEFAULT_ORDER_CAPACITY,
+                loads.get(store_id, 0),
+                raw_hours=raw_hours,
+                raw_skills=raw_skills,
+                timezone=tz,
+                now=now,
             )
             for store_id, lat, lon, tz, raw_hours, raw_skills, capacity in rows
         ]
@@ -169,11 +171,26 @@ def _json(raw: Any) -> Any:
     return json.loads(raw) if isinstance(raw, str | bytes) else raw
 
 
-def _open_check(raw_hours: Any, timezone: str, now: datetime) -> Callable[[], bool]:
-    """A deferred "is it open now" for one store (the registry's rule, hub.services.fraud)."""
-    return lambda: is_open(Store(opening_hours=_json(raw_hours) or {}, timezone=timezone), now)
+@dataclass
+class _LazyStore(StoreState):
+    """A store whose hours and skills stay undecoded JSON until a decision looks at it."""
 
+    raw_hours: Any = None
+    raw_skills: Any = None
+    timezone: str = ""
+    now: datetime | None = None
 
-def _skills_loader(raw_skills: Any) -> Callable[[], frozenset[str]]:
-    """A deferred decode of a profile's skills."""
-    return lambda: frozenset(_json(raw_skills) or ())
+    def open_now(self) -> bool:
+        """The registry's opening-hours rule (hub.services.fraud), evaluated on first ask."""
+        if self.is_open is None:
+            hours = _json(self.raw_hours) or {}
+            self.is_open = self.now is None or is_open(
+                Store(opening_hours=hours, timezone=self.timezone), self.now
+            )
+        return self.is_open
+
+    def skill_set(self) -> frozenset[str]:
+        """The profile's skills, decoded on first ask."""
+        if self.skills is None:
+            self.skills = frozenset(_json(self.raw_skills) or ())
+        return self.skills

@@ -6,7 +6,7 @@ registry and records what ``choose`` returns; the benchmark drives the same code
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +31,9 @@ ELIGIBLE = "eligible"
 class StoreState:
     """One store as dispatch sees it at decision time.
 
-    ``is_open`` may be None with an ``open_check`` that answers it, and ``skills`` None
-    with a ``skills_loader``: opening hours and skills are then worked out only for the
-    stores a decision actually looks at (a region may have hundreds).
+    ``is_open`` and ``skills`` may be None: a subclass then works them out in
+    ``open_now``/``skill_set`` only for the stores a decision looks at (a region may have
+    hundreds; see ``hub.services.oao.config``).
     """
 
     id: str
@@ -43,19 +43,17 @@ class StoreState:
     skills: frozenset[str] | None
     capacity: int
     load: int = 0
-    open_check: Callable[[], bool] | None = None
-    skills_loader: Callable[[], frozenset[str]] | None = None
 
     def open_now(self) -> bool:
-        """Whether the store is open at decision time (asked once, then remembered)."""
+        """Whether the store is open at decision time (None here means no hours: open)."""
         if self.is_open is None:
-            self.is_open = self.open_check() if self.open_check is not None else True
+            self.is_open = True
         return self.is_open
 
     def skill_set(self) -> frozenset[str]:
-        """The products this store does (loaded once, then remembered)."""
+        """The products this store does (None here means none)."""
         if self.skills is None:
-            self.skills = self.skills_loader() if self.skills_loader is not None else frozenset()
+            self.skills = frozenset()
         return self.skills
 
 

@@ -143,9 +143,8 @@ def dispatch(
         order.latitude, order.longitude, order.product, order.channel, order.directed_store_id
     )
     try:
-        decision = store_set.choose(
-            request, config.policy_view(policy), excluded_stores(session, order.id)
-        )
+        excluded = excluded_stores(session, order.id) if order.hops else frozenset()
+        decision = store_set.choose(request, config.policy_view(policy), excluded)
     except NoEligibleStore as exc:
         _record(session, order, exc.decision, now, DispatchOutcome.WITHDRAWN)
         nearest = next(

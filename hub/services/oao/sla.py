@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from sqlalchemy import insert, update
 from sqlmodel import Session, select
 
 from hub.models.customers import OutboxMessage
@@ -58,26 +59,38 @@ def _offer_row(session: Session, order: OaoOrder) -> OaoDispatch | None:
 
 @timers.timer_handler(deadlines.KIND_REMIND)
 def remind(session: Session, timer: Timer, now: datetime) -> None:
-    """First deadline: a reminder to the store's staff (outbox, sent once)."""
-    order = _live_offer(session, timer)
-    if order is None:
+    """First deadline: a reminder to the store's staff (outbox, sent once).
+
+    Plain statements rather than ORM objects: a sweep runs this for every open order
+    whose reminder is due, and the unit of work cost several times the SQL.
+    """
+    payload = timer.payload
+    query = select(OaoOrder.product, OaoOrder.priority).where(  # type: ignore[call-overload]
+        OaoOrder.id == payload["order_id"],
+        OaoOrder.status == OrderStatus.DISPATCHED.value,
+        OaoOrder.hops == payload["hop"],
+        OaoOrder.store_id == payload["store_id"],
+    )
+    live = session.execute(query.with_for_update()).first()
+    if live is None:
         return
-    assert order.store_id is not None
-    session.add(
-        OutboxMessage(
+    order_id, hop, store_id = payload["order_id"], payload["hop"], payload["store_id"]
+    session.execute(
+        insert(OutboxMessage).values(
             channel=STAFF_CHANNEL,
-            recipient_enc=staff_address(order.store_id),
-            body=f"Reminder: order {order.id} ({order.product}, {order.priority}) is waiting for "
+            recipient_enc=staff_address(store_id),
+            body=f"Reminder: order {order_id} ({live.product}, {live.priority}) is waiting for "
             f"your store to accept it.",
-            dedupe_key=f"oao:remind:{order.id}:{order.hops}",
+            dedupe_key=f"oao:remind:{order_id}:{hop}",
             created_at=now,
         )
     )
-    row = _offer_row(session, order)
-    if row is not None:
-        row.reminded_at = now
-        session.add(row)
-    log.info("order reminder queued", extra={"order_id": order.id, "store_id": order.store_id})
+    session.execute(
+        update(OaoDispatch)
+        .where(OaoDispatch.order_id == order_id, OaoDispatch.hop == hop)  # type: ignore[arg-type]
+        .values(reminded_at=now)
+    )
+    log.info("order reminder queued", extra={"order_id": order_id, "store_id": store_id})
 
 
 @timers.timer_handler(deadlines.KIND_REDISPATCH)
