@@ -9,7 +9,9 @@ from sqlmodel import Field, SQLModel
 
 from hub.models.types import UtcDateTime
 
-MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+# Years 1970-2999: every month in that span has a representable first and last day
+# (year 0 or 9999-12 would overflow ``datetime.date`` and answer 500).
+MONTH_PATTERN = r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$"
 
 
 class StoreRevenue(SQLModel, table=True):

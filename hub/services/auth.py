@@ -67,6 +67,11 @@ def create_api_key(
 ) -> tuple[ApiKey, str]:
     """Create an API key; return the row and the key itself (shown once, stored hashed)."""
     role = Role(spec.role)
+    # An empty scope id means "none" (clients send "" for unset fields); stored as NULL,
+    # never as a dangling reference.
+    spec = spec.model_copy(
+        update={"region_id": spec.region_id or None, "store_id": spec.store_id or None}
+    )
     if role is Role.PHONE:
         raise Invalid("phone callers sign in with a phone session, not an API key")
     if role in REGION_ROLES:
