@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import func, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -105,8 +105,59 @@ def move(
     session.add(entry)
     session.flush()
     if expires_at is not None and delta > 0:
-        schedule(session, EXPIRE_TIMER, str(entry.id), expires_at, now=now)
+        _schedule_expiry(session, customer_id, expires_at, now)
     return entry, False
+
+
+def credit_fresh(
+    session: Session,
+    customer_id: str,
+    delta: int,
+    key: str,
+    now: datetime,
+    *,
+    reason: str,
+    actor: str,
+    campaign_id: str | None,
+    expires_at: datetime | None,
+) -> int:
+    """Earn under a key nobody can have used yet (a new grant's id); returns the entry id.
+
+    The hot path of campaign grants: no replay lookup, and the balance moves with one
+    ``UPDATE ... RETURNING`` (which also takes the row lock); the account row is created
+    only on a customer's first credit. Everything else about ``move`` holds.
+    """
+    if delta <= 0:
+        raise Invalid("a credit needs a positive amount")
+    bump = (
+        update(PointsAccount)
+        .where(col(PointsAccount.customer_id) == customer_id)
+        .values(balance=PointsAccount.balance + delta, updated_at=now)
+        .returning(PointsAccount.balance)
+    )
+    balance_after = session.execute(bump).scalar_one_or_none()
+    if balance_after is None:
+        _lock_account(session, customer_id, now)
+        balance_after = session.execute(bump).scalar_one()
+    entry_id = session.execute(
+        insert(PointsEntry)
+        .values(
+            customer_id=customer_id,
+            kind=PointsKind.EARN.value,
+            delta=delta,
+            balance_after=balance_after,
+            idempotency_key=key,
+            reason=reason,
+            campaign_id=campaign_id,
+            expires_at=expires_at,
+            actor=actor,
+            at=now,
+        )
+        .returning(PointsEntry.id)
+    ).scalar_one()
+    if expires_at is not None:
+        _schedule_expiry(session, customer_id, expires_at, now)
+    return int(entry_id)
 
 
 def balance(session: Session, customer_id: str) -> int:
@@ -135,40 +186,51 @@ def ledger_sum(session: Session, customer_id: str) -> int:
     return int(total)
 
 
+def _schedule_expiry(
+    session: Session, customer_id: str, expires_at: datetime, now: datetime
+) -> None:
+    """One timer per customer and expiry day (UTC), at the end of that day.
+
+    A customer earning several lots in a day (three grants) shares one timer, so a
+    grant costs one lookup instead of a new timer row each time.
+    """
+    day_end = datetime.combine(expires_at.astimezone(UTC).date() + timedelta(days=1), time.min, UTC)
+    key = f"{customer_id}:{expires_at.astimezone(UTC).date().isoformat()}"
+    schedule(session, EXPIRE_TIMER, key, day_end, now=now)
+
+
 @timer_handler(EXPIRE_TIMER)
-def _expire_lot(session: Session, timer: Timer, now: datetime) -> None:
-    """Expire what is left of one earned lot.
+def _expire_lots(session: Session, timer: Timer, now: datetime) -> None:
+    """Expire what is left of the customer's lots whose date has passed.
 
     Debits (spends, expiries, negative adjustments) are taken from the lots that expire
-    first, so what remains of the lots expiring up to this one is
-    ``credits(expiring <= this lot) - all debits``; that much (at most the balance) goes.
+    first, so what remains of the expired lots is ``credits(expired lots) - all debits``;
+    that much (at most the balance) goes, in one ledger line.
     """
-    lot = session.get(PointsEntry, int(timer.key))
-    if lot is None or lot.expires_at is None:
-        return
-    account = _lock_account(session, lot.customer_id, now)
+    customer_id = timer.key.rsplit(":", 1)[0]
+    account = _lock_account(session, customer_id, now)
     credits = session.exec(
         select(func.coalesce(func.sum(PointsEntry.delta), 0)).where(
-            PointsEntry.customer_id == lot.customer_id,
+            PointsEntry.customer_id == customer_id,
             col(PointsEntry.delta) > 0,
             col(PointsEntry.expires_at).is_not(None),
-            col(PointsEntry.expires_at) <= lot.expires_at,
+            col(PointsEntry.expires_at) <= now,
         )
     ).one()
     debits = -session.exec(
         select(func.coalesce(func.sum(PointsEntry.delta), 0)).where(
-            PointsEntry.customer_id == lot.customer_id, col(PointsEntry.delta) < 0
+            PointsEntry.customer_id == customer_id, col(PointsEntry.delta) < 0
         )
     ).one()
     amount = min(account.balance, max(0, int(credits) - int(debits)))
     if amount > 0:
         move(
             session,
-            lot.customer_id,
+            customer_id,
             PointsKind.EXPIRE,
             -amount,
-            f"expire:{lot.id}",
+            f"expire:{timer.key}",
             now,
-            reason=f"lot {lot.id} expired",
+            reason=f"points expiring {timer.key.rsplit(':', 1)[1]}",
             actor="system",
         )

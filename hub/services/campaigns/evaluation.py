@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from hub.models.campaigns import (
@@ -28,7 +27,6 @@ from hub.models.campaigns import (
 from hub.models.checkins import Visit
 from hub.models.coupons import Coupon, CouponTemplate
 from hub.models.customers import Customer, CustomerTag
-from hub.models.points import PointsKind
 from hub.models.registry import Store
 from hub.models.types import new_id
 from hub.services import coupons, points
@@ -192,9 +190,9 @@ def _decide(
 ) -> CampaignGrant:
     """Holdout, caps, budget and reward; the grant row records the outcome either way.
 
-    Only a grant with effects (budget, coupon, points) runs in a savepoint, so a
-    duplicate that slipped past the customer lock undoes its effects and returns the
-    decision that won. Holdout and capped rows change nothing else and are just added.
+    No savepoint: source keys carry the customer and evaluation holds the customer's
+    row lock, so a duplicate cannot reach the insert; the unique constraint stays as the
+    guard that would fail the whole transaction rather than pay twice.
     """
     grant = CampaignGrant(
         id=new_id("grt"),
@@ -220,21 +218,11 @@ def _decide(
             extra={"campaign": campaign.id, "outcome": grant.outcome, "reason": grant.reason},
         )
         return grant
-    try:
-        with session.begin_nested():
-            if caps.take_budget(session, campaign, _cost(campaign)):
-                _reward(session, campaign, grant, event.at)
-            else:
-                grant.outcome, grant.reason = GrantOutcome.CAPPED.value, "budget_exhausted"
-            session.add(grant)
-            session.flush()
-    except IntegrityError:
-        # The same (campaign, event) was decided by a transaction that committed first.
-        return session.exec(
-            select(CampaignGrant).where(
-                CampaignGrant.campaign_id == campaign.id, CampaignGrant.source_event == key
-            )
-        ).one()
+    if caps.take_budget(session, campaign, _cost(campaign)):
+        _reward(session, campaign, grant, event.at)
+    else:
+        grant.outcome, grant.reason = GrantOutcome.CAPPED.value, "budget_exhausted"
+    session.add(grant)
     return grant
 
 
@@ -252,10 +240,9 @@ def _reward(session: Session, campaign: Campaign, grant: CampaignGrant, now: dat
         coupon = coupons.issue(session, template, customer_id, now, campaign_id=campaign.id)
         grant.coupon_id = coupon.id
     else:
-        points.move(
+        points.credit_fresh(
             session,
             customer_id,
-            PointsKind.EARN,
             int(campaign.points or 0),
             f"grant:{grant.id}",
             now,
