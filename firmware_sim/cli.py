@@ -165,6 +165,42 @@ def store_command(
     console.print(summary)
 
 
+@app.command("nodes")
+def nodes_command(
+    broker: str = typer.Option(..., "--broker", help="mqtt://host:port of the broker"),
+    credentials: Path = typer.Option(
+        ..., "--credentials", help='JSON file {"node-id": "password", ...} from provisioning'
+    ),
+    duration: float = typer.Option(30.0, "--duration", help="Seconds to run"),
+) -> None:
+    """Run the node firmware (state machine) in real time for each provisioned node."""
+    from firmware_sim.noderun import run_nodes
+
+    try:
+        creds = json.loads(credentials.read_text())
+        if not isinstance(creds, dict):
+            raise ValueError("credentials must be a JSON object of node id -> password")
+        with console.status(f"running {len(creds)} node(s) for {duration:g} s"):
+            reports = run_nodes(broker, creds, duration)
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    table = Table(title="simulated nodes")
+    for col in ("node", "state", "boot", "config", "emitted", "unacked", "restarts"):
+        table.add_column(col)
+    for r in reports:
+        table.add_row(
+            r.node_id,
+            r.state,
+            str(r.boot),
+            str(r.config_version),
+            str(r.emitted),
+            str(r.unacked),
+            str(r.restarts),
+        )
+    console.print(table)
+
+
 @app.command("range")
 def range_command(
     positions: int = typer.Option(8, "--positions", help="Phone positions per distance"),

@@ -89,3 +89,29 @@ def test_sim_store_walks_a_phone_through_a_seeded_store() -> None:
     assert "Shop floor" in result.output and "zones per visit" in result.output
     bad = runner.invoke(app, ["sim", "store", "--store", "nowhere"])
     assert bad.exit_code == 2 and "unknown store" in bad.output
+
+
+@pytest.mark.mosquitto
+def test_sim_nodes_runs_provisioned_firmware_in_real_time(
+    broker: Mosquitto, hub_side: HubSide, tmp_path: Path
+) -> None:
+    config = b'{"version":4,"beacon":{"short_id":7,"key_hex":"' + b"ab" * 16 + b'"}}'
+    hub_side.publish("sw/v1/nodes/store-0009-n1/config", config, retain=True)
+    creds = tmp_path / "nodes.json"
+    creds.write_text(json.dumps({"store-0009-n1": "pw", "store-0009-n2": "pw"}))
+    result = runner.invoke(
+        app,
+        ["sim", "nodes", "--broker", broker.url, "--credentials", str(creds), "--duration", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "store-0009-n1" in line)
+    assert "running" in row and " 4 " in row
+    other = next(line for line in result.output.splitlines() if "store-0009-n2" in line)
+    assert "await_config" in other  # no config yet: still waiting (10 s) after 2 s
+    births = [s for s in hub_side.statuses("store-0009-n1") if s["state"] == "online"]
+    assert births == [{"state": "online", "boot": 1}]
+    bad = runner.invoke(
+        app,
+        ["sim", "nodes", "--broker", broker.url, "--credentials", str(tmp_path / "missing.json")],
+    )
+    assert bad.exit_code == 2
