@@ -306,8 +306,13 @@ def run_ingest_bench(processes: int = 4, nodes_per_process: int = 250, per_node:
     if amqtt:
         runs.append(bench.ingest("e_ingest_sqlite_via_amqtt", f"sqlite:///{work / 'e.sqlite3'}",
                                  kind="amqtt"))
+    # The machine is shared: the limit is measured again at the end and the higher of
+    # the two is used, so every ratio is against the best the broker path showed.
+    again = bench.limit()
+    again.name = "a_bare_paho_counter_again"
+    runs.append(again)
     by_name = {r.name: r for r in runs}
-    limit = by_name["a_bare_paho_counter"].events_per_s
+    limit = max(by_name["a_bare_paho_counter"].events_per_s, again.events_per_s)
     naive = by_name["d_naive_commit_per_message_sqlite"].events_per_s
     ratios = {
         r.name: {"of_limit": round(r.events_per_s / limit, 3),
@@ -320,6 +325,7 @@ def run_ingest_bench(processes: int = 4, nodes_per_process: int = 250, per_node:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "command": "storewave bench ingest",
         "scenarios": [asdict(r) for r in runs],
+        "limit_events_per_s": round(limit, 1),
         "ratios": ratios,
     }
     for r in runs:
