@@ -75,6 +75,11 @@ class DemoReport:
         ]
 
 
+def demo_phone_number(seed: int, index: int) -> str:
+    """The (fictional) mobile number of the demo's ``index``-th phone."""
+    return f"+86138{seed % 1000:03d}{index:05d}"
+
+
 def demo_start_time(now: datetime | None = None) -> datetime:
     """The next 10:30 in the store's time zone at or after ``now`` (stores are open then)."""
     now = now or datetime.now(UTC)
@@ -161,7 +166,7 @@ def run_demo(workdir: Path, phones: int, minutes: float, seed: int, console: Con
             refusals: Counter[str] = Counter()
             for n, (heard_at, phone_id, zone) in enumerate(entries):
                 if phone_id not in clients:
-                    number = f"+86138{seed % 1000:03d}{len(clients):05d}"
+                    number = demo_phone_number(seed, len(clients))
                     clients[phone_id] = sign_in_phone(hub, number, device_id=phone_id)
                 target = heard_at + timedelta(seconds=CHECKIN_LATENCY_S)
                 if target > clock.now():

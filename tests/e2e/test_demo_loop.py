@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from pathlib import Path
 
 from rich.console import Console
@@ -11,7 +13,8 @@ from sqlmodel import Session
 from hub.db import make_engine
 from hub.models.checkins import Presence, Visit
 from hub.mqtt.models import DeadLetter, MqttEvent
-from storewave.demo import COUNTER_NODE, DEMO_STORE, run_demo
+from storewave.demo import COUNTER_NODE, DEMO_STORE, demo_phone_number, run_demo
+from storewave.logs import setup_logging
 
 
 def _count(session: Session, model: type, *where: object) -> int:
@@ -19,7 +22,13 @@ def _count(session: Session, model: type, *where: object) -> int:
 
 
 def test_demo_loop_end_to_end(tmp_path: Path, mosquitto_bin: str) -> None:
-    report = run_demo(tmp_path, phones=2, minutes=1.0, seed=7, console=Console(quiet=True))
+    logs = io.StringIO()
+    setup_logging("DEBUG", "json", stream=logs)
+    try:
+        report = run_demo(tmp_path, phones=2, minutes=1.0, seed=7, console=Console(quiet=True))
+    finally:
+        setup_logging("WARNING")
+        logging.getLogger().setLevel(logging.WARNING)
 
     # Every phone walked in, heard beacons through the room and checked in.
     assert report.visits == 2
@@ -38,3 +47,12 @@ def test_demo_loop_end_to_end(tmp_path: Path, mosquitto_bin: str) -> None:
         assert _count(session, MqttEvent, MqttEvent.node == COUNTER_NODE) >= 1
         assert _count(session, DeadLetter) == 0
     engine.dispose()
+
+    # No PII in logs: the phone numbers the run used appear nowhere in what it logged,
+    # with or without the country code.
+    written = logs.getvalue()
+    assert written.count("\n") > 20  # the run did log (DEBUG, every part)
+    for index in range(2):
+        number = demo_phone_number(7, index)
+        assert number not in written
+        assert number.removeprefix("+86") not in written
