@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
 from pathlib import Path
@@ -10,12 +11,14 @@ from types import FrameType
 from typing import Any
 
 from edge.agent.agent import Agent
+from edge.agent.link import parse_broker_url
 from edge.agent.settings import AgentOptions
 from edge.audio.emitter import Emitter
 from edge.audio.sim import SimAudio
 from edge.audio.sinks import AudioSink, NullSink, SoundDeviceSink
 from edge.audio.sources import DEFAULT_BLOCK_FRAMES, AudioSource, SoundDeviceSource, WavSource
 from storewave.settings import EdgeSettings
+from storewave.wire import NODE_ID_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,9 @@ def build_agent(
     """An Agent wired to the chosen input (device, ``wav`` or ``sim``) and output."""
     if not settings.node_id or not settings.password:
         raise NodeSetupError("[edge] node_id and password are required (from provisioning)")
+    if not re.match(NODE_ID_PATTERN, settings.node_id):
+        raise NodeSetupError(f"node_id {settings.node_id!r} must match {NODE_ID_PATTERN}")
+    parse_broker_url(settings.broker_url)  # a bad URL fails before anything is created
     source: AudioSource
     sink: AudioSink
     if wav is not None:
