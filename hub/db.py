@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 log = logging.getLogger(__name__)
@@ -36,14 +38,66 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn: Any) -> None:
-    """Start every transaction holding the write lock.
+class SqliteWriterGate:
+    """An in-process queue in front of SQLite's single write lock.
 
-    A deferred SQLite transaction that reads and then writes fails at once with
-    SQLITE_BUSY (no busy wait) when another writer committed in between; taking the
-    lock up front makes concurrent writers queue on ``busy_timeout`` instead.
+    Every transaction starts with ``BEGIN IMMEDIATE`` (a deferred transaction that reads
+    and then writes fails at once with SQLITE_BUSY when another writer committed in
+    between). SQLite's own busy handler only polls with growing sleeps, so under load a
+    waiter can lose the race for many seconds; a lock here wakes waiters as soon as the
+    holder ends, and the database lock is then free. Other processes still wait on
+    ``busy_timeout``. Released on commit, rollback, or when the pool resets a connection.
     """
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    _HELD = "storewave_writer_gate"
+
+    def __init__(self) -> None:
+        """One gate per engine (one database file)."""
+        self._lock = threading.Lock()
+
+    def begin(self, conn: Any) -> None:
+        """Wait for the gate, then take SQLite's write lock."""
+        if not self._lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, TimeoutError("database is locked (writer gate)")
+            )
+        conn.info[self._HELD] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self.end(conn)
+            raise
+
+    def end(self, conn: Any, *_args: Any) -> None:
+        """Open the gate if this connection holds it (idempotent)."""
+        if conn.info.pop(self._HELD, False):
+            self._lock.release()
+
+    def _release_record(self, record: Any) -> None:
+        """Pool-level release: a connection returned or dropped with its transaction open."""
+        if record is not None and record.info.pop(self._HELD, False):
+            self._lock.release()
+
+    def on_reset(self, dbapi_connection: Any, connection_record: Any, reset_state: Any) -> None:
+        """Pool ``reset`` event."""
+        self._release_record(connection_record)
+
+    def on_invalidate(self, dbapi_connection: Any, connection_record: Any, exception: Any) -> None:
+        """Pool ``invalidate`` event."""
+        self._release_record(connection_record)
+
+    def on_close(self, dbapi_connection: Any, connection_record: Any) -> None:
+        """Pool ``close`` event."""
+        self._release_record(connection_record)
+
+    def install(self, engine: Engine) -> None:
+        """Hook the gate into ``engine``'s transaction and pool events."""
+        event.listen(engine, "begin", self.begin)
+        event.listen(engine, "commit", self.end)
+        event.listen(engine, "rollback", self.end)
+        event.listen(engine.pool, "reset", self.on_reset)
+        event.listen(engine.pool, "invalidate", self.on_invalidate)
+        event.listen(engine.pool, "close", self.on_close)
 
 
 def make_engine(url: str) -> Engine:
@@ -54,7 +108,7 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        SqliteWriterGate().install(engine)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
