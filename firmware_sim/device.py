@@ -2,8 +2,9 @@
 
 boot -> provision -> connect -> await config (retained) -> running (emit rotating codes,
 listen, heartbeat) <-> offline (broker lost: keep emitting, queue events) ; config
-updates, self-test and commands are handled while running; a :class:`Supervisor`
-(the watchdog) restarts a node that faults or stalls, with a new boot counter.
+updates, self-test and commands are handled while running; a
+:class:`firmware_sim.watchdog.Supervisor` restarts a node that faults or stalls, with a
+new boot counter.
 
 Time comes from an injectable monotonic ``clock`` and ``wall`` clock, so tests move
 time by hand; MQTT is real (paho-mqtt 2.x). The outbox lives in :class:`NodeStorage`,
@@ -15,13 +16,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from edge.modem import codes
 from firmware_sim.link import BrokerAddress, Inbound, NodeLink
+from firmware_sim.nodetypes import (
+    Credentials,
+    Emitter,
+    Heard,
+    Listener,
+    NodeStorage,
+    ProvisionError,
+    SelfTester,
+    SelfTestResult,
+)
 from storewave import wire
 from storewave.wire import NodeLeaf
 
@@ -35,8 +46,6 @@ CONFIG_WAIT_S = 10.0
 RESEND_AFTER_S = 10.0
 # Provisioning retry interval after a failure (no credentials yet / server down).
 PROVISION_RETRY_S = 5.0
-# The watchdog fires when the main loop or the audio pipeline makes no progress this long.
-WATCHDOG_TIMEOUT_S = 5.0
 # Telemetry period before any config arrives (DESIGN: heartbeat every 30 s).
 DEFAULT_TELEMETRY_PERIOD_S = 30.0
 
@@ -51,53 +60,6 @@ class State(StrEnum):
     RUNNING = "running"
     OFFLINE = "offline"
     STOPPED = "stopped"
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """What provisioning gives a node: its id (= MQTT username) and password."""
-
-    node_id: str
-    password: str
-
-
-class ProvisionError(RuntimeError):
-    """Provisioning failed; the node retries."""
-
-
-@dataclass(frozen=True, slots=True)
-class Heard:
-    """A code the node's detector heard."""
-
-    code: int
-    snr_db: float
-    confidence: float
-
-
-@dataclass(frozen=True, slots=True)
-class SelfTestResult:
-    """What a self-test measured."""
-
-    ok: bool
-    heard_code: int | None
-    level_dbfs: float | None
-    snr_db: float | None
-    detail: str = ""
-
-
-# Returns what the detector heard since the last call; None when no audio arrived
-# (a stalled capture pipeline, which the watchdog notices).
-Listener = Callable[[], list[Heard] | None]
-SelfTester = Callable[[int, float], SelfTestResult]
-Emitter = Callable[[int, float], None]
-
-
-@dataclass
-class NodeStorage:
-    """The node's flash: boot counter and the outbox of unacked events, keyed (boot, seq)."""
-
-    boot: int = 0
-    outbox: dict[tuple[int, int], tuple[NodeLeaf, bytes]] = field(default_factory=dict)
 
 
 @dataclass
@@ -427,43 +389,18 @@ class Device:
         self._go(State.STOPPED, "stopped" if clean else "crashed")
 
 
-class Supervisor:
-    """The watchdog: runs a node's loop and restarts it (new boot) on a fault or a stall."""
-
-    def __init__(
-        self,
-        factory: Callable[[NodeStorage], Device],
-        storage: NodeStorage,
-        clock: Callable[[], float] = time.monotonic,
-        timeout_s: float = WATCHDOG_TIMEOUT_S,
-    ) -> None:
-        """Create the first device instance from ``factory`` (not started until ``tick``)."""
-        self._factory = factory
-        self._clock = clock
-        self.timeout_s = timeout_s
-        self.storage = storage
-        self.device = factory(storage)
-        self.restarts: list[str] = []
-
-    def tick(self) -> None:
-        """Run one device tick; restart it when it raised or its audio stalled too long."""
-        try:
-            self.device.tick()
-        except Exception as exc:  # a firmware fault of any kind is what a watchdog is for
-            self._restart(f"fault: {type(exc).__name__}: {exc}")
-            return
-        if self._clock() - self.device.audio_progress > self.timeout_s:
-            self._restart("watchdog: audio pipeline stalled")
-
-    def _restart(self, reason: str) -> None:
-        log.warning("watchdog restart", extra={"why": reason})
-        self.restarts.append(reason)
-        self.device.stop(clean=False)
-        self.device = self._factory(self.storage)
-
-    def stop(self) -> None:
-        """Stop the current device cleanly."""
-        self.device.stop(clean=True)
+__all__ = [
+    "Credentials",
+    "Device",
+    "Emitter",
+    "Heard",
+    "Listener",
+    "NodeStorage",
+    "ProvisionError",
+    "SelfTestResult",
+    "SelfTester",
+    "State",
+]
 
 
 def _version_hint(payload: bytes) -> int:

@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from firmware_sim.device import Credentials, Device, NodeStorage, Supervisor
+from firmware_sim.device import Credentials, Device, NodeStorage
 from firmware_sim.link import parse_broker_url
+from firmware_sim.watchdog import Supervisor
 
 # The firmware's main loop period: 20 ms, one audio block.
 TICK_S = 0.02

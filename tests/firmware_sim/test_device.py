@@ -9,6 +9,7 @@ import pytest
 
 from edge.modem import codes
 from firmware_sim import device as dev
+from firmware_sim import watchdog
 from firmware_sim.link import parse_broker_url
 from storewave import wire
 
@@ -205,7 +206,7 @@ def test_watchdog_restarts_on_fault_and_stall_with_a_new_boot(
     hub_side.publish(topic("config"), config(1).to_bytes(), retain=True)
     clock = FakeClock()
     storage = dev.NodeStorage()
-    sup = dev.Supervisor(lambda st: make(broker, clock, st, listener=listener), storage, clock)
+    sup = watchdog.Supervisor(lambda st: make(broker, clock, st, listener=listener), storage, clock)
     wait_for(lambda: (sup.tick(), sup.device.state is dev.State.RUNNING)[1], 10, "running")
     mode["fail"] = True
     sup.tick()
@@ -216,7 +217,7 @@ def test_watchdog_restarts_on_fault_and_stall_with_a_new_boot(
     mode["fail"] = False
     mode["stall"] = True
     wait_for(lambda: (sup.tick(), sup.device.state is dev.State.RUNNING)[1], 10, "running again")
-    clock.t += dev.WATCHDOG_TIMEOUT_S + 1
+    clock.t += watchdog.WATCHDOG_TIMEOUT_S + 1
     sup.tick()
     assert "stalled" in sup.restarts[-1]
     sup.tick()
