@@ -96,3 +96,19 @@ def test_unreachable_broker_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="mqtt://"):
         fleet.FleetOptions("http://example.com")
     assert json.dumps(fleet.node_ids(3, 2)) == '["store-0001-n1", "store-0002-n1", "store-0001-n2"]'
+
+
+def test_broker_loss_mid_run_counts_every_message_once(broker: Mosquitto) -> None:
+    import threading
+
+    opts = fleet.FleetOptions(
+        broker.url, nodes=3, stores=1, rate=20.0, duration_s=2.0, grace_s=0.5, telemetry_share=0.0
+    )
+    killer = threading.Timer(0.8, broker.stop)
+    killer.start()
+    try:
+        counts = fleet.run_fleet(opts)
+    finally:
+        killer.join()
+    assert counts.failed > 0 and counts.puback > 0
+    assert counts.puback + counts.failed == counts.sent  # each one taken or failed, never both
