@@ -81,6 +81,7 @@ class Device:
         listener: Listener | None = None,
         emitter: Emitter | None = None,
         self_tester: SelfTester | None = None,
+        noise_floor: Callable[[], float | None] | None = None,
     ) -> None:
         """Set the node up in BOOT; nothing happens until the first ``tick``."""
         self._provision = provision
@@ -91,6 +92,7 @@ class Device:
         self._listener = listener
         self._emitter = emitter
         self._self_tester = self_tester
+        self._noise_floor = noise_floor
         self.state = State.BOOT
         self.transitions: list[tuple[State, State, str]] = []
         self.config: wire.NodeConfig | None = None
@@ -343,8 +345,16 @@ class Device:
             frames_heard=self.frames_heard,
             queue_depth=len(self.storage.outbox),
             config_version=self.config.version if self.config else 0,
+            noise_floor_dbfs=self._floor(),
         )
         self._event(wire.TelemetryEvent, body, NodeLeaf.TELEMETRY)
+
+    def _floor(self) -> float | None:
+        """The detector's in-band noise floor for telemetry (None before any audio)."""
+        value = self._noise_floor() if self._noise_floor is not None else None
+        if value is None or not -200.0 <= value <= 10.0:  # -inf before the first block
+            return None
+        return round(value, 1)
 
     # ------------------------------------------------------------ outbox
 

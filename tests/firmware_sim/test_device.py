@@ -71,7 +71,7 @@ def topic(leaf: str) -> str:
 def test_boot_provision_config_emit_heartbeat(broker: Mosquitto, hub_side: HubSide) -> None:
     hub_side.publish(topic("config"), config(1).to_bytes(), retain=True)
     clock = FakeClock()
-    node = make(broker, clock)
+    node = make(broker, clock, noise_floor=lambda: -71.04)
     run_until(node, lambda: node.state is dev.State.RUNNING, "running")
     states = [to for _, to, _ in node.transitions]
     assert states[:4] == [
@@ -89,6 +89,7 @@ def test_boot_provision_config_emit_heartbeat(broker: Mosquitto, hub_side: HubSi
     assert codes.verify_beacon_code(node.emitted[-1][1], KEY, now_slot) is not None
     clock.t += 5.0
     run_until(node, lambda: hub_side.of_type("telemetry"), "telemetry")
+    assert hub_side.of_type("telemetry")[-1]["body"]["noise_floor_dbfs"] == -71.0
     run_until(node, lambda: not node.storage.outbox, "acks to empty the outbox")
     assert {"state": "online", "boot": 1} in hub_side.statuses(NODE)
     node.stop()
