@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import psycopg
@@ -88,4 +89,33 @@ def test_sqlite_engine_pragmas(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() > 0
+    engine.dispose()
+
+
+def test_sqlite_writer_gate_serialises_and_recovers(tmp_path: Path) -> None:
+    """Eight threads writing at once all succeed; a connection dropped mid-transaction
+    (closed or invalidated) does not leave the gate shut."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'g.sqlite3'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    writes_per_thread = 50
+
+    def writer() -> None:
+        for _ in range(writes_per_thread):
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO t VALUES (1)"))
+
+    threads = [threading.Thread(target=writer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for drop in ("close", "invalidate"):
+        conn = engine.connect()
+        conn.begin()
+        conn.execute(text("INSERT INTO t VALUES (2)"))
+        getattr(conn, drop)()
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t WHERE x = 1")).scalar() == 8 * 50
+        assert conn.execute(text("SELECT count(*) FROM t WHERE x = 2")).scalar() == 0
     engine.dispose()
