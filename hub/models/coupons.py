@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ConfigDict, model_validator
+from pydantic import ConfigDict, field_validator, model_validator
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -157,6 +158,14 @@ class PoolImport(SQLModel):
         json_schema_extra={"examples": [{"codes": ["GULOU-2026-0001", "GULOU-2026-0002"]}]}
     )
     codes: list[str] = Field(min_length=1, max_length=MAX_POOL_IMPORT)
+
+    @field_validator("codes")
+    @classmethod
+    def _printable(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if not re.fullmatch(POOL_CODE_PATTERN, code):
+                raise ValueError(f"code {code[:40]!r} must match {POOL_CODE_PATTERN}")
+        return value
 
 
 class PoolImported(SQLModel):

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import event, func, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -25,6 +25,7 @@ from hub.services.timers import schedule, timer_handler
 log = logging.getLogger(__name__)
 
 EXPIRE_TIMER = "points.expire"
+_SCHEDULED_INFO_KEY = "points_expiry_scheduled"
 # How many ledger lines a balance view shows.
 RECENT_ENTRIES = 50
 
@@ -75,9 +76,11 @@ def move(
         if prior.customer_id != customer_id or prior.delta != delta or prior.kind != kind:
             raise Conflict("client_key was already used for another movement", code="key_reused")
         return prior, True
-    if account.balance + delta < 0:
+    # Read before the UPDATE: the ORM synchronises ``account.balance`` with it.
+    before = account.balance
+    if before + delta < 0:
         raise Conflict(
-            f"not enough points: balance {account.balance}, needs {-delta}",
+            f"not enough points: balance {before}, needs {-delta}",
             code="insufficient_points",
         )
     changed = session.exec(
@@ -94,7 +97,7 @@ def move(
         customer_id=customer_id,
         kind=kind.value,
         delta=delta,
-        balance_after=account.balance + delta,
+        balance_after=before + delta,
         idempotency_key=key,
         reason=reason,
         campaign_id=campaign_id,
@@ -194,9 +197,26 @@ def _schedule_expiry(
     A customer earning several lots in a day (three grants) shares one timer, so a
     grant costs one lookup instead of a new timer row each time.
     """
-    day_end = datetime.combine(expires_at.astimezone(UTC).date() + timedelta(days=1), time.min, UTC)
-    key = f"{customer_id}:{expires_at.astimezone(UTC).date().isoformat()}"
+    day = expires_at.astimezone(UTC).date()
+    key = f"{customer_id}:{day.isoformat()}"
+    # Within one transaction the same key needs scheduling once (saves a lookup per grant).
+    done: set[str] | None = session.info.get(_SCHEDULED_INFO_KEY)
+    if done is None:
+        done = session.info[_SCHEDULED_INFO_KEY] = set()
+        # Forget at the end of any transaction: a rolled-back schedule must be redone.
+        event.listen(session, "after_transaction_end", _forget_scheduled)
+    if key in done:
+        return
+    day_end = datetime.combine(day + timedelta(days=1), time.min, UTC)
     schedule(session, EXPIRE_TIMER, key, day_end, now=now)
+    done.add(key)
+
+
+def _forget_scheduled(session: Session, _transaction: object) -> None:
+    """Drop the per-transaction memo of scheduled expiry timers."""
+    memo = session.info.get(_SCHEDULED_INFO_KEY)
+    if memo:
+        memo.clear()
 
 
 @timer_handler(EXPIRE_TIMER)

@@ -185,6 +185,8 @@ def test_points_never_negative_under_concurrent_spends(engine: Engine, clock: Ma
     assert Counter(results) == {"spent": 10, "insufficient_points": 30}
     with Session(engine) as session:
         assert points.balance(session, "c1") == 0 == points.ledger_sum(session, "c1")
+        entries = points.recent(session, "c1")  # newest first: 0, 10, ..., 90, then the earn
+    assert [e.balance_after for e in entries] == list(range(0, 101, 10))
 
 
 def test_points_idempotent_by_key_under_concurrency(engine: Engine, clock: ManualClock) -> None:
