@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from hub.api.deps import ContextDep, Operators, SessionDep, StoreStaff
 from hub.models.oao import (
@@ -56,7 +57,10 @@ def create_order(
 
 @router.get("/orders", response_model=list[OrderPublic])
 def list_orders(
-    session: SessionDep, principal: StoreStaff, status: OrderStatus | None = None, offset: int = 0
+    session: SessionDep,
+    principal: StoreStaff,
+    status: OrderStatus | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Sequence[OaoOrder]:
     """Orders in scope (``status=escalated`` is the escalation queue)."""
     return orders.list_orders(session, principal, status, offset)

@@ -139,3 +139,23 @@ def test_old_store_accepting_during_redispatch_to_a_new_store(
         assert won == [f"won:{order.store_id}"]
         winners.add(str(order.store_id))
     assert winners <= {"fz-gulou", "fz-taijiang"}
+
+
+def test_same_client_key_sent_at_once_creates_one_order(engine: Engine, clock: ManualClock) -> None:
+    """A channel retrying in parallel: four requests, one order, every caller gets its id."""
+    seed(engine, clock)
+    body = order_body(clock)
+
+    def send() -> str:
+        with Session(engine, expire_on_commit=False) as session:
+            order, created = orders.create_order(
+                session, ADMIN, OrderCreate.model_validate(body), clock.now()
+            )
+            session.commit()
+            return f"{order.id}:{created}"
+
+    results = _race([send] * 4)
+    ids = {r.split(":")[0] for r in results}
+    assert len(ids) == 1 and sum(r.endswith(":True") for r in results) == 1, results
+    with Session(engine) as session:
+        assert len(session.exec(select(OaoOrder)).all()) == 1
