@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -17,6 +18,7 @@ from hub.models.coupons import Coupon, CouponTemplate
 from hub.services import analytics, analytics_charts
 from hub.services.auth import Principal
 from tests.hub.campaigns.helpers import GULOU, SIMING, TAIJIANG, customer, stores
+from tests.hub.factories import api_key, auth
 
 ADMIN = Principal(role=Role.ADMIN)
 OPS_XM = Principal(role=Role.REGIONAL_OPS, region_id="xm")
@@ -214,3 +216,34 @@ def test_exports_csv_png_svg(world: Engine) -> None:
     assert b"<svg" in svg
     with pytest.raises(ValueError):
         analytics_charts.bar_chart(rows, ["hour"], "visits", "Visits", "gif")
+
+
+def test_reports_over_http_in_every_format(
+    client: TestClient, world: Engine, clock: ManualClock
+) -> None:
+    """JSON, CSV, PNG and SVG through the API; Xiamen ops get only Xiamen rows; bad input."""
+    admin = auth(api_key(world, clock, Role.ADMIN))
+    ops_xm = auth(api_key(world, clock, Role.REGIONAL_OPS, region_id="xm"))
+    query = "start=2026-11-30&end=2026-11-30"
+    rows = client.get(f"/v1/analytics/visits?{query}&store_id={GULOU}", headers=admin).json()
+    assert [r["visits"] for r in rows] == [6, 1, 1]
+    csv_resp = client.get(f"/v1/analytics/conversion?{query}&format=csv", headers=admin)
+    assert csv_resp.headers["content-type"].startswith("text/csv")
+    assert csv_resp.text.splitlines()[0] == "store_id,checked_in,redeemed,conversion"
+    png = client.get(f"/v1/analytics/visits?{query}&format=png", headers=admin)
+    assert png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
+    svg = client.get(f"/v1/analytics/paths?{query}&format=svg", headers=admin)
+    assert svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
+    xm = client.get(f"/v1/analytics/visits?{query}", headers=ops_xm).json()
+    assert {r["store_id"] for r in xm} == {SIMING}
+    backwards = client.get("/v1/analytics/visits?start=2026-12-01&end=2026-11-30", headers=admin)
+    assert backwards.status_code == 422
+    assert client.get("/v1/analytics/tiers?month=2026-13", headers=admin).status_code == 422
+    put = client.put(
+        f"/v1/stores/{GULOU}/revenue",
+        json={"month": "2026-11", "revenue_cents": 500},
+        headers=admin,
+    )
+    assert put.status_code == 200
+    tiers = client.get("/v1/analytics/tiers?month=2026-11", headers=admin).json()
+    assert {r["store_id"]: r["revenue_cents"] for r in tiers}[GULOU] == 500
