@@ -5,13 +5,17 @@ Poisson rate and counts what came back. One process drives its share of the node
 with a single selector loop over paho clients (paho's external-loop API), so a
 thousand nodes cost one thread; ``procs`` > 1 splits the fleet across processes.
 
-Counts per run: ``sent`` (publish accepted by the client), ``puback`` (broker took it),
-``acked`` (the hub's ``ack`` topic covered it: the only proof of a commit),
-``failed`` (publish refused, connection lost mid-run, or not taken by the broker).
+Counts per run: ``sent`` (messages due: every one the schedule produced), ``puback``
+(the broker took it), ``acked`` (the hub's ``ack`` topic covered it: the only proof of a
+commit), ``failed`` (due while the node was offline, refused by the client, or never
+taken by the broker). A node that loses the broker reconnects once a second; it has no
+outbox (that is the edge agent's job), so a message due while offline is failed, and
+sequence numbers are only used by messages that went out (no gaps).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -124,7 +128,10 @@ class _SimNode:
         self.seq = -1
         self.connected = False
         self.ever_connected = False
+        self.attempted = 0
         self.failed = 0
+        self.connects = 0
+        self.sock: Any = None  # the socket registered with the shard's selector
         self.acked_seq = -1
         self.pending: set[int] = set()  # mids sent, PUBACK not yet seen
         self.pubacks = 0
@@ -146,6 +153,7 @@ class _SimNode:
             log.warning("connect refused", extra={"node": self.node_id, "reason": str(reason)})
             return
         self.connected = self.ever_connected = True
+        self.connects += 1
         client.subscribe(node_topic(self.node_id, NodeLeaf.ACK), qos=1)
         birth = NodeStatus(state=NodeState.ONLINE, boot=self.boot).to_bytes()
         client.publish(node_topic(self.node_id, NodeLeaf.STATUS), birth, qos=1, retain=True)
@@ -199,6 +207,7 @@ class _SimNode:
             leaf, qos = NodeLeaf.EVENTS, 1
         info = self.client.publish(node_topic(self.node_id, leaf), env.to_bytes(), qos=qos)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self.seq -= 1  # never left: the next message reuses the number (no gap)
             self.failed += 1
             return False
         if qos:
@@ -236,9 +245,7 @@ def run_shard(
             node.client.connect(address.host, address.port, KEEPALIVE_S)
         except OSError as exc:
             raise ConnectionError(f"cannot reach the broker at {opts.broker_url}: {exc}") from exc
-        sock = node.client.socket()
-        if sock is not None:
-            sel.register(sock, selectors.EVENT_READ, node)
+        _register(sel, node)
     budget = opts.max_messages
     sent = 0
 
@@ -264,17 +271,18 @@ def run_shard(
             break
         for node in nodes:
             while node.next_at <= now and (budget is None or sent < budget):
+                node.attempted += 1
                 if node.connected:
                     node.publish_one(opts.telemetry_share, now - t0)
                 else:
-                    node.seq += 1
-                    node.failed += 1
+                    node.failed += 1  # no outbox here: a message due while offline is lost
                 sent += 1
                 node.next_at += node.rng.expovariate(opts.rate)
         pump(LOOP_TICK_S)
         if now >= next_misc:
             for node in nodes:
                 node.client.loop_misc()
+                _reconnect_if_lost(sel, node)
             next_misc = now + MISC_EVERY_S
             if progress is not None:
                 progress(_tally(nodes, counts, time.monotonic() - start))
@@ -293,6 +301,30 @@ def run_shard(
     return _tally(nodes, counts, time.monotonic() - start, final=True)
 
 
+def _register(sel: selectors.BaseSelector, node: _SimNode) -> None:
+    """Watch the node's current socket (dropping a dead one first)."""
+    if node.sock is not None:
+        with contextlib.suppress(KeyError, ValueError):  # gone with its closed socket
+            sel.unregister(node.sock)
+        node.sock = None
+    sock = node.client.socket()
+    if sock is not None:
+        sel.register(sock, selectors.EVENT_READ, node)
+        node.sock = sock
+
+
+def _reconnect_if_lost(sel: selectors.BaseSelector, node: _SimNode) -> None:
+    """A node that lost its broker tries again once a second (the broker may be back)."""
+    if node.connected or not node.ever_connected:
+        return
+    try:
+        node.client.reconnect()
+    except OSError:
+        _register(sel, node)  # forget the dead socket; try again next second
+        return
+    _register(sel, node)
+
+
 def _tally(
     nodes: list[_SimNode], counts: FleetCounts, elapsed_s: float, final: bool = False
 ) -> FleetCounts:
@@ -300,7 +332,7 @@ def _tally(
     out = FleetCounts(nodes=counts.nodes, elapsed_s=elapsed_s)
     for n in nodes:
         out.connected += n.ever_connected
-        out.sent += n.seq + 1
+        out.sent += n.attempted
         out.puback += n.pubacks
         out.acked += n.acked_seq + 1
         out.failed += n.failed + (len(n.pending) if final else 0)

@@ -102,8 +102,9 @@ class HubSide:
         self.client.on_message = self._on_message
         subscribed = []
         self.client.on_subscribe = lambda *args: subscribed.append(True)
+        # Subscribe on every connect: a clean session forgets it when the broker restarts.
+        self.client.on_connect = lambda c, *args: c.subscribe("sw/v1/nodes/+/+", qos=1)
         self.client.connect("127.0.0.1", port)
-        self.client.subscribe("sw/v1/nodes/+/+", qos=1)
         self.client.loop_start()
         wait_for(lambda: subscribed, START_TIMEOUT_S, "the hub-side subscription")
 

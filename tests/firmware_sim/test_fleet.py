@@ -112,3 +112,37 @@ def test_broker_loss_mid_run_counts_every_message_once(broker: Mosquitto) -> Non
         killer.join()
     assert counts.failed > 0 and counts.puback > 0
     assert counts.puback + counts.failed == counts.sent  # each one taken or failed, never both
+
+
+def test_nodes_reconnect_when_the_broker_comes_back(broker: Mosquitto, hub_side: HubSide) -> None:
+    import threading
+
+    opts = fleet.FleetOptions(
+        broker.url, nodes=2, stores=1, rate=20.0, duration_s=3.5, grace_s=3.0, telemetry_share=0.0
+    )
+    seen_before_stop: list[int] = []
+
+    def stop() -> None:
+        seen_before_stop.append(len(hub_side.seen))
+        broker.stop()
+
+    down = threading.Timer(0.7, stop)
+    up = threading.Timer(1.4, broker.start)
+    down.start()
+    up.start()
+    try:
+        counts = fleet.run_fleet(opts)
+    finally:
+        down.join()
+        up.join()
+    assert counts.failed > 0  # due while the broker was away
+    assert counts.puback + counts.failed == counts.sent
+    late = {
+        json.loads(payload)["node"]
+        for topic, payload in hub_side.seen[seen_before_stop[0] :]
+        if topic.endswith("/events")
+    }
+    assert late == set(fleet.node_ids(2, 1)), "not every node published after the restart"
+    for node in fleet.node_ids(2, 1):
+        births = [s for s in hub_side.statuses(node) if s["state"] == "online"]
+        assert len(births) >= 2, f"{node} did not come back: {births}"
