@@ -108,6 +108,8 @@ class Agent(CommandsMixin):
         self.stopped = False
         self.frames_heard = 0
         self.detector_errors = 0
+        self.blocks_seen = 0
+        self.input_restarts = 0
         self.noise_floor_dbfs: float | None = None
         self.rejected_configs = 0
         self._beacon_path = options.data_dir / "beacon.json"
@@ -167,11 +169,20 @@ class Agent(CommandsMixin):
 
     def _detect_loop(self) -> None:
         """Feed blocks to the detector; post each decoded frame to the agent thread."""
+        last_block = last_restart = time.monotonic()
         while not self._stop.is_set():
             try:
                 block = self.blocks.get(timeout_s=_BLOCK_WAIT_S)
             except queue.Empty:
+                now = time.monotonic()
+                live = not (self._source.finished or self.stopped)
+                quiet_s = min(now - last_block, now - last_restart)
+                if live and quiet_s > self.options.input_stall_s:
+                    last_restart = now
+                    self._restart_input()
                 continue
+            last_block = time.monotonic()
+            self.blocks_seen += 1
             if block is None:
                 try:
                     tail = self._detector.flush()
@@ -193,6 +204,19 @@ class Agent(CommandsMixin):
             for det in found:
                 self.post_detection(det)
             self.noise_floor_dbfs = self._detector.noise_floor_dbfs
+
+    def _restart_input(self) -> None:
+        """A live input that stopped delivering (device unplugged, server restarted): reopen it."""
+        self.input_restarts += 1
+        log.error(
+            "audio input stalled; reopening it",
+            extra={"stall_s": self.options.input_stall_s, "restarts": self.input_restarts},
+        )
+        try:
+            self._source.stop()
+            self._source.start(self.blocks)
+        except Exception:  # AudioUnavailable and PortAudio errors: try again after a stall
+            log.exception("could not reopen the audio input")
 
     # ------------------------------------------------------------ agent thread handlers
 

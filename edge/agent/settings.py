@@ -32,6 +32,9 @@ class AgentOptions:
     flush_timeout_s: float = 5.0
     in_flight_window: int = IN_FLIGHT_WINDOW
     block_queue_len: int = 94  # BLOCK_QUEUE_SECONDS of 1024-frame blocks at 48 kHz
+    # A live input silent this long is reopened: a sound card delivers a block every
+    # ~20 ms, so seconds of nothing means the device or its server went away.
+    input_stall_s: float = 5.0
 
     @classmethod
     def from_settings(cls, s: EdgeSettings, block_frames: int) -> AgentOptions:

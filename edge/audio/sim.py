@@ -80,7 +80,8 @@ class SimAudio:
             self._stop.wait(max(0.0, next_due - time.monotonic()))
 
     def start(self, blocks: BlockQueue) -> None:
-        """Start the room's clock."""
+        """Start (or restart) the room's clock."""
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, args=(blocks,), name="audio-sim")
         self._thread.daemon = True
         self._thread.start()

@@ -6,12 +6,14 @@ import builtins
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from edge.agent.agent import Agent
 from edge.audio.blockqueue import BlockQueue
 from edge.audio.devices import NO_DEVICE_HINT, AudioUnavailable, load_sounddevice
 from edge.audio.sim import SimAudio
@@ -104,3 +106,16 @@ def test_edge_run_without_a_sound_server_says_use_wav_or_sim(tmp_path: Path) -> 
     )  # fmt: skip
     assert out.returncode == 3, out.stderr
     assert NO_DEVICE_HINT in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_live_input_that_stops_delivering_is_reopened(
+    make_agent: Callable[..., Agent],
+) -> None:
+    room = SimAudio(48000)
+    agent = make_agent(source=room, input_stall_s=0.3)
+    agent.start()
+    wait_for(lambda: agent.blocks_seen > 10, what="blocks from the simulated card")
+    room.stop()  # the card goes quiet, as when a USB device is unplugged
+    wait_for(lambda: agent.input_restarts >= 1, what="the input reopened")
+    seen = agent.blocks_seen
+    wait_for(lambda: agent.blocks_seen > seen + 10, what="blocks flowing again")
