@@ -67,7 +67,9 @@ def _symbol_energies(
     basis = np.exp(
         -2j * np.pi * np.outer(np.arange(fe.window_len), offsets_hz) / fe.baseband_rate
     )
-    return np.abs(seg @ basis) ** 2, (np.abs(seg) ** 2).sum(axis=1)
+    # einsum, not @: these matrices are tiny, and BLAS would wake its thread pool (whose
+    # spinning threads cost more CPU than the product itself on a small edge box).
+    return np.abs(np.einsum("sn,nk->sk", seg, basis)) ** 2, (np.abs(seg) ** 2).sum(axis=1)
 
 
 def _starts(frame_start: float, scale: float, first: int, count: int, fb: float) -> np.ndarray:
@@ -167,8 +169,8 @@ def bit_llrs(loglik: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     of the row-max-shifted likelihoods with the two label masks (the shift cancels).
     """
     shifted = np.exp(loglik - loglik.max(axis=1, keepdims=True))
-    zero = np.maximum(shifted @ BIT_ZERO_MASK, 1e-300)
-    one = np.maximum(shifted @ BIT_ONE_MASK, 1e-300)
+    zero = np.maximum(np.einsum("st,tb->sb", shifted, BIT_ZERO_MASK), 1e-300)
+    one = np.maximum(np.einsum("st,tb->sb", shifted, BIT_ONE_MASK), 1e-300)
     return np.clip(np.log(zero / one).reshape(-1), -MAX_BIT_LLR, MAX_BIT_LLR)
 
 
