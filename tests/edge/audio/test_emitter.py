@@ -8,6 +8,7 @@ from edge.audio.emitter import Emitter
 from edge.modem.codes import beacon_code
 from edge.modem.detector import StreamingDetector
 from storewave.wire import BeaconKey, EmitSchedule
+from tests.edge.agent.brokers import wait_for
 
 KEY_HEX = "00112233445566778899aabbccddeeff"
 
@@ -66,11 +67,7 @@ def test_schedule_runs_on_its_thread_and_stops_when_disabled() -> None:
     try:
         beacon = BeaconKey(short_id=1, key_hex=KEY_HEX)
         emitter.configure(EmitSchedule(enabled=True, period_s=0.5), beacon)
-        deadline = 50
-        while len(sink.frames) < 2 and deadline:
-            deadline -= 1
-            emitter._stop.wait(0.1)  # a frame every 0.5 s: poll, bounded
-        assert len(sink.frames) >= 2
+        wait_for(lambda: len(sink.frames) >= 2, what="two scheduled frames")
         emitter.configure(EmitSchedule(enabled=False), beacon)
     finally:
         emitter.stop()
