@@ -112,6 +112,7 @@ def range_long(positions: int, factors: tuple[float, ...], seed: int) -> dict[st
     ]
 
     def means(factor: float) -> list[float]:
+        """Per-position mean SNRs at one distance factor, over all ranges."""
         return [m for r in rows if r["factor"] == factor for m in r["mean_snr_db"] if m is not None]
 
     at_r, beyond = means(1.0), means(1.3)

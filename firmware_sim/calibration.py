@@ -116,6 +116,7 @@ def received_level_db_spl(source_db_spl_1m: float, range_m: float, **climate: fl
 
 
 def _check_range(range_m: float) -> None:
+    """Refuse ranges outside what the model is calibrated for."""
     if not MIN_RANGE_M <= range_m <= MAX_RANGE_M:
         raise ValueError(f"range_m must be within {MIN_RANGE_M}-{MAX_RANGE_M} m, got {range_m}")
 

@@ -20,6 +20,7 @@ console = Console()
 
 
 def _seed(seed: int | None) -> int:
+    """The given seed, else the ``[sim] seed`` setting."""
     return seed if seed is not None else int(SimSettings.load().seed)
 
 
@@ -70,6 +71,7 @@ def fleet_command(
     task = progress.add_task("connecting", total=duration)
 
     def on_progress(c: FleetCounts) -> None:
+        """Move the progress bar to the fleet's latest counts."""
         progress.update(
             task,
             completed=min(duration, c.elapsed_s),
@@ -137,6 +139,7 @@ def store_command(
     task = progress.add_task("walking", total=phones)
 
     def on_visit(visit: object, run: StoreRun) -> None:
+        """Show the latest phone's movement path on the progress line."""
         v = run.visits[-1]
         progress.update(
             task,

@@ -64,6 +64,8 @@ class State(StrEnum):
 
 @dataclass
 class _Pending:
+    """When an outbox entry was last published (None: not on this connection)."""
+
     sent_at: float | None = None
 
 
@@ -115,6 +117,7 @@ class Device:
     # ------------------------------------------------------------ state machine
 
     def _go(self, new: State, reason: str) -> None:
+        """Change state and record the transition with its reason."""
         if new is not self.state:
             self.transitions.append((self.state, new, reason))
             log.info("state", extra={"from": self.state.value, "to": new.value, "why": reason})
@@ -137,11 +140,13 @@ class Device:
         step(now)
 
     def _boot(self, now: float) -> None:
+        """Count a boot in flash and start a fresh sequence."""
         self.storage.boot += 1
         self.seq = -1
         self._go(State.PROVISION, f"boot {self.storage.boot}")
 
     def _try_provision(self, now: float) -> None:
+        """Get credentials (retrying later on failure) and start connecting."""
         if now < self._next_provision:
             return
         try:
@@ -157,6 +162,7 @@ class Device:
         self._go(State.CONNECT, "provisioned")
 
     def _await_config(self, now: float) -> None:
+        """Wait for the retained config; fall back to safe defaults after CONFIG_WAIT_S."""
         self._handle_inbox(now)
         if self.state is State.AWAIT_CONFIG and now - self._state_since >= CONFIG_WAIT_S:
             self._go(State.RUNNING, "no config: safe defaults (listen only)")
@@ -165,6 +171,7 @@ class Device:
             self._resend_due(now)
 
     def _run(self, now: float) -> None:
+        """One running pass: messages, emission, listening, telemetry, resends."""
         self._handle_inbox(now)
         if self.state not in (State.RUNNING, State.OFFLINE):
             return
@@ -176,12 +183,14 @@ class Device:
     # ------------------------------------------------------------ inbound
 
     def _handle_inbox(self, now: float) -> None:
+        """Handle everything paho's thread queued since the last tick."""
         if self.link is None:
             return
         while not self.link.inbox.empty():
             self._on_inbound(self.link.inbox.get_nowait(), now)
 
     def _on_inbound(self, msg: Inbound, now: float) -> None:
+        """Dispatch one inbound message or connection change."""
         if msg.leaf is None:
             self._on_connection(msg.connected)
         elif msg.leaf is NodeLeaf.CONFIG:
@@ -192,6 +201,7 @@ class Device:
             self._on_command(msg.payload, now)
 
     def _on_connection(self, connected: bool) -> None:
+        """Broker gained or lost: resend everything unacked, or go offline."""
         if connected:
             self._sent.clear()  # everything unacked goes out again on this connection
             if self.state in (State.CONNECT, State.OFFLINE):
@@ -201,6 +211,7 @@ class Device:
             self._go(State.OFFLINE, "broker lost")
 
     def _on_config(self, payload: bytes) -> None:
+        """Apply a newer config; reject malformed or older ones (keeping ours)."""
         try:
             config: wire.NodeConfig = wire.parse_message(wire.NodeConfig, payload)
         except wire.WireError as exc:
@@ -218,12 +229,14 @@ class Device:
         self.transitions.append((self.state, self.state, f"applied config v{config.version}"))
 
     def _reject(self, version: int, reason: str) -> None:
+        """Report a refused config to the hub."""
         kept = self.config.version if self.config else 0
         self.rejected.append(reason)
         body = wire.ConfigRejectedBody(version=version, kept_version=kept, reason=reason[:500])
         self._event(wire.ConfigRejectedEvent, body)
 
     def _on_ack(self, payload: bytes) -> None:
+        """Free every outbox entry of the acked boot up to the acked seq."""
         try:
             ack: wire.Ack = wire.parse_message(wire.Ack, payload)
         except wire.WireError as exc:
@@ -234,6 +247,7 @@ class Device:
             self._sent.pop(key, None)
 
     def _on_command(self, payload: bytes, now: float) -> None:
+        """Run a hub command unless it has expired; report the outcome."""
         try:
             cmd: wire.NodeCommand = wire.parse_message(wire.NodeCommand, payload)
         except wire.WireError as exc:
@@ -254,6 +268,7 @@ class Device:
             self._result(cmd, *self._set_beacon(cmd.args))
 
     def _set_beacon(self, args: dict[str, Any]) -> tuple[bool, str]:
+        """Install a beacon key sent by command (amqtt: not in the retained config)."""
         if self.config is None:
             return False, "no config to attach a beacon key to"
         try:
@@ -264,6 +279,7 @@ class Device:
         return True, f"beacon {beacon.short_id} set"
 
     def _result(self, cmd: wire.NodeCommand, ok: bool, detail: str) -> None:
+        """Report a command's outcome to the hub."""
         body = wire.CommandResultBody(command_id=cmd.id, ok=ok, detail=detail[:500])
         self._event(wire.CommandResultEvent, body)
 
@@ -278,6 +294,7 @@ class Device:
         return codes.beacon_code(beacon.short_id, key, codes.slot_of(self._wall(), beacon.slot_s))
 
     def _emit(self, now: float) -> bool:
+        """Play the current rotating code once; False without a key or when disabled."""
         code = self.current_code()
         if code is None or self.config is None or not self.config.emit.enabled:
             return False
@@ -288,12 +305,14 @@ class Device:
         return True
 
     def _emit_if_due(self, now: float) -> None:
+        """Emit when the schedule says so."""
         if self.config is None or now < self._next_emit:
             return
         self._emit(now)
         self._next_emit = now + self.config.emit.period_s
 
     def _listen(self, now: float) -> None:
+        """Turn what the detector heard into debounced detection events."""
         if self._listener is None:
             self.audio_progress = now
             return
@@ -335,6 +354,7 @@ class Device:
         return body.ok, body.detail or "heard itself"
 
     def _telemetry_if_due(self, now: float) -> None:
+        """Publish the heartbeat when its period has passed."""
         if now < self._next_telemetry:
             return
         period = self.config.telemetry_period_s if self.config else DEFAULT_TELEMETRY_PERIOD_S
@@ -359,6 +379,7 @@ class Device:
     # ------------------------------------------------------------ outbox
 
     def _utc(self) -> datetime:
+        """The wall clock as an aware UTC datetime."""
         return datetime.fromtimestamp(self._wall(), UTC)
 
     def _event(self, model: Any, body: Any, leaf: NodeLeaf = NodeLeaf.EVENTS) -> None:
@@ -377,12 +398,14 @@ class Device:
         self._send(key, self._clock())
 
     def _send(self, key: tuple[int, int], now: float) -> None:
+        """Publish one outbox entry if the link is up (QoS 0 for telemetry)."""
         leaf, payload = self.storage.outbox[key]
         qos = 0 if leaf is NodeLeaf.TELEMETRY else 1
         if self.link is not None and self.link.publish(leaf, payload, qos):
             self._sent[key] = _Pending(now)
 
     def _resend_due(self, now: float) -> None:
+        """Publish entries never sent on this connection or unacked for too long."""
         if self.link is None or not self.link.connected:
             return
         for key in sorted(self.storage.outbox):

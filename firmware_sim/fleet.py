@@ -122,6 +122,7 @@ class _SimNode:
     """One node's client and counters inside a shard's selector loop."""
 
     def __init__(self, node_id: str, password: str, boot: int, rng: random.Random) -> None:
+        """A paho client for ``node_id`` with its Last Will; not connected yet."""
         self.node_id = node_id
         self.boot = boot
         self.rng = rng
@@ -149,6 +150,7 @@ class _SimNode:
         self.client = client
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        """Connected: subscribe to our acks and publish the birth message."""
         if reason.is_failure:
             log.warning("connect refused", extra={"node": self.node_id, "reason": str(reason)})
             return
@@ -161,9 +163,11 @@ class _SimNode:
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
+        """Lost the broker: messages due now fail until we reconnect."""
         self.connected = False
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        """An ack from the hub: remember the highest seq it covers for our boot."""
         try:
             ack: wire.Ack = wire.parse_message(wire.Ack, bytes(message.payload))
         except wire.WireError:
@@ -172,6 +176,7 @@ class _SimNode:
             self.acked_seq = max(self.acked_seq, min(ack.seq, self.seq))
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        """The broker took a QoS 1 message (PUBACK)."""
         if mid in self.pending:
             self.pending.discard(mid)
             self.pubacks += 1
@@ -218,6 +223,7 @@ class _SimNode:
 
 
 def _raise_fd_limit(clients: int) -> None:
+    """Raise the soft file-descriptor limit for this many clients (up to the hard one)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = clients * FDS_PER_CLIENT + 64
     if soft < want:
@@ -250,6 +256,7 @@ def run_shard(
     sent = 0
 
     def pump(timeout: float) -> None:
+        """Read what arrived, write what is queued."""
         for key, _ in sel.select(timeout):
             key.data.client.loop_read()
         for node in nodes:
@@ -343,6 +350,7 @@ def _shard_main(opts: FleetOptions, ids: list[str], shard: int, results: Any, li
     """Process entry: run a shard, report progress into ``live`` and the result to ``results``."""
 
     def progress(c: FleetCounts) -> None:
+        """Share this shard's counts with the parent process."""
         live[shard] = json.dumps(asdict(c))
 
     try:

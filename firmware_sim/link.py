@@ -110,6 +110,7 @@ class NodeLink:
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def _topic(self, leaf: NodeLeaf) -> str:
+        """This node's topic for ``leaf``."""
         return node_topic(self.node_id, leaf)
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:

@@ -44,6 +44,7 @@ def run_nodes(
     broker = parse_broker_url(broker_url)
 
     def factory(node_id: str, password: str) -> Callable[[NodeStorage], Device]:
+        """A device factory for the watchdog, with fixed credentials."""
         creds = Credentials(node_id, password)
         return lambda storage: Device(lambda: creds, broker, storage)
 
@@ -65,6 +66,7 @@ def run_nodes(
 
 
 def _report(node_id: str, sup: Supervisor) -> NodeReport:
+    """Where one supervised node is now."""
     dev = sup.device
     return NodeReport(
         node_id=node_id,

@@ -75,6 +75,7 @@ class NoiseKind(StrEnum):
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
+    """Scale to unit RMS (silence stays silence)."""
     rms = float(np.sqrt(np.mean(x**2)))
     return x / rms if rms > 0 else x
 
@@ -194,6 +195,7 @@ FrameSource = Callable[[int, int], np.ndarray]
 
 
 def _modem_frame(payload: int, sample_rate: int) -> np.ndarray:
+    """One real modem frame at 0 dBFS peak."""
     from edge.modem.synth import synthesize_frame  # the modem lands separately
 
     return np.asarray(synthesize_frame(payload, sample_rate, 0.0), dtype=float)

@@ -144,6 +144,7 @@ def random_phone(
 
 
 def _audible(beacon: Beacon, pos: np.ndarray, noise_floor_db_spl: float) -> bool:
+    """Whether the beacon's direct sound here is within INAUDIBLE_BELOW_FLOOR_DB of the floor."""
     d = float(np.min(np.linalg.norm(pos - np.asarray(beacon.position), axis=1)))
     level = cal.received_level_db_spl(cal.emitter_dbfs_to_db_spl_1m(beacon.level_dbfs), max(d, 1.0))
     return level > noise_floor_db_spl - INAUDIBLE_BELOW_FLOOR_DB
@@ -171,6 +172,7 @@ def render_visit(
 
 
 def _entered_range_s(beacon: Beacon, path: WalkPath, until_s: float) -> float | None:
+    """When the path first came within the beacon's configured range."""
     t = np.arange(path.start_s, until_s + 0.05, 0.05)
     if t.size == 0:
         return None
@@ -240,6 +242,7 @@ def decode_visit(
 
 
 def _mean_snr(frames: list[tuple[float, float]]) -> float:
+    """Mean SNR of the last window of frames."""
     return sum(snr for _, snr in frames[-APP_WINDOW_FRAMES:]) / max(
         1, len(frames[-APP_WINDOW_FRAMES:])
     )

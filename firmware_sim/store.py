@@ -110,6 +110,7 @@ def load_registry() -> dict[str, Any]:
 
 
 def _key(seed: int, node_id: str) -> bytes:
+    """A beacon key derived from the simulation seed (used when the hub's is not given)."""
     return hashlib.sha256(f"storewave-sim:{seed}:{node_id}".encode()).digest()
 
 

@@ -45,6 +45,7 @@ class Supervisor:
             self._restart("watchdog: audio pipeline stalled")
 
     def _restart(self, reason: str) -> None:
+        """Crash the current instance (Last Will fires) and boot a new one."""
         log.warning("watchdog restart", extra={"why": reason})
         self.restarts.append(reason)
         self.device.stop(clean=False)

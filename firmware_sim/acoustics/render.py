@@ -70,6 +70,7 @@ class Emission:
 
 
 def _distances(traj: Trajectory, t_s: np.ndarray, source: Point) -> np.ndarray:
+    """Listener-to-source distances along the trajectory (clamped near zero)."""
     pos = traj.positions(t_s)
     d = np.linalg.norm(pos - np.asarray(source, dtype=float), axis=1)
     return np.maximum(d, MIN_DISTANCE_M)
