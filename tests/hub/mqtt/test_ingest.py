@@ -171,7 +171,7 @@ def test_hub_killed_minus_9_then_restarted(
         assert wait_for(lambda: count_events(engine) >= 300)
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-        stored_at_kill = count_events(engine)
+        unacked_at_kill = pub.pending()
         sender.join(30)
         worker = _start_worker_process(mosquitto, db_url)
         assert pub.wait_all_acked(60, resend_after_s=1.0)
@@ -179,7 +179,7 @@ def test_hub_killed_minus_9_then_restarted(
         pub.stop()
         worker.terminate()
         worker.wait(20)
-    assert stored_at_kill < 3000  # it really died mid-stream
+    assert unacked_at_kill > 0  # it died with work in flight: the resends were needed
     assert count_events(engine) == distinct_keys(engine) == 3000
 
 
