@@ -239,7 +239,7 @@ def run_shard(
     """Drive ``ids`` through connect, publish for ``duration_s``, drain acks, disconnect."""
     _raise_fd_limit(len(ids))
     address: BrokerAddress = parse_broker_url(opts.broker_url)
-    rng = random.Random(opts.seed * 1_000_003 + shard)
+    rng = random.Random(f"{opts.seed}:{shard}")  # one independent stream per shard
     nodes = [
         _SimNode(n, opts.credentials.get(n, opts.password), opts.boot, random.Random(rng.random()))
         for n in ids

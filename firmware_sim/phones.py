@@ -39,6 +39,14 @@ CLOCK_PPM_RANGE = (-100.0, 100.0)
 # A beacon whose direct sound at the phone is this far under the noise floor cannot be
 # heard (nor hurt decoding): its frames are not rendered, which saves most of the work.
 INAUDIBLE_BELOW_FLOOR_DB = 15.0
+# Customers stand about a metre in front of (and half a metre short of) a zone's beacon.
+STAND_OFF_M = (1.0, 0.5)
+# A frame is audible if it is at any of these instants of its airtime (start/middle/end).
+FRAME_PROBE_S = (0.0, 0.25, 0.5)
+# Time step for finding when the path entered a beacon's range (latency resolution).
+RANGE_STEP_S = 0.05
+# A zone stays the strongest one's while its beacon was heard within this many periods.
+STRONGEST_FRESH_PERIODS = 1.5
 
 
 @dataclass(frozen=True)
@@ -137,7 +145,8 @@ def random_phone(
     door = (layout.door[0], layout.door[1])
     # Stand a metre in front of each zone's beacon (towards the room's centre line).
     cx = layout.room.size_m[0] / 2.0
-    points = [door] + [(p[0] + (1.0 if p[0] < cx else -1.0), p[1] - 0.5) for p in stops] + [door]
+    dx, dy = STAND_OFF_M
+    points = [door] + [(p[0] + (dx if p[0] < cx else -dx), p[1] - dy) for p in stops] + [door]
     dwell = [2.0] + [float(rng.uniform(*DWELL_RANGE_S)) for _ in stops] + [0.0]
     path = WalkPath(tuple(points), tuple(dwell), float(rng.uniform(*WALK_SPEED_RANGE_M_S)), start_s)
     return Phone(phone_id, path, float(rng.uniform(*CLOCK_PPM_RANGE)))
@@ -163,7 +172,7 @@ def render_visit(
     n = int((t1 - t0) * SAMPLE_RATE)
     frames = []
     for beacon, start, code in layout.emissions(t0 - 1.0, t1, wall0_s):
-        span = np.linspace(start, start + 0.5, 3)
+        span = start + np.asarray(FRAME_PROBE_S)
         if _audible(beacon, phone.path.positions(span), noise_floor_db_spl):
             frames.append(emission(beacon, start, code, SAMPLE_RATE))
     heard = render(layout.room, frames, phone.path, t0, n, SAMPLE_RATE, phone.clock_ppm)
@@ -173,7 +182,7 @@ def render_visit(
 
 def _entered_range_s(beacon: Beacon, path: WalkPath, until_s: float) -> float | None:
     """When the path first came within the beacon's configured range."""
-    t = np.arange(path.start_s, until_s + 0.05, 0.05)
+    t = np.arange(path.start_s, until_s + RANGE_STEP_S, RANGE_STEP_S)
     if t.size == 0:
         return None
     d = np.linalg.norm(path.positions(t) - np.asarray(beacon.position), axis=1)
@@ -205,6 +214,7 @@ def decode_visit(
             recent = [
                 (t, snr)
                 for t, snr in window.get(beacon.node_id, [])
+                # Half a period of slack: frames of one beacon are exactly a period apart.
                 if t_phone - t < (APP_WINDOW_FRAMES - 0.5) * beacon.period_s
             ]
             recent.append((t_phone, det.snr_db))
@@ -214,7 +224,8 @@ def decode_visit(
             # Where several beacons are heard, the zone is the strongest one's (nearest).
             if current is not None and current != beacon.node_id:
                 theirs = window.get(current, [])
-                fresh = theirs and t_phone - theirs[-1][0] < beacon.period_s * 1.5
+                age = t_phone - theirs[-1][0] if theirs else math.inf
+                fresh = age < beacon.period_s * STRONGEST_FRESH_PERIODS
                 if fresh and _mean_snr(theirs) >= _mean_snr(recent):
                     continue
             if beacon.node_id == current:

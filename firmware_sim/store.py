@@ -35,6 +35,10 @@ BEACON_HEIGHT_M = 2.5
 SLOT_S = 0.55
 # The door is in the middle of the front wall (y = 0).
 DOOR_INSET_M = 1.0
+# Zone beacons sit from 35 % of the floor's depth to the back wall (the front is the
+# entrance zone), alternating left and right at 20 % / 80 % of the width.
+ZONE_DEPTH_SPAN = (0.35, 0.6)
+ZONE_SIDES = (0.2, 0.8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +174,8 @@ def _beacon_position(index: int, count: int, size: tuple[float, float, float]) -
     if index == 0:
         return (width / 2.0, DOOR_INSET_M + 0.5, BEACON_HEIGHT_M)
     rest = count - 1
-    y = DOOR_INSET_M + (depth - 2 * DOOR_INSET_M) * (0.35 + 0.6 * index / max(rest, 1))
-    x = width * (0.2 if index % 2 else 0.8) if rest > 1 else width / 2.0
+    first, span = ZONE_DEPTH_SPAN
+    y = DOOR_INSET_M + (depth - 2 * DOOR_INSET_M) * (first + span * index / max(rest, 1))
+    left, right = ZONE_SIDES
+    x = width * (left if index % 2 else right) if rest > 1 else width / 2.0
     return (x, min(y, depth - DOOR_INSET_M), BEACON_HEIGHT_M)

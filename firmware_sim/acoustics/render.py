@@ -35,6 +35,9 @@ PPM = 1e-6
 # (12 kHz at 48 kHz): the band is +/-1 kHz wide, so 4x decimation keeps a 6x margin for
 # the linear interpolation of delays, and every convolution is 4x shorter.
 BASEBAND_DECIMATION = 4
+# A walking listener's delay changes by < 5 ms over a frame (1.5 m/s x 0.5 s / c):
+# look 50 ms either side of the static arrival for samples that hear the emission.
+WALK_SLACK_S = 0.05
 
 
 class Trajectory(Protocol):
@@ -134,9 +137,9 @@ def render_emission(
     resp = impulse_response(room, src, listener)  # type: ignore[arg-type]
     base = signal.oaconvolve(_baseband(emission.samples, sample_rate), _kernel(resp, sample_rate))
     span_s = base.size * BASEBAND_DECIMATION / sample_rate
-    # Phone samples that can receive this emission (listener moves < 3 m/s).
-    lo = emission.start_s + resp.direct_delay_s - 0.05
-    hi = emission.start_s + resp.direct_delay_s + span_s + 0.05
+    # Phone samples that can receive this emission.
+    lo = emission.start_s + resp.direct_delay_s - WALK_SLACK_S
+    hi = emission.start_s + resp.direct_delay_s + span_s + WALK_SLACK_S
     i0, i1 = np.searchsorted(t_phone, [lo, hi])
     if i1 <= i0:
         return
