@@ -322,6 +322,7 @@ class OutboxRunner:
         self._thread.join(timeout_s)
 
     def _loop(self) -> None:
+        """Dispatch until stopped."""
         while not self._stop.is_set():
             try:
                 dispatch_due(*self._args)

@@ -195,6 +195,7 @@ def run_arc_bench(
 
 
 def _run(engine: Engine, n: int, seed: int) -> dict[str, Any]:
+    """Enrol, advance through the horizon, count, and time it all."""
     clock = ManualClock(START)
     people = behaviours(n, seed)
     ids = _customers(engine, n)

@@ -151,6 +151,7 @@ def exit_instance(session: Session, inst: JourneyInstance, reason: str, now: dat
 
 def _finish(session: Session, inst: JourneyInstance, state: InstanceState, reason: str,
             now: datetime) -> None:
+    """Mark an instance ended (frees its active slot)."""
     inst.state = state
     inst.exit_reason = reason
     inst.ended_at = now
@@ -160,10 +161,12 @@ def _finish(session: Session, inst: JourneyInstance, state: InstanceState, reaso
 
 
 def _record(inst: JourneyInstance, step_id: str, at: datetime, result: str) -> None:
+    """Append one executed step to the instance's history."""
     inst.history = [*inst.history, [step_id, at.isoformat(timespec="seconds"), result]]
 
 
 def _move(inst: JourneyInstance, step_id: str | None) -> None:
+    """Point the instance at its next step."""
     inst.current_step = step_id
     inst.waiting = None
 
@@ -324,6 +327,7 @@ def _holds(cond: Condition, context: dict[str, Any]) -> bool:
 
 def _send(session: Session, inst: JourneyInstance, step_id: str, channel: str, body: str,
           now: datetime, purpose: str) -> None:
+    """Queue one step's message to the customer (dedupe key per instance and step)."""
     customer = session.get(Customer, inst.customer_id)
     if customer is None:
         return
@@ -336,6 +340,7 @@ def _send(session: Session, inst: JourneyInstance, step_id: str, channel: str, b
 
 def _task(session: Session, inst: JourneyInstance, step: TaskStep, now: datetime,
           due: datetime) -> None:
+    """Create the step's staff task once; a call task also queues the call."""
     exists = session.execute(select(StaffTask.id).where(
         StaffTask.instance_id == inst.id, StaffTask.step_id == step.id)).first()
     if exists is not None:

@@ -78,6 +78,7 @@ class WaitStep(_Linear):
 
     @model_validator(mode="after")
     def _one_of(self) -> WaitStep:
+        """Exactly one of duration/until; a duration is positive."""
         if (self.duration is None) == (self.until is None):
             raise ValueError("a wait step needs exactly one of 'duration' or 'until'")
         if self.duration is not None and self.duration <= timedelta(0):
@@ -97,6 +98,7 @@ class WaitEventStep(_Step):
     @field_validator("timeout")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
+        """A timeout must be positive."""
         if value <= timedelta(0):
             raise ValueError("timeout must be positive")
         return value
@@ -115,6 +117,7 @@ class Condition(_Strict):
 
     @model_validator(mode="after")
     def _value_fits(self) -> Condition:
+        """The value's type suits the op."""
         if self.op == "in" and not isinstance(self.value, list):
             raise ValueError("op 'in' needs a list value")
         if self.op in ("lt", "le", "gt", "ge") and not isinstance(self.value, int | float):
@@ -182,6 +185,7 @@ class QuietHours(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
+        """customer, store, or a zone the system knows."""
         if value in ("customer", "store"):
             return value
         try:
@@ -192,6 +196,7 @@ class QuietHours(_Strict):
 
     @model_validator(mode="after")
     def _not_empty(self) -> QuietHours:
+        """A window needs a start and end that differ."""
         if self.start == self.end:
             raise ValueError("quiet hours start and end must differ")
         return self
@@ -212,6 +217,7 @@ class JourneySpec(_Strict):
     @field_validator("max_length")
     @classmethod
     def _length_bounded(cls, value: timedelta) -> timedelta:
+        """Positive and at most MAX_JOURNEY_LENGTH."""
         if not timedelta(0) < value <= MAX_JOURNEY_LENGTH:
             limit = MAX_JOURNEY_LENGTH.days
             raise ValueError(f"max_length must be positive and at most {limit} days")
@@ -219,6 +225,7 @@ class JourneySpec(_Strict):
 
     @model_validator(mode="after")
     def _graph_is_sound(self) -> JourneySpec:
+        """Unique ids, known start and targets, and no loops."""
         ids = [s.id for s in self.steps]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:

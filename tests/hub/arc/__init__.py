@@ -1,0 +1,1 @@
+"""ARC journeys, outbox and trials tests."""

@@ -36,17 +36,20 @@ class Arc:
 
     def start(self, cid: str, service: str = "video-pack", channel: str = "front_desk",
               handset: list[str] | None = None) -> Any:
+        """Start a trial at Gulou's front desk (or the given channel)."""
         return self.client.post("/v1/trials", headers=self.staff, json={
             "service_id": service, "customer_id": cid, "store_id": "fz-gulou",
             "channel": channel, "staff_id": "emp-7", "handset": handset or ["4g", "volte"]})
 
     def reply(self, phone: str, text: str) -> str:
+        """A customer's SMS reply through the gateway endpoint; returns the action."""
         resp = self.client.post("/v1/outbox/replies", headers=self.admin,
                                 json={"phone": phone, "text": text})
         assert resp.status_code == 200, resp.text
         return str(resp.json()["action"])
 
     def usage(self, trial_id: str, mb: float) -> None:
+        """Report trial usage as the network would."""
         resp = self.client.post(f"/v1/trials/{trial_id}/usage", headers=self.admin,
                                 json={"usage_mb": mb})
         assert resp.status_code == 200, resp.text
@@ -62,6 +65,7 @@ class Arc:
 
 @pytest.fixture
 def world(client: TestClient, arc_engine: Engine, clock: ManualClock) -> Arc:
+    """Seeded registry and catalogue, staff and admin keys."""
     seed(arc_engine, clock)
     with Session(arc_engine) as s:
         assert arc.load_service_catalogue(s) == 4

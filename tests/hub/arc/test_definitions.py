@@ -27,10 +27,12 @@ GOOD: dict[str, Any] = {
 
 
 def _with(**changes: Any) -> dict[str, Any]:
+    """GOOD with top-level changes."""
     return {**GOOD, **changes}
 
 
 def _step(index: int, **changes: Any) -> dict[str, Any]:
+    """GOOD with one step changed."""
     steps = [dict(s) for s in GOOD["steps"]]
     steps[index].update(changes)
     return _with(steps=steps)

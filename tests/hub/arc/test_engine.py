@@ -30,10 +30,12 @@ from tests.hub.factories import seed
 
 
 def _spec(steps: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """A 'demo' journey starting at its first step."""
     return {"name": "demo", "start": steps[0]["id"], "steps": steps, **extra}
 
 
 def _send(step_id: str, nxt: str | None, channel: str = "sms") -> dict[str, Any]:
+    """A send step."""
     return {"id": step_id, "type": "send", "channel": channel, "template": f"{step_id} $who",
             "next": nxt}
 

@@ -28,6 +28,7 @@ class Gateway:
     """A real HTTP gateway on a free port that answers with scripted status codes."""
 
     def __init__(self, statuses: list[int]) -> None:
+        """Listen on a free port, answering with ``statuses`` in turn (then 200)."""
         self.statuses = statuses
         self.received: list[dict[str, Any]] = []
         self.keys: list[str] = []
@@ -35,6 +36,7 @@ class Gateway:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                """Record the message and answer with the next status."""
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 gateway.received.append(body)
                 gateway.keys.append(self.headers["Idempotency-Key"])
@@ -44,7 +46,7 @@ class Gateway:
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
-                pass
+                """Keep the test output quiet."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/send"
@@ -52,12 +54,14 @@ class Gateway:
         self.thread.start()
 
     def close(self) -> None:
+        """Stop serving."""
         self.server.shutdown()
         self.server.server_close()
 
 
 @pytest.fixture
 def gateway() -> Iterator[Gateway]:
+    """A scripted gateway, closed after the test."""
     gw = Gateway([])
     yield gw
     gw.close()
@@ -65,6 +69,7 @@ def gateway() -> Iterator[Gateway]:
 
 def _enqueue(engine: Engine, clock: ManualClock, cid: str, key: str, channel: str = "sms",
              purpose: str = "marketing", body: str = "Hello there") -> None:
+    """Queue one message for a customer."""
     with Session(engine) as s:
         customer = s.get(Customer, cid)
         assert customer is not None
@@ -76,6 +81,7 @@ def _enqueue(engine: Engine, clock: ManualClock, cid: str, key: str, channel: st
 
 
 def _status(engine: Engine) -> list[tuple[str, int]]:
+    """(status, attempts) per delivery."""
     with Session(engine) as s:
         return [(d.status, d.attempts) for d in
                 s.execute(select(OutboxDelivery).order_by(OutboxDelivery.id)).scalars()]
