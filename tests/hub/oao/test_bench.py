@@ -14,6 +14,7 @@ def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
     written = json.loads((tmp_path / "oao.json").read_text())
     assert written == json.loads(json.dumps(result))
     assert written["timeout_sweep_sqlite"]["open_orders"] == 10
+    assert written["timeout_sweep_sqlite"]["steady_due"] == 1
     assert written["dispatch_end_to_end_sqlite"]["orders"] == 10
     assert {"dispatch_kdtree", "dispatch_scan_baseline", "scaling"} <= set(written)
 
