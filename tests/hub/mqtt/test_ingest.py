@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlmodel import Session
 
+from hub.metrics import REGISTRY
 from hub.mqtt.hooks import NullHooks
 from hub.mqtt.ingest import IngestWorker
 from hub.mqtt.models import DeadLetter, MqttEvent
@@ -60,6 +61,8 @@ def test_round_trip_acks_with_exact_bytes(
     finally:
         pub.stop()
     assert count_events(engine) == 3
+    stored = REGISTRY.get_sample_value("storewave_ingest_messages_total", {"outcome": "stored"})
+    assert stored is not None and stored >= 3  # exported in the hub's /metrics registry
 
 
 def test_duplicates_and_redeliveries_stored_once(
