@@ -109,8 +109,16 @@ def deliver_event(
     (cancelling its queued messages and tasks); an instance waiting for this event
     moves on at once.
     """
-    query = select(JourneyInstance).where(
-        JourneyInstance.customer_id == customer_id, JourneyInstance.state == InstanceState.ACTIVE)
+    # Row locks (PostgreSQL; SQLite serialises writers anyway) so an event and a timer
+    # firing for the same instance at the same moment take turns, each seeing the other's
+    # result, instead of both moving the instance from the same step.
+    query = (
+        select(JourneyInstance)
+        .where(JourneyInstance.customer_id == customer_id,
+               JourneyInstance.state == InstanceState.ACTIVE)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if journey is not None:
         query = query.where(JourneyInstance.journey == journey)
     touched = 0
@@ -358,7 +366,8 @@ def _task(session: Session, inst: JourneyInstance, step: TaskStep, now: datetime
 @timers.timer_handler(STEP_TIMER)
 def _on_step_timer(session: Session, timer: Timer, now: datetime) -> None:
     """A wait (or quiet hours) ended: resume the instance if it is still on that step."""
-    inst = session.get(JourneyInstance, timer.payload["iid"])
+    inst = session.get(JourneyInstance, timer.payload["iid"], with_for_update=True,
+                       populate_existing=True)
     step_id = timer.payload["step"]
     if (inst is None or inst.state != InstanceState.ACTIVE or inst.current_step != step_id
             or inst.waiting is None):
