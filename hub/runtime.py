@@ -10,6 +10,7 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -88,11 +89,10 @@ class HubRuntime:
 
     def _sweep(self) -> None:
         """Every SWEEP_INTERVAL_S, mark nodes silent past MAX_SILENCE_S offline (and alert)."""
-        from hub.clock import SystemClock
         from hub.db import session_scope
         from hub.services.node_events import mark_silent_nodes
 
-        clock = SystemClock()
+        clock = self.clock or SystemClock()  # the same time line as ingest and timers
         while not self._stop.wait(SWEEP_INTERVAL_S):
             try:
                 assert self.engine is not None
@@ -106,15 +106,20 @@ class HubRuntime:
     def stop(self) -> None:
         """Drain and stop ingest, then node control, then the broker."""
         self._stop.set()
+        parts: list[tuple[str, Any]] = []
         if self.timers is not None:
-            self.timers.stop()
-        for worker in self.ingest:
-            worker.stop()
-        self.ingest.clear()
+            parts.append(("timers", self.timers.stop))
+        parts += [("ingest", worker.stop) for worker in self.ingest]
         if self.control is not None:
-            self.control.stop()
+            parts.append(("node control", self.control.stop))
         if self.broker is not None:
-            self.broker.stop()
+            parts.append(("broker", self.broker.stop))
+        for name, stop in parts:  # one part failing to stop must not leave the broker up
+            try:
+                stop()
+            except Exception:
+                log.exception("stopping %s failed", name)
+        self.ingest.clear()
         if self._sweeper is not None:
             self._sweeper.join(SWEEP_INTERVAL_S)
         log.info("hub runtime stopped")

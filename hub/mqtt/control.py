@@ -96,7 +96,10 @@ class MqttNodeControl:
     def _publish(self, topic: str, payload: bytes, retain: bool) -> None:
         """QoS 1 publish that returns once the broker acknowledged it."""
         info = self.client.publish(topic, payload, qos=1, retain=retain)
-        info.wait_for_publish(PUBLISH_TIMEOUT_S)
+        try:
+            info.wait_for_publish(PUBLISH_TIMEOUT_S)
+        except (RuntimeError, ValueError) as exc:
+            raise NodeControlError(f"publish to {topic} failed: {exc}") from exc
         if not info.is_published():
             raise NodeControlError(f"broker did not acknowledge publish to {topic}")
 

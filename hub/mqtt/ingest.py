@@ -180,7 +180,10 @@ class IngestWorker:
             info = self.client.publish(
                 HUB_STATUS_TOPIC, HubStatus(state=HubState.OFFLINE).to_bytes(), qos=1, retain=True
             )
-            info.wait_for_publish(drain_timeout_s)
+            try:
+                info.wait_for_publish(drain_timeout_s)
+            except (RuntimeError, ValueError):  # connection lost meanwhile: the Will says it
+                log.warning("hub offline status not delivered; the broker's Last Will covers it")
         self.client.disconnect()
         self.client.loop_stop()
         log.info("ingest stopped", extra={"stored": self.stats.stored, "dead": self.stats.dead})
