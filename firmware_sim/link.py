@@ -67,6 +67,8 @@ class NodeLink:
         self.broker = broker
         self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self._connected = False
+        # Why the broker last refused us (bad credentials, not authorised), if it did.
+        self.last_refusal: str | None = None
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=node_id, clean_session=True)
         client.username_pw_set(node_id, password)
         will = NodeStatus(state=NodeState.LOST, boot=boot).to_bytes()
@@ -116,6 +118,7 @@ class NodeLink:
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         """Subscribe (again: clean sessions forget), publish the birth message."""
         if reason.is_failure:
+            self.last_refusal = str(reason)
             log.warning("connect refused", extra={"node": self.node_id, "reason": str(reason)})
             return
         client.subscribe([(self._topic(leaf), 1) for leaf in INBOUND_LEAVES])

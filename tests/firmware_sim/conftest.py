@@ -46,15 +46,16 @@ def _port_open(port: int) -> bool:
 class Mosquitto:
     """A private Mosquitto: anonymous loopback listener, persistence so it can restart."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, auth_lines: str = "") -> None:
+        """``auth_lines``: password_file/acl_file lines; empty = anonymous access."""
         self.binary = binary
         self.port = _free_port()
         self.workdir = workdir
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
+            + (auth_lines or "allow_anonymous true\n")
+            + "persistence true\n"
             f"persistence_location {workdir}/\n"
             "max_queued_messages 10000\n"
             "max_inflight_messages 100\n"
@@ -92,7 +93,9 @@ def broker(mosquitto_bin: str, tmp_path: Path) -> Iterator[Mosquitto]:
 class HubSide:
     """A test client playing the hub: records what nodes publish, publishes to nodes."""
 
-    def __init__(self, port: int, auto_ack: bool = False) -> None:
+    def __init__(
+        self, port: int, auto_ack: bool = False, username: str = "", password: str = ""
+    ) -> None:
         self.messages: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self.seen: list[tuple[str, bytes]] = []
         self.auto_ack = auto_ack
@@ -104,6 +107,8 @@ class HubSide:
         self.client.on_subscribe = lambda *args: subscribed.append(True)
         # Subscribe on every connect: a clean session forgets it when the broker restarts.
         self.client.on_connect = lambda c, *args: c.subscribe("sw/v1/nodes/+/+", qos=1)
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         wait_for(lambda: subscribed, START_TIMEOUT_S, "the hub-side subscription")
