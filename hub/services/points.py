@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import event, func, insert, update
@@ -112,55 +113,64 @@ def move(
     return entry, False
 
 
-def credit_fresh(
-    session: Session,
-    customer_id: str,
-    delta: int,
-    key: str,
-    now: datetime,
-    *,
-    reason: str,
-    actor: str,
-    campaign_id: str | None,
-    expires_at: datetime | None,
-) -> int:
-    """Earn under a key nobody can have used yet (a new grant's id); returns the entry id.
+@dataclass(frozen=True)
+class Credit:
+    """One earn line of a batch (``credit_many``)."""
 
-    The hot path of campaign grants: no replay lookup, and the balance moves with one
-    ``UPDATE ... RETURNING`` (which also takes the row lock); the account row is created
-    only on a customer's first credit. Everything else about ``move`` holds.
+    delta: int
+    key: str
+    reason: str
+    campaign_id: str | None
+    expires_at: datetime | None
+    actor: str = "campaign"
+
+
+def credit_many(
+    session: Session, customer_id: str, credits: Sequence[Credit], now: datetime
+) -> None:
+    """Earn several lines under keys nobody can have used yet (new grants' ids), at once.
+
+    The hot path of campaign grants: no replay lookup; the balance moves once, by the
+    total, with ``UPDATE ... RETURNING`` (which also takes the row lock; the account row
+    is created on a customer's first credit); the ledger lines go in one statement, each
+    with its running ``balance_after``.
     """
-    if delta <= 0:
+    if not credits:
+        return
+    if any(c.delta <= 0 for c in credits):
         raise Invalid("a credit needs a positive amount")
+    total = sum(c.delta for c in credits)
     bump = (
         update(PointsAccount)
         .where(col(PointsAccount.customer_id) == customer_id)
-        .values(balance=PointsAccount.balance + delta, updated_at=now)
+        .values(balance=PointsAccount.balance + total, updated_at=now)
         .returning(PointsAccount.balance)
     )
-    balance_after = session.execute(bump).scalar_one_or_none()
-    if balance_after is None:
+    after = session.execute(bump).scalar_one_or_none()
+    if after is None:
         _lock_account(session, customer_id, now)
-        balance_after = session.execute(bump).scalar_one()
-    entry_id = session.execute(
-        insert(PointsEntry)
-        .values(
-            customer_id=customer_id,
-            kind=PointsKind.EARN.value,
-            delta=delta,
-            balance_after=balance_after,
-            idempotency_key=key,
-            reason=reason,
-            campaign_id=campaign_id,
-            expires_at=expires_at,
-            actor=actor,
-            at=now,
+        after = session.execute(bump).scalar_one()
+    running = after - total
+    rows = []
+    for c in credits:
+        running += c.delta
+        rows.append(
+            {
+                "customer_id": customer_id,
+                "kind": PointsKind.EARN.value,
+                "delta": c.delta,
+                "balance_after": running,
+                "idempotency_key": c.key,
+                "reason": c.reason,
+                "campaign_id": c.campaign_id,
+                "expires_at": c.expires_at,
+                "actor": c.actor,
+                "at": now,
+            }
         )
-        .returning(PointsEntry.id)
-    ).scalar_one()
-    if expires_at is not None:
+    session.execute(insert(PointsEntry), rows)
+    for expires_at in {c.expires_at for c in credits if c.expires_at is not None}:
         _schedule_expiry(session, customer_id, expires_at, now)
-    return int(entry_id)
 
 
 def balance(session: Session, customer_id: str) -> int:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from hub.models.campaigns import (
@@ -55,7 +55,7 @@ def live_campaigns(session: Session) -> Sequence[Campaign]:
 
     The rule snapshots are cached per database and reloaded when the set of live
     campaigns or any edit changes (one narrow (id, updated_at) query per check-in instead
-    of building 200 ORM rows); budgets and caps are always read from the database, never cached.
+    of building 200 ORM rows); budgets and caps are always read from the database.
     """
     version = tuple(
         session.exec(
@@ -69,15 +69,32 @@ def live_campaigns(session: Session) -> Sequence[Campaign]:
         cached = _CACHE.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
+    snapshot = _load_snapshot(session)
+    with _CACHE_LOCK:
+        _CACHE[key] = (version, snapshot)
+    return snapshot
+
+
+def _load_snapshot(session: Session) -> list[Campaign]:
+    """Detached copies of the live campaigns, highest priority first."""
     rows = session.exec(
         select(Campaign)
         .where(Campaign.state == CampaignState.LIVE.value)
         .order_by(col(Campaign.priority).desc(), col(Campaign.id))
     ).all()
-    snapshot = [Campaign(**row.model_dump()) for row in rows]
-    with _CACHE_LOCK:
-        _CACHE[key] = (version, snapshot)
-    return snapshot
+    return [Campaign(**row.model_dump()) for row in rows]
+
+
+def _may_run_at(campaign: Campaign, store: Store) -> bool:
+    """The cheapest test first: most of 200 campaigns target other stores or regions."""
+    where = campaign.where or {}
+    stores = where.get("stores")
+    if stores and store.id not in stores:
+        return False
+    regions = where.get("regions")
+    if regions and store.region_id not in regions:
+        return False
+    return not campaign.region_id or campaign.region_id == store.region_id
 
 
 def load_facts(
@@ -87,16 +104,13 @@ def load_facts(
     tags = session.exec(
         select(CustomerTag.kind, CustomerTag.name).where(CustomerTag.customer_id == customer.id)
     ).all()
-    others = select(Visit).where(Visit.customer_id == customer.id)
-    if visit_id:
-        others = others.where(Visit.id != visit_id)
-    all_visits = session.exec(select(func.count()).select_from(others.subquery())).one()
-    store_rows = session.exec(
-        select(func.count(), func.max(Visit.last_seen_at)).where(
-            Visit.customer_id == customer.id,
-            Visit.store_id == store_id,
-            Visit.id != (visit_id or ""),
-        )
+    at_store = Visit.store_id == store_id
+    history = session.exec(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((at_store, 1), else_=0)), 0),
+            func.max(case((at_store, Visit.last_seen_at), else_=None)),
+        ).where(Visit.customer_id == customer.id, Visit.id != (visit_id or ""))
     ).one()
     return CustomerFacts(
         gender=customer.gender,
@@ -104,9 +118,9 @@ def load_facts(
         postal_code=customer.postal_code,
         consents=frozenset(k for k, f in _CONSENT_FIELDS.items() if getattr(customer, f)),
         tags=frozenset(f"{kind}:{name}" for kind, name in tags),
-        visits_before=int(all_visits),
-        store_visits_before=int(store_rows[0]),
-        previous_store_visit_at=store_rows[1],
+        visits_before=int(history[0]),
+        store_visits_before=int(history[1]),
+        previous_store_visit_at=history[2],
     )
 
 
@@ -115,17 +129,16 @@ def evaluate(
     event: TriggerEvent,
     *,
     global_cap: int = caps.GLOBAL_DAILY_CAP,
-    campaigns: Sequence[Campaign] | None = None,
 ) -> list[CampaignGrant]:
     """Decide every live campaign for ``event``; returns the decisions (new and replayed)."""
     store = session.get(Store, event.store_id)
     if store is None:
         return []
-    pool = live_campaigns(session) if campaigns is None else campaigns
     candidates = [
         c
-        for c in pool
-        if rules.trigger_fires(c, event)
+        for c in live_campaigns(session)
+        if _may_run_at(c, store)
+        and rules.trigger_fires(c, event)
         and not rules.where_reasons(c, store, event.zone_id)
         and not rules.when_reasons(c, store, event.at)
     ]
@@ -151,7 +164,27 @@ def evaluate(
         )
     }
     counts = caps.load_counts(session, customer.id, day)
+    # New grant rows are inserted together at the next flush, not one by one.
+    with session.no_autoflush:
+        return _decide_all(
+            session, event, candidates, keys, existing, facts, counts, day, global_cap
+        )
+
+
+def _decide_all(
+    session: Session,
+    event: TriggerEvent,
+    candidates: Sequence[Campaign],
+    keys: dict[str, str],
+    existing: dict[tuple[str, str], CampaignGrant],
+    facts: CustomerFacts,
+    counts: caps.GrantCounts,
+    day: str,
+    global_cap: int,
+) -> list[CampaignGrant]:
+    """Walk the candidates in priority order: replays, audience, exclusivity, decisions."""
     decisions: list[CampaignGrant] = []
+    credits: list[points.Credit] = []
     slot_taken = False
     for campaign in candidates:
         key = keys[campaign.id]
@@ -168,7 +201,7 @@ def evaluate(
             continue
         if campaign.exclusive and slot_taken:
             continue  # an exclusive campaign only grants alone
-        grant = _decide(session, campaign, event, key, day, counts, global_cap)
+        grant = _decide(session, campaign, event, key, day, counts, global_cap, credits)
         decisions.append(grant)
         if grant.outcome == GrantOutcome.GRANTED.value:
             counts.record(campaign.id)
@@ -176,6 +209,7 @@ def evaluate(
             slot_taken = True
             if campaign.exclusive:
                 break
+    points.credit_many(session, event.customer_id, credits, event.at)
     return decisions
 
 
@@ -187,6 +221,7 @@ def _decide(
     day: str,
     counts: caps.GrantCounts,
     global_cap: int,
+    credits: list[points.Credit],
 ) -> CampaignGrant:
     """Holdout, caps, budget and reward; the grant row records the outcome either way.
 
@@ -219,7 +254,7 @@ def _decide(
         )
         return grant
     if caps.take_budget(session, campaign, _cost(campaign)):
-        _reward(session, campaign, grant, event.at)
+        _reward(session, campaign, grant, event.at, credits)
     else:
         grant.outcome, grant.reason = GrantOutcome.CAPPED.value, "budget_exhausted"
     session.add(grant)
@@ -231,8 +266,14 @@ def _cost(campaign: Campaign) -> int:
     return 1 if campaign.reward_kind == RewardKind.COUPON.value else int(campaign.points or 0)
 
 
-def _reward(session: Session, campaign: Campaign, grant: CampaignGrant, now: datetime) -> None:
-    """Issue the coupon or credit the points (inside the caller's savepoint)."""
+def _reward(
+    session: Session,
+    campaign: Campaign,
+    grant: CampaignGrant,
+    now: datetime,
+    credits: list[points.Credit],
+) -> None:
+    """Issue the coupon now; queue the points (credited together after the last decision)."""
     customer_id = grant.customer_id or ""
     if campaign.reward_kind == RewardKind.COUPON.value:
         template = session.get(CouponTemplate, campaign.coupon_template_id)
@@ -240,16 +281,14 @@ def _reward(session: Session, campaign: Campaign, grant: CampaignGrant, now: dat
         coupon = coupons.issue(session, template, customer_id, now, campaign_id=campaign.id)
         grant.coupon_id = coupon.id
     else:
-        points.credit_fresh(
-            session,
-            customer_id,
-            int(campaign.points or 0),
-            f"grant:{grant.id}",
-            now,
-            reason=campaign.title or campaign.name,
-            actor="campaign",
-            campaign_id=campaign.id,
-            expires_at=now + POINTS_VALIDITY,
+        credits.append(
+            points.Credit(
+                delta=int(campaign.points or 0),
+                key=f"grant:{grant.id}",
+                reason=campaign.title or campaign.name,
+                campaign_id=campaign.id,
+                expires_at=now + POINTS_VALIDITY,
+            )
         )
         grant.points = campaign.points
 

@@ -215,29 +215,9 @@ def test_rolled_back_expiry_schedule_is_redone(engine: Engine, clock: ManualCloc
     customer(engine, clock, "c1")
     expires = clock.now() + timedelta(days=30)
     with Session(engine) as session:
-        points.credit_fresh(
-            session,
-            "c1",
-            5,
-            "k1",
-            clock.now(),
-            reason="",
-            actor="",
-            campaign_id=None,
-            expires_at=expires,
-        )
+        points.credit_many(session, "c1", [points.Credit(5, "k1", "", None, expires)], clock.now())
         session.rollback()
-        points.credit_fresh(
-            session,
-            "c1",
-            5,
-            "k2",
-            clock.now(),
-            reason="",
-            actor="",
-            campaign_id=None,
-            expires_at=expires,
-        )
+        points.credit_many(session, "c1", [points.Credit(5, "k2", "", None, expires)], clock.now())
         session.commit()
         assert len(session.exec(select(Timer)).all()) == 1
         assert points.balance(session, "c1") == 5 == points.ledger_sum(session, "c1")
