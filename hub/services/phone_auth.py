@@ -113,6 +113,8 @@ def open_session(
             OtpChallenge.expires_at > now,
         )
         .order_by(col(OtpChallenge.id).desc())
+        # Row lock: two concurrent sign-ins with one code must not both succeed.
+        .with_for_update()
     ).first()
     if challenge is None:
         raise Unauthorized("no valid code for this number; request a new one", code="otp_invalid")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
@@ -139,3 +140,26 @@ def test_erase_my_data_keeps_anonymous_visits(
     # The same number can register again as a new customer.
     again = sign_in(client, engine, PHONE)
     assert client.get("/v1/me", headers=auth(again)).json()["gender"] is None
+
+
+def test_one_code_signs_in_once_under_concurrency(client: TestClient, engine: Engine) -> None:
+    """Six simultaneous sign-ins with the same code: one session, one customer."""
+    client.post("/v1/phone/otp", json={"phone": NORMALISED})
+    code = last_sms_code(engine, NORMALISED)
+    barrier = threading.Barrier(6)
+    statuses: list[int] = []
+
+    def go() -> None:
+        barrier.wait()
+        resp = client.post("/v1/phone/session", json={"phone": NORMALISED, "code": code})
+        statuses.append(resp.status_code)
+
+    threads = [threading.Thread(target=go) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(statuses) == [200] + [401] * 5
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(Customer)).one() == 1
+        assert session.exec(select(func.count()).select_from(CustomerSession)).one() == 1
