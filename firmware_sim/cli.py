@@ -210,13 +210,14 @@ def range_command(
     seed: int | None = typer.Option(None, "--seed", help="Random seed (default: [sim] seed)"),
 ) -> None:
     """Range check: a beacon set to R (3, 5, 10 m) heard inside R, rarely beyond 1.3 R."""
-    from firmware_sim.rangetest import sweep
+    from firmware_sim.rangetest import DEFAULT_FACTORS, sweep
 
-    points = sweep((3.0, 5.0, 10.0), positions=positions, seed=_seed(seed))
+    ranges = (3.0, 5.0, 10.0)
+    points = sweep(ranges, DEFAULT_FACTORS, positions=positions, seed=_seed(seed))
     table = Table(title="share of positions where the app hears the beacon")
     table.add_column("R m")
-    for f in sorted({p.distance_m / p.range_m for p in points}):
-        table.add_column(f"{f:.2g} R", justify="right")
-    for r in (3.0, 5.0, 10.0):
+    for f in DEFAULT_FACTORS:
+        table.add_column(f"{f:g} R", justify="right")
+    for r in ranges:
         table.add_row(f"{r:g}", *(f"{p.rate:.2f}" for p in points if p.range_m == r))
     console.print(table)

@@ -115,3 +115,15 @@ def test_sim_nodes_runs_provisioned_firmware_in_real_time(
         ["sim", "nodes", "--broker", broker.url, "--credentials", str(tmp_path / "missing.json")],
     )
     assert bad.exit_code == 2
+
+
+def test_sim_range_prints_one_column_per_distance() -> None:
+    result = runner.invoke(app, ["sim", "range", "--positions", "1", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if "R m" in line)
+    assert all(f"{f:g} R" in header for f in (0.5, 0.8, 1, 1.3, 1.6))
+    rows = [line for line in result.output.splitlines() if line.startswith("│ ")]
+    assert len(rows) == 3
+    for row in rows:  # heard at 0.5 R, 0.8 R and R; not at 1.6 R
+        cells = [c.strip() for c in row.strip("│").split("│")]
+        assert cells[1:4] == ["1.00", "1.00", "1.00"] and cells[-1] == "0.00"
