@@ -155,3 +155,29 @@ def test_concurrent_sweepers_run_each_timer_once(timer_engine: Engine) -> None:
 def test_naive_due_at_refused(timer_engine: Engine) -> None:
     with Session(timer_engine) as s, pytest.raises(ValueError, match="timezone"):
         timers.schedule(s, "test.record", "n", START.replace(tzinfo=None))
+
+
+def test_one_failing_handler_does_not_hold_back_its_batch(timer_engine: Engine) -> None:
+    clock = ManualClock(START)
+    with Session(timer_engine) as s:
+        timers.schedule(s, "test.record", "a", START)
+        timers.schedule(s, "test.flaky", "f", START)
+        timers.schedule(s, "test.record", "b", START)
+        s.commit()
+    assert timers.run_due(timer_engine, clock) == 3
+    # The good ones ran once each (the aborted first pass left nothing behind) ...
+    assert _ran(timer_engine) == 2
+    with Session(timer_engine) as s:
+        states = {t.key: t.state for t in s.execute(select(Timer)).scalars()}
+    assert states == {"a": TimerState.DONE, "b": TimerState.DONE, "f": TimerState.PENDING}
+
+
+def test_cancel_skip_locked_is_a_plain_cancel_when_nothing_holds_the_row(
+    timer_engine: Engine,
+) -> None:
+    with Session(timer_engine) as s:
+        timers.schedule(s, "test.record", "x", START)
+        s.commit()
+        assert timers.cancel(s, "test.record", "x", skip_locked=True)
+        assert not timers.cancel(s, "test.record", "x", skip_locked=True)
+        s.commit()
