@@ -125,6 +125,7 @@ def store_command(
     minutes: float = typer.Option(5.0, "--minutes", help="Arrivals spread over this many minutes"),
     noise_floor: float = typer.Option(40.0, "--noise-floor", help="In-band noise, dB SPL"),
     seed: int | None = typer.Option(None, "--seed", help="Random seed (default: [sim] seed)"),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write summary + visits here"),
 ) -> None:
     """Phones walk through one store; real audio, real decoder; visits, zones, latency."""
     from firmware_sim.storesim import StoreRun, run_store
@@ -166,6 +167,17 @@ def store_command(
     for key, value in run.summary().items():
         summary.add_row(key.replace("_", " "), str(value))
     console.print(summary)
+    if json_out is not None:
+        visits_out = [
+            {
+                "phone": v.phone_id,
+                "zones": v.zone_path,
+                "checkins": [z.checkin.model_dump(mode="json") for z in v.zones],
+                "latency_s": [z.latency_s for z in v.zones],
+            }
+            for v in run.visits
+        ]
+        json_out.write_text(json.dumps({"summary": run.summary(), "visits": visits_out}, indent=2))
 
 
 @app.command("nodes")

@@ -69,7 +69,8 @@ def test_sim_fleet_refuses_bad_arguments_clearly() -> None:
     assert result.exit_code == 1 and "cannot reach the broker" in result.output
 
 
-def test_sim_store_walks_a_phone_through_a_seeded_store() -> None:
+def test_sim_store_walks_a_phone_through_a_seeded_store(tmp_path: Path) -> None:
+    out = tmp_path / "store.json"
     result = runner.invoke(
         app,
         [
@@ -83,9 +84,14 @@ def test_sim_store_walks_a_phone_through_a_seeded_store() -> None:
             "0.5",
             "--seed",
             "4",
+            "--json",
+            str(out),
         ],
     )
     assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["summary"]["visits"] == 1
+    assert data["visits"][0]["checkins"][0]["code"]  # a CheckinRequest, as the app sends it
     assert "Shop floor" in result.output and "zones per visit" in result.output
     bad = runner.invoke(app, ["sim", "store", "--store", "nowhere"])
     assert bad.exit_code == 2 and "unknown store" in bad.output
