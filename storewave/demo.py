@@ -56,6 +56,9 @@ class DemoReport:
     refusals: dict[str, int] = field(default_factory=dict)
     grants: int = 0
     token_presence_s: float | None = None
+    order_store: str | None = None
+    order_status: str | None = None
+    order_candidates: int = 0
     wall_s: float = 0.0
 
     def rows(self) -> list[tuple[str, str]]:
@@ -71,6 +74,9 @@ class DemoReport:
             ("grants returned", str(self.grants)),
             ("token heard at counter -> presence (s)",
              "-" if self.token_presence_s is None else f"{self.token_presence_s:.2f}"),
+            ("OAO order dispatched to / status",
+             f"{self.order_store or '-'} / {self.order_status or '-'}"),
+            ("stores the dispatcher weighed", str(self.order_candidates)),
             ("wall time (s)", f"{self.wall_s:.1f}"),
         ]
 
@@ -204,6 +210,9 @@ def run_demo(workdir: Path, phones: int, minutes: float, seed: int, console: Con
             )
             report.token_presence_s = time.monotonic() - heard_from
             progress.update(step, completed=1)
+            step = progress.add_task("an online order is dispatched and accepted", total=1)
+            _oao_order(hub, clock, report)
+            progress.update(step, completed=1)
             for c in clients.values():
                 c.close()
             staff.close()
@@ -216,6 +225,43 @@ def run_demo(workdir: Path, phones: int, minutes: float, seed: int, console: Con
             hub.stop()
     report.wall_s = time.monotonic() - t_start
     return report
+
+
+def _oao_order(hub, clock, report: DemoReport) -> None:  # type: ignore[no-untyped-def]
+    """A SIM card ordered on the official account goes to the nearest open store."""
+    from hub.models.auth import Role
+    from storewave.demo_world import DemoError
+
+    now = clock.now()
+    body = {
+        "client_order_key": f"demo-{int(now.timestamp())}",
+        "channel": "official_account",
+        "product": "sim_card",
+        "region_id": "fz",
+        "address": "12 Dongjie Rd, Gulou, Fuzhou",
+        "latitude": 26.0885,
+        "longitude": 119.2995,
+        "window_start": (now + timedelta(hours=1)).isoformat(),
+        "window_end": (now + timedelta(hours=4)).isoformat(),
+        "priority": "normal",
+    }
+    with hub.client() as ops:
+        resp = ops.post("/v1/orders", json=body)
+        if resp.status_code not in (200, 201):
+            raise DemoError(f"order refused: {resp.status_code} {resp.text[:200]}")
+        order = resp.json()
+        history = ops.get(f"/v1/orders/{order['id']}/history").json()
+    report.order_store = order["store_id"]
+    decisions = history["dispatches"]
+    report.order_candidates = max((len(d.get("candidates", [])) for d in decisions), default=0)
+    if order["store_id"] is None:
+        report.order_status = order["status"]
+        return
+    with hub.client(hub.api_key(Role.STORE_STAFF, store_id=order["store_id"])) as staff:
+        accepted = staff.post(f"/v1/orders/{order['id']}/accept")
+        if accepted.status_code != 200:
+            raise DemoError(f"store could not accept: {accepted.status_code} {accepted.text[:200]}")
+        report.order_status = accepted.json()["status"]
 
 
 def _start_counter(hub, workdir: Path, mic):  # type: ignore[no-untyped-def]
