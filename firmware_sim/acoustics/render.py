@@ -3,8 +3,9 @@
 Each emission is convolved with the room response at the listener's position when it
 arrives, then read out along the listener's exact time-varying direct-path delay, so
 walking produces the Doppler shift of its velocity relative to the beacon. Reflections
-ride on that same time warp (each really has its own Doppler, within +/- v/c of it; at
-walking speed that is < 85 Hz, inside the modem's guard band). Everything works on the
+ride on that same time warp (each really has its own shift between -v/c and +v/c of the
+carrier: within +/-83 Hz at 1.5 m/s, which the modem's guard band absorbs, so the
+approximation only moves reflections within that span). Everything works on the
 complex baseband of the 18-20 kHz band, decimated 4x: it changes slowly, so linear
 interpolation of it is exact to ~1e-3, where interpolating the 19 kHz carrier itself
 would lose several dB. The phone's sample clock runs ``clock_ppm`` fast or slow against
