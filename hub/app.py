@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from hub.api.main import api_router
 from hub.api.middleware import MetricsMiddleware
@@ -43,6 +44,7 @@ def create_app(
     app.state.hub = ctx
     app.add_middleware(MetricsMiddleware)
     app.add_exception_handler(HubError, _hub_error)  # type: ignore[arg-type]
+    app.add_exception_handler(IntegrityError, _integrity_error)  # type: ignore[arg-type]
     app.include_router(api_router)
     return app
 
@@ -52,4 +54,12 @@ async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
     return JSONResponse(
         {"detail": exc.message, "code": exc.code}, status_code=exc.status_code, headers=headers
+    )
+
+
+async def _integrity_error(_request: Request, _exc: IntegrityError) -> JSONResponse:
+    """A constraint the database enforced (two callers creating the same id at once)."""
+    return JSONResponse(
+        {"detail": "the request conflicts with existing data", "code": "conflict"},
+        status_code=409,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
@@ -129,3 +130,24 @@ def test_revoked_api_key_stops_working(
     assert client.get("/v1/stores", headers=auth(forged)).status_code == 401
     unscoped = client.post("/v1/api-keys", json={"name": "x", "role": "store_staff"}, headers=admin)
     assert unscoped.status_code == 422
+
+
+def test_concurrent_creates_of_one_id_conflict_cleanly(
+    client: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    """Six admins creating the same region at once: one 201, the rest 409, never a 500."""
+    admin = auth(api_key(engine, clock, Role.ADMIN))
+    barrier = threading.Barrier(6)
+    statuses: list[int] = []
+
+    def go() -> None:
+        barrier.wait()
+        resp = client.post("/v1/regions", json={"id": "qz", "name": "Quanzhou"}, headers=admin)
+        statuses.append(resp.status_code)
+
+    threads = [threading.Thread(target=go) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(statuses) == [201] + [409] * 5
