@@ -80,6 +80,7 @@ class Audience(SQLModel):
     @field_validator("tags_all", "tags_none")
     @classmethod
     def _kind_name(cls, value: list[str]) -> list[str]:
+        """Tags are written ``kind:name``."""
         for tag in value:
             if ":" not in tag:
                 raise ValueError(f"tag {tag!r} must be written kind:name")
@@ -102,6 +103,7 @@ class HourSpan(SQLModel):
 
     @model_validator(mode="after")
     def _valid(self) -> HourSpan:
+        """A span needs two different times."""
         if _hhmm(self.start) == _hhmm(self.end):
             raise ValueError("an hour span needs different start and end")
         return self
@@ -119,6 +121,7 @@ class When(SQLModel):
     @field_validator("days")
     @classmethod
     def _days(cls, value: list[str]) -> list[str]:
+        """Only mon..sun."""
         for day in value:
             if day not in WEEKDAYS:
                 raise ValueError(f"unknown weekday {day!r}; use one of {', '.join(WEEKDAYS)}")
@@ -126,6 +129,7 @@ class When(SQLModel):
 
     @model_validator(mode="after")
     def _order(self) -> When:
+        """The start comes before the end."""
         if self.starts_at and self.ends_at and self.starts_at >= self.ends_at:
             raise ValueError("starts_at must be before ends_at")
         return self
@@ -147,6 +151,7 @@ class Reward(SQLModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Reward:
+        """A coupon reward names its template; a points reward its points."""
         if self.kind is RewardKind.COUPON and not self.coupon_template_id:
             raise ValueError("a coupon reward needs coupon_template_id")
         if self.kind is RewardKind.POINTS and not self.points:
@@ -260,6 +265,7 @@ class CampaignCreate(SQLModel):
 
     @model_validator(mode="after")
     def _param(self) -> CampaignCreate:
+        """N for the triggers that take it (and only them); zones for zone entry."""
         limits = {Trigger.RETURN_AFTER_DAYS: MAX_RETURN_DAYS, Trigger.DWELL: MAX_DWELL_MINUTES}
         limit = limits.get(self.trigger)
         if limit is not None and not (self.trigger_param and self.trigger_param <= limit):

@@ -87,6 +87,7 @@ class CouponTemplateCreate(CouponTemplateBase):
 
     @model_validator(mode="after")
     def _kind_value(self) -> CouponTemplateCreate:
+        """The value fits the kind (percent 1..100, cents >= 1, a named free item)."""
         if self.kind is CouponKind.PERCENT and not 1 <= self.value <= 100:
             raise ValueError("a percent coupon needs value 1..100")
         if self.kind is CouponKind.VALUE and self.value < 1:
@@ -162,6 +163,7 @@ class PoolImport(SQLModel):
     @field_validator("codes")
     @classmethod
     def _printable(cls, value: list[str]) -> list[str]:
+        """Every imported code is printable and of sane length."""
         for code in value:
             if not re.fullmatch(POOL_CODE_PATTERN, code):
                 raise ValueError(f"code {code[:40]!r} must match {POOL_CODE_PATTERN}")

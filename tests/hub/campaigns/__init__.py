@@ -1,0 +1,1 @@
+"""Tests of campaigns, coupons, points and analytics."""

@@ -113,6 +113,7 @@ def run_threads(n: int, work: Callable[[int], T]) -> list[T | BaseException]:
     results: list[T | BaseException] = [RuntimeError("did not run")] * n
 
     def runner(i: int) -> None:
+        """Wait for the others, then run and keep the result or the exception."""
         barrier.wait()
         try:
             results[i] = work(i)

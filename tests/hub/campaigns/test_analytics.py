@@ -35,6 +35,7 @@ def _visit(
     minutes: int,
     zones: list[tuple[str, int]] = (),
 ) -> None:  # type: ignore[assignment]
+    """A visit with its zone steps (zone, minutes after the start)."""
     session.add(
         Visit(
             id=vid,

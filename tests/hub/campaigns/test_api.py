@@ -19,6 +19,7 @@ GULOU_DOOR = 101
 
 
 def _setup(client: TestClient, engine: Engine, clock: ManualClock) -> tuple[dict, dict, dict]:
+    """Seeds, an author (ops fz), an approver (admin) and a signed-in phone."""
     seed(engine, clock)
     author = auth(api_key(engine, clock, Role.REGIONAL_OPS, region_id="fz"))
     approver = auth(api_key(engine, clock, Role.ADMIN))
@@ -27,6 +28,7 @@ def _setup(client: TestClient, engine: Engine, clock: ManualClock) -> tuple[dict
 
 
 def _launch(client: TestClient, author: dict, approver: dict, body: dict) -> str:
+    """Create, approve (not by the author) and launch a campaign over HTTP."""
     resp = client.post("/v1/campaigns", json=body, headers=author)
     assert resp.status_code == 201, resp.text
     cid = resp.json()["id"]

@@ -35,6 +35,7 @@ ATTEMPTS = 100
 
 
 def _evaluate(engine: Engine, clock: ManualClock, cid: str, vid: str) -> list[CampaignGrant]:
+    """Evaluate one check-in in its own transaction."""
     event = TriggerEvent(
         channel="checkin",
         event_id=vid,
@@ -85,6 +86,7 @@ def test_same_event_arriving_concurrently_grants_once(engine: Engine, clock: Man
 
 
 def _issued_coupon(engine: Engine, clock: ManualClock) -> Coupon:
+    """Stores, customer c1 and one coupon issued to them."""
     stores(engine)
     customer(engine, clock, "c1")
     tpl_id = template(engine, clock)
@@ -97,6 +99,7 @@ def _issued_coupon(engine: Engine, clock: ManualClock) -> Coupon:
 
 
 def _redeem(engine: Engine, clock: ManualClock, code: str, key: str) -> str:
+    """One till's redemption attempt: redeemed, replayed, or the conflict code."""
     with Session(engine) as session:
         try:
             coupon, replayed = coupons.redeem(
@@ -140,6 +143,7 @@ def test_concurrent_reversals_do_not_lose_updates(engine: Engine, clock: ManualC
     assert _redeem(engine, clock, coupon.code, "till-1:000001") == "redeemed"
 
     def reverse(i: int) -> str:
+        """One reversal attempt: reversed, replayed, or the conflict code."""
         with Session(engine) as session:
             try:
                 _, replayed = coupons.reverse(
@@ -165,6 +169,7 @@ def test_concurrent_reversals_do_not_lose_updates(engine: Engine, clock: ManualC
 
 
 def _spend(engine: Engine, clock: ManualClock, key: str, amount: int = 10) -> str:
+    """One spend attempt: spent, replayed, or the conflict code."""
     with Session(engine) as session:
         try:
             _, replayed = points.move(session, "c1", PointsKind.SPEND, -amount, key, clock.now())

@@ -19,6 +19,7 @@ from tests.hub.factories import api_key, auth, seed, sign_in
 
 
 def _keys(engine: Engine, clock: ManualClock) -> tuple[dict, dict, dict, dict]:
+    """Seeds; admin, ops fz, Gulou staff and Gulou kiosk headers."""
     seed(engine, clock)
     return (
         auth(api_key(engine, clock, Role.ADMIN)),

@@ -18,6 +18,7 @@ from tests.hub.factories import seed
 
 
 def _heard(node: str, token: str, clock: ManualClock, seq: int) -> DetectionEvent:
+    """A detection of ``token`` by ``node`` now."""
     body = DetectionBody(
         code=token, kind=CodeKind.TOKEN, snr_db=12.0, confidence=0.9, first_heard=clock.now()
     )

@@ -16,6 +16,7 @@ NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)  # Monday 11:00 in Shanghai
 
 
 def _campaign(**spec: Any) -> Campaign:
+    """A Campaign row built from a validated CampaignCreate body."""
     body = {"name": "c", "trigger": "checkin", "reward": {"kind": "points", "points": 1}, **spec}
     parsed = CampaignCreate.model_validate(body)
     return Campaign(
@@ -35,6 +36,7 @@ def _campaign(**spec: Any) -> Campaign:
 
 
 def _facts(**over: Any) -> CustomerFacts:
+    """Facts of a female 25-34 customer in 350001, overridable."""
     base: dict[str, Any] = dict(
         gender="female",
         age_band="25-34",
@@ -49,6 +51,7 @@ def _facts(**over: Any) -> CustomerFacts:
 
 
 def _store(tz: str = "Asia/Shanghai") -> Store:
+    """A store in ``tz``."""
     return Store(id="s1", region_id="fz", name="s", latitude=0, longitude=0, timezone=tz)
 
 
