@@ -56,6 +56,8 @@ class DemoReport:
     refusals: dict[str, int] = field(default_factory=dict)
     grants: int = 0
     token_presence_s: float | None = None
+    campaign: str | None = None
+    coupons_redeemed: int = 0
     order_store: str | None = None
     order_status: str | None = None
     order_candidates: int = 0
@@ -71,7 +73,8 @@ class DemoReport:
             ("new visits recorded", str(self.new_visits)),
             ("refused (reason: count)", ", ".join(f"{k}: {v}" for k, v in self.refusals.items())
              or "none"),
-            ("grants returned", str(self.grants)),
+            ("coupons granted by campaign", f"{self.grants} ({self.campaign or '-'})"),
+            ("coupons redeemed at the kiosk", str(self.coupons_redeemed)),
             ("token heard at counter -> presence (s)",
              "-" if self.token_presence_s is None else f"{self.token_presence_s:.2f}"),
             ("OAO order dispatched to / status",
@@ -152,6 +155,7 @@ def run_demo(workdir: Path, phones: int, minutes: float, seed: int, console: Con
             )
             progress.update(step, completed=1)
 
+            report.campaign = _launch_welcome_campaign(hub)
             step = progress.add_task("phones walk in (audio rendered, decoded)", total=phones)
             wall0 = clock.now().timestamp()
             run = run_store(
@@ -170,6 +174,7 @@ def run_demo(workdir: Path, phones: int, minutes: float, seed: int, console: Con
             clients = {}
             step = progress.add_task("phones check in, in time order", total=len(entries))
             refusals: Counter[str] = Counter()
+            coupon_codes: list[str] = []
             for n, (heard_at, phone_id, zone) in enumerate(entries):
                 if phone_id not in clients:
                     number = demo_phone_number(seed, len(clients))
@@ -187,6 +192,7 @@ def run_demo(workdir: Path, phones: int, minutes: float, seed: int, console: Con
                     report.checkins_accepted += 1
                     report.new_visits += int(body["new_visit"])
                     report.grants += len(body["grants"])
+                    coupon_codes += [g["coupon_code"] for g in body["grants"] if g["coupon_code"]]
                 else:
                     refusals[resp.json().get("code", str(resp.status_code))] += 1
                 progress.update(step, completed=n + 1)
@@ -210,6 +216,16 @@ def run_demo(workdir: Path, phones: int, minutes: float, seed: int, console: Con
             )
             report.token_presence_s = time.monotonic() - heard_from
             progress.update(step, completed=1)
+            step = progress.add_task("coupons redeemed at the kiosk", total=len(coupon_codes))
+            kiosk = hub.client(hub.api_key(Role.KIOSK, store_id=DEMO_STORE))
+            for n, code in enumerate(coupon_codes):
+                redeemed = kiosk.post("/v1/coupons/redeem", json={
+                    "code": code, "store_id": DEMO_STORE, "client_key": f"kiosk-1:{n}",
+                    "spend_cents": 9900,
+                })
+                report.coupons_redeemed += int(redeemed.status_code == 200)
+                progress.advance(step)
+            kiosk.close()
             step = progress.add_task("an online order is dispatched and accepted", total=1)
             _oao_order(hub, clock, report)
             progress.update(step, completed=1)
@@ -225,6 +241,37 @@ def run_demo(workdir: Path, phones: int, minutes: float, seed: int, console: Con
             hub.stop()
     report.wall_s = time.monotonic() - t_start
     return report
+
+
+def _launch_welcome_campaign(hub) -> str:  # type: ignore[no-untyped-def]
+    """Regional ops draft a first-visit coupon campaign; the admin approves; it goes live."""
+    from hub.models.auth import Role
+    from storewave.demo_world import DemoError
+
+    with hub.client() as admin, hub.client(hub.api_key(Role.REGIONAL_OPS, region_id="fz")) as ops:
+        tpl = ops.post("/v1/coupon-templates", json={
+            "name": "Welcome: 20 yuan off accessories", "kind": "value", "value": 2000,
+            "min_spend_cents": 5000, "valid_days": 14, "stores": [DEMO_STORE],
+            "region_id": "fz",
+        })
+        if tpl.status_code != 201:
+            raise DemoError(f"coupon template refused: {tpl.status_code} {tpl.text[:300]}")
+        camp = ops.post("/v1/campaigns", json={
+            "name": "Welcome to Gulou", "region_id": "fz", "trigger": "first_visit",
+            "where": {"stores": [DEMO_STORE]},
+            "reward": {"kind": "coupon", "coupon_template_id": tpl.json()["id"],
+                       "title": "20 yuan off accessories"},
+            "caps": {"per_customer_per_day": 1, "budget": 100},
+            "priority": 10, "holdout_share": 0.0,
+        })
+        if camp.status_code not in (200, 201):
+            raise DemoError(f"campaign refused: {camp.status_code} {camp.text[:300]}")
+        cid = camp.json()["id"]
+        for who, step in ((admin, "approve"), (ops, "launch")):
+            moved = who.post(f"/v1/campaigns/{cid}/transitions", json={"transition": step})
+            if moved.status_code != 200:
+                raise DemoError(f"campaign {step} refused: {moved.status_code} {moved.text[:300]}")
+    return str(camp.json()["name"])
 
 
 def _oao_order(hub, clock, report: DemoReport) -> None:  # type: ignore[no-untyped-def]

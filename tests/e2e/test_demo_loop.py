@@ -37,6 +37,9 @@ def test_demo_loop_end_to_end(tmp_path: Path, mosquitto_bin: str) -> None:
     # One visit per phone per walk-in, however many zones it passed.
     assert report.new_visits == 2
     assert report.token_presence_s is not None
+    # The first-visit campaign gave each phone one coupon, each redeemed once at the kiosk.
+    assert report.grants == 2
+    assert report.coupons_redeemed == 2
     # The online order went to an open store nearby, which accepted it.
     assert report.order_store == DEMO_STORE
     assert report.order_status == "accepted"
