@@ -58,7 +58,7 @@ _BLOCK_WAIT_S = 0.1
 
 
 class Agent(CommandsMixin):
-    """One store node: wire it up, ``start()``, then ``stop()`` (or ``run_until``)."""
+    """One store node: wire it up, ``start()``, then ``stop()`` (edge.agent.run does both)."""
 
     def __init__(
         self,

@@ -41,6 +41,8 @@ _OFFLINE_TIMEOUT_S = 5.0
 # Enough QoS 1 messages in flight to fill the pipe when draining a backlog; paho's
 # default of 20 caps a drain at 20 round trips' worth.
 _MAX_INFLIGHT = 200
+# What a node subscribes to (its own subtree only; the broker ACL allows nothing else).
+_INBOUND_LEAVES = (NodeLeaf.ACK, NodeLeaf.CONFIG, NodeLeaf.CMD)
 _DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
 
 
@@ -114,6 +116,7 @@ class MqttLink:
         self._backoff = backoff or Backoff()
         self._stop = threading.Event()
         self._connected = threading.Event()
+        self._unsubscribed = threading.Event()
         self._thread: threading.Thread | None = None
         self.connects = 0
         # The node id is the username and the client id: one ACL pattern covers every node.
@@ -137,6 +140,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_unsubscribe = lambda *args: self._unsubscribed.set()
         # A (no-op) write callback makes publish() from other threads only queue the
         # packet and wake the loop, so only the link thread writes the socket.
         client.on_socket_register_write = self._noop_register_write
@@ -165,9 +169,7 @@ class MqttLink:
         node = self.node_id
         birth = NodeStatus(state=NodeState.ONLINE, boot=self.boot).to_bytes()
         client.publish(node_topic(node, NodeLeaf.STATUS), birth, qos=1, retain=True)
-        client.subscribe(
-            [(node_topic(node, leaf), 1) for leaf in (NodeLeaf.ACK, NodeLeaf.CONFIG, NodeLeaf.CMD)]
-        )
+        client.subscribe([(node_topic(node, leaf), 1) for leaf in _INBOUND_LEAVES])
         self._connected.set()
         log.info("connected to broker", extra={"host": self.address.host, "boot": self.boot})
         self._on_state_cb(True)
@@ -246,6 +248,13 @@ class MqttLink:
     def stop(self, clean: bool = True) -> None:
         """Publish the retained ``offline`` status (when ``clean``), disconnect, stop the thread."""
         if clean and self._connected.is_set():
+            # Unsubscribe first and wait for the broker to confirm, so nothing is left
+            # unread when the socket closes: closing with unread data sends a TCP reset,
+            # and amqtt then drops the DISCONNECT (and the offline status) and fires the
+            # Last Will (seen in tests/edge/agent/test_amqtt.py).
+            self._unsubscribed.clear()
+            self._client.unsubscribe([node_topic(self.node_id, leaf) for leaf in _INBOUND_LEAVES])
+            self._unsubscribed.wait(_OFFLINE_TIMEOUT_S)
             offline = NodeStatus(state=NodeState.OFFLINE, boot=self.boot).to_bytes()
             info = self._client.publish(
                 node_topic(self.node_id, NodeLeaf.STATUS), offline, qos=1, retain=True

@@ -29,7 +29,14 @@ def test_publish_ack_and_resend_on_amqtt(
         wait_for(agent.drained, what="acks via amqtt free the outbox")
         assert sorted(e.seq for e in hub.of_type("detection")) == list(range(20))
         assert (NODE_ID, {"state": "online", "boot": agent.boot}) in hub.statuses
+        connected_before_stop = agent.link.connected
         agent.stop()
-        wait_for(lambda: hub.statuses[-1][1]["state"] == "offline", what="offline via amqtt")
+        try:
+            wait_for(lambda: hub.statuses[-1][1]["state"] == "offline", what="offline via amqtt")
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}; statuses {hub.statuses}; connected {connected_before_stop}; "
+                f"connects {agent.link.connects}"
+            ) from None
     finally:
         hub.close()
