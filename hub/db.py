@@ -38,6 +38,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Execution option marking a transaction that only reads (see :func:`read_only`).
+READ_ONLY_OPTION = "storewave_read_only"
+
+
+def read_only(session: Session) -> None:
+    """Start ``session``'s transaction as a reader: on SQLite no write lock, no gate.
+
+    Call before the first statement; the transaction must not write (SQLite would then
+    fail at once with SQLITE_BUSY rather than wait). No effect on PostgreSQL.
+    """
+    session.connection(execution_options={READ_ONLY_OPTION: True})
+
+
 class SqliteWriterGate:
     """An in-process queue in front of SQLite's single write lock.
 
@@ -56,7 +69,11 @@ class SqliteWriterGate:
         self._lock = threading.Lock()
 
     def begin(self, conn: Any) -> None:
-        """Wait for the gate, then take SQLite's write lock."""
+        """Wait for the gate, then take SQLite's write lock (read-only: neither)."""
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            # WAL readers see a snapshot and never block or wait for the writer.
+            conn.exec_driver_sql("BEGIN")
+            return
         if not self._lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
             raise OperationalError(
                 "BEGIN IMMEDIATE", None, TimeoutError("database is locked (writer gate)")

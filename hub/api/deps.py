@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from hub.clock import Clock
 from hub.context import HubContext
+from hub.db import read_only
 from hub.models.auth import Role
 from hub.services.auth import Principal, authenticate
 from hub.services.errors import Forbidden, Unauthorized
@@ -62,9 +63,10 @@ def get_principal(
     """The authenticated caller, or 401."""
     if credentials is None:
         raise Unauthorized("missing bearer token")
+    # A reader's transaction: on SQLite it neither waits for nor holds the write lock,
+    # and it ends in this same threadpool call before the route's own transaction starts.
+    read_only(session)
     principal = authenticate(session, ctx.crypto, ctx.clock, credentials.credentials)
-    # End the lookup's transaction in this same threadpool call: on SQLite it holds the
-    # write lock, and a lock carried across threadpool hops starves the pool under load.
     session.commit()
     return principal
 

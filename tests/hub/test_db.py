@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import make_url, text
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
-from hub.db import alembic_config, make_engine, migrate
+from hub.db import alembic_config, make_engine, migrate, read_only
 from tests.hub.conftest import _admin_conninfo
 
 
@@ -118,4 +118,29 @@ def test_sqlite_writer_gate_serialises_and_recovers(tmp_path: Path) -> None:
     with engine.begin() as conn:
         assert conn.execute(text("SELECT count(*) FROM t WHERE x = 1")).scalar() == 8 * 50
         assert conn.execute(text("SELECT count(*) FROM t WHERE x = 2")).scalar() == 0
+    engine.dispose()
+
+
+def test_read_only_transaction_skips_the_writer_lock(tmp_path: Path) -> None:
+    """While a writer holds SQLite's lock, a read_only session still reads at once."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    writer = engine.connect()
+    writer.begin()
+    writer.execute(text("CREATE TABLE t (x INTEGER)"))
+    done = threading.Event()
+
+    def read() -> None:
+        with Session(engine) as session:
+            read_only(session)
+            session.exec(text("SELECT 1")).one()  # type: ignore[call-overload]
+            session.commit()
+        done.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    # Bounded wait: the gate would hold a gated reader for SQLITE_BUSY_TIMEOUT_MS.
+    assert done.wait(timeout=5)
+    writer.rollback()
+    writer.close()
+    reader.join(timeout=5)
     engine.dispose()
