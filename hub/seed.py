@@ -47,6 +47,7 @@ class SeedSummary:
     zones: int = 0
     nodes: int = 0
     beacons: int = 0
+    services: int = 0
     skipped: int = 0
     # One-time MQTT passwords of the nodes created by this load (for the demo's edge nodes).
     node_passwords: dict[str, str] = field(default_factory=dict)
@@ -136,6 +137,13 @@ def load_seeds(
             )
             summary.beacons += 1
     session.flush()
+    # The ARC service catalogue (data services with trials) sits beside the registry.
+    seeds_dir = path if path is not None and path.is_dir() else SEEDS_DIR if path is None else None
+    if seeds_dir is not None and (seeds_dir / "services.json").exists():
+        from hub.services.arc import load_service_catalogue
+
+        summary.services = load_service_catalogue(session, seeds_dir / "services.json")
+        session.flush()
     log.info(
         "seeds loaded",
         extra={"stores": summary.stores, "nodes": summary.nodes, "skipped": summary.skipped},
