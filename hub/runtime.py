@@ -18,6 +18,7 @@ from hub.clock import Clock, SystemClock
 from hub.mqtt.broker import Broker, start_broker
 from hub.mqtt.control import MqttNodeControl
 from hub.mqtt.ingest import IngestWorker
+from hub.services.outbox import OutboxRunner
 from hub.services.timers import TimerRunner
 from storewave.settings import HubSettings
 
@@ -46,6 +47,7 @@ class HubRuntime:
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
     timers: TimerRunner | None = None
+    outbox: OutboxRunner | None = None
     # The clock timers run on: the system clock in production, a ManualClock when a
     # demo or test moves time (an ARC trial month in seconds).
     clock: Clock | None = None
@@ -84,6 +86,16 @@ class HubRuntime:
         # when their service modules are imported, which create_app does.
         self.timers = TimerRunner(self.engine, self.clock or SystemClock())
         self.timers.start()
+        # Messages to customers and staff: sent once, consent checked at send time. The
+        # log sender records what would go out (no PII); a gateway plugs in as a Sender.
+        from hub.security import HubCrypto, resolve_secret
+        from hub.services.outbox import LogSender, OutboxRunner
+
+        self.outbox = OutboxRunner(
+            self.engine, HubCrypto(resolve_secret(self.settings)), LogSender(),
+            self.clock or SystemClock(),
+        )
+        self.outbox.start()
         log.info("hub runtime started", extra={"broker": self.broker.url, "workers": workers})
         return self
 
@@ -109,6 +121,8 @@ class HubRuntime:
         parts: list[tuple[str, Any]] = []
         if self.timers is not None:
             parts.append(("timers", self.timers.stop))
+        if self.outbox is not None:
+            parts.append(("outbox", self.outbox.stop))
         parts += [("ingest", worker.stop) for worker in self.ingest]
         if self.control is not None:
             parts.append(("node control", self.control.stop))

@@ -37,6 +37,12 @@ DEFAULT_PHONES = 6
 DEFAULT_MINUTES = 4.0
 # Seconds between hearing a code and the hub receiving the check-in (app + network).
 CHECKIN_LATENCY_S = 1.0
+# The ARC stage: a month-long trial of this catalogue service on a moved clock, with a
+# rating on the day the care SMS asks for it and a conversion before expiry.
+ARC_SERVICE = "video-pack"
+ARC_DAYS = 31
+ARC_RATING_DAY = 15
+ARC_CONVERT_DAY = 27
 # An edge node reports a heard token within a second; the bound is for a loaded CI box.
 PRESENCE_TIMEOUT_S = 30.0
 
@@ -58,6 +64,9 @@ class DemoReport:
     token_presence_s: float | None = None
     campaign: str | None = None
     coupons_redeemed: int = 0
+    trials_started: int = 0
+    trials_converted: int = 0
+    trial_messages: dict[str, int] = field(default_factory=dict)
     order_store: str | None = None
     order_status: str | None = None
     order_candidates: int = 0
@@ -80,6 +89,10 @@ class DemoReport:
             ("OAO order dispatched to / status",
              f"{self.order_store or '-'} / {self.order_status or '-'}"),
             ("stores the dispatcher weighed", str(self.order_candidates)),
+            ("ARC trials started / converted (31 days on a moved clock)",
+             f"{self.trials_started} / {self.trials_converted}"),
+            ("ARC messages by channel and state",
+             ", ".join(f"{k}: {v}" for k, v in sorted(self.trial_messages.items())) or "none"),
             ("wall time (s)", f"{self.wall_s:.1f}"),
         ]
 
@@ -229,6 +242,10 @@ def run_demo(workdir: Path, phones: int, minutes: float, seed: int, console: Con
             step = progress.add_task("an online order is dispatched and accepted", total=1)
             _oao_order(hub, clock, report)
             progress.update(step, completed=1)
+            step = progress.add_task("ARC free trials run a month on a moved clock",
+                                     total=ARC_DAYS)
+            _arc_trials(hub, clock, list(clients.values()), staff, report, workdir,
+                        lambda: progress.advance(step))
             for c in clients.values():
                 c.close()
             staff.close()
@@ -241,6 +258,59 @@ def run_demo(workdir: Path, phones: int, minutes: float, seed: int, console: Con
             hub.stop()
     report.wall_s = time.monotonic() - t_start
     return report
+
+
+def _arc_trials(hub, clock, phones, staff, report: DemoReport, workdir: Path,  # type: ignore[no-untyped-def]
+                tick) -> None:
+    """Two customers start a free trial; one rates it 5 and converts, one leaves on price."""
+    from sqlmodel import Session, func, select
+
+    from hub.models.customers import OutboxMessage
+    from hub.models.journeys import OutboxDelivery
+    from hub.security import HubCrypto, resolve_secret
+    from hub.services.outbox import LogSender, dispatch_due
+    from hub.services.timers import run_due
+    from storewave.demo_world import DemoError
+
+    crypto, sender = HubCrypto(resolve_secret(hub.settings)), LogSender()
+    trials = []
+    for n, phone in enumerate(phones[:2]):
+        customer = phone.get("/v1/me").json()["id"]
+        resp = staff.post("/v1/trials", json={
+            "service_id": ARC_SERVICE, "customer_id": customer, "store_id": DEMO_STORE,
+            "channel": "front_desk", "staff_id": f"emp-00{42 + n}", "handset": ["4g", "volte"],
+        })
+        if resp.status_code != 201:
+            raise DemoError(f"trial refused: {resp.status_code} {resp.text[:300]}")
+        trials.append(resp.json()["id"])
+    report.trials_started = len(trials)
+    for day in range(1, ARC_DAYS + 1):
+        clock.advance(timedelta(days=1))
+        run_due(hub.engine, clock)
+        if day == ARC_RATING_DAY and trials:
+            staff.post(f"/v1/trials/{trials[0]}/feedback", json={"rating": 5, "feedback": "fast"})
+        if day == ARC_CONVERT_DAY and trials:
+            staff.post(f"/v1/trials/{trials[0]}/convert", json={"channel": "agent"})
+        if day == ARC_DAYS and len(trials) > 1:
+            staff.post(f"/v1/trials/{trials[1]}/feedback", json={"reason": "price"})
+        run_due(hub.engine, clock)
+        dispatch_due(hub.engine, crypto, sender, clock)
+        tick()
+    report.trials_converted = sum(
+        staff.get(f"/v1/trials/{t}").json()["state"] == "converted" for t in trials
+    )
+    with Session(hub.engine) as session:
+        rows = session.execute(
+            select(OutboxMessage.channel, OutboxDelivery.status, func.count())
+            .join(OutboxDelivery, OutboxDelivery.outbox_id == OutboxMessage.id)
+            .where(OutboxMessage.channel != "sms_otp")
+            .group_by(OutboxMessage.channel, OutboxDelivery.status)
+        ).all()
+    report.trial_messages = {f"{ch} {st}": n for ch, st, n in rows}
+    with hub.client() as admin:
+        chart = admin.get("/v1/arc/funnel", params={"by": "service", "format": "png"})
+    if chart.status_code == 200:
+        (workdir / "arc_funnel.png").write_bytes(chart.content)
 
 
 def _launch_welcome_campaign(hub) -> str:  # type: ignore[no-untyped-def]

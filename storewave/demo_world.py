@@ -41,6 +41,8 @@ TOKEN_LEVEL_DBFS = -6.0
 TOKEN_DISTANCE_M = 0.6
 # Quiet-store noise at the node's microphone (digital RMS); the token is ~25 dB above it.
 NODE_NOISE_RMS = 2e-4
+# The app's microphone disclosure text version the demo phones accept.
+MIC_DISCLOSURE_VERSION = "2026-01"
 _CODE_IN_SMS = re.compile(r"\b(\d{6})\b")
 
 
@@ -135,7 +137,16 @@ def sign_in_phone(hub: EmbeddedHub, phone: str, device_id: str) -> httpx.Client:
         if resp.status_code != 200:
             raise DemoError(f"phone sign-in refused: {resp.status_code} {resp.text[:200]}")
         token = resp.json()["token"]
-    return hub.client(token)
+    phone_client = hub.client(token)
+    # What the app asks on first run: the microphone disclosure, and marketing by SMS
+    # and outbound call (the ARC journey's channels).
+    consent = phone_client.patch("/v1/me", json={
+        "microphone_disclosure_version": MIC_DISCLOSURE_VERSION, "microphone_accepted": True,
+        "consent_marketing_sms": True, "consent_marketing_call": True,
+    })
+    if consent.status_code != 200:
+        raise DemoError(f"consent update refused: {consent.status_code} {consent.text[:200]}")
+    return phone_client
 
 
 def token_audio(layout: StoreLayout, node_id: str, token: int, seconds: float,

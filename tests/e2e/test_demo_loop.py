@@ -40,6 +40,13 @@ def test_demo_loop_end_to_end(tmp_path: Path, mosquitto_bin: str) -> None:
     # The first-visit campaign gave each phone one coupon, each redeemed once at the kiosk.
     assert report.grants == 2
     assert report.coupons_redeemed == 2
+    # A month of ARC trial on a moved clock: one converter, one who left on price; the
+    # converter's queued reminders were cancelled, the rest went out once.
+    assert (report.trials_started, report.trials_converted) == (2, 1)
+    sent = sum(n for k, n in report.trial_messages.items() if k.endswith(" sent"))
+    cancelled = sum(n for k, n in report.trial_messages.items() if k.endswith(" cancelled"))
+    assert sent >= 4 and cancelled >= 1, report.trial_messages
+    assert (tmp_path / "arc_funnel.png").stat().st_size > 1000
     # The online order went to an open store nearby, which accepted it.
     assert report.order_store == DEMO_STORE
     assert report.order_status == "accepted"
