@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import event, func, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -202,14 +202,15 @@ def ledger_sum(session: Session, customer_id: str) -> int:
 def _schedule_expiry(
     session: Session, customer_id: str, expires_at: datetime, now: datetime
 ) -> None:
-    """One timer per customer and expiry day (UTC), at the end of that day.
+    """One timer per expiry day (UTC) for everybody, due at the end of that day.
 
-    A customer earning several lots in a day (three grants) shares one timer, so a
-    grant costs one lookup instead of a new timer row each time.
+    After the day's first credit the timer exists, so a grant costs one lookup (and
+    none for the next credits of the same transaction) instead of a timer row per lot,
+    and the timer table grows by one row a day, not one per customer.
     """
     day = expires_at.astimezone(UTC).date()
-    key = f"{customer_id}:{day.isoformat()}"
-    # Within one transaction the same key needs scheduling once (saves a lookup per grant).
+    key = day.isoformat()
+    # Within one transaction the same key needs scheduling once.
     done: set[str] | None = session.info.get(_SCHEDULED_INFO_KEY)
     if done is None:
         done = session.info[_SCHEDULED_INFO_KEY] = set()
@@ -230,14 +231,31 @@ def _forget_scheduled(session: Session, _transaction: object) -> None:
 
 
 @timer_handler(EXPIRE_TIMER)
-def _expire_lots(session: Session, timer: Timer, now: datetime) -> None:
-    """Expire what is left of the customer's lots whose date has passed.
+def _expire_day(session: Session, timer: Timer, now: datetime) -> None:
+    """Expire the points of every customer with a lot expiring on the timer's day."""
+    day = date.fromisoformat(timer.key)
+    start = datetime.combine(day, time.min, UTC)
+    customers = session.exec(
+        select(PointsEntry.customer_id)
+        .where(
+            col(PointsEntry.delta) > 0,
+            col(PointsEntry.expires_at) >= start,
+            col(PointsEntry.expires_at) < start + timedelta(days=1),
+        )
+        .distinct()
+        .order_by(col(PointsEntry.customer_id))  # a fixed lock order across sweeps
+    ).all()
+    for customer_id in customers:
+        expire_customer(session, customer_id, now, f"expire:{customer_id}:{timer.key}")
+
+
+def expire_customer(session: Session, customer_id: str, now: datetime, key: str) -> int:
+    """Expire what is left of the customer's lots whose date has passed; returns the amount.
 
     Debits (spends, expiries, negative adjustments) are taken from the lots that expire
     first, so what remains of the expired lots is ``credits(expired lots) - all debits``;
     that much (at most the balance) goes, in one ledger line.
     """
-    customer_id = timer.key.rsplit(":", 1)[0]
     account = _lock_account(session, customer_id, now)
     credits = session.exec(
         select(func.coalesce(func.sum(PointsEntry.delta), 0)).where(
@@ -259,8 +277,9 @@ def _expire_lots(session: Session, timer: Timer, now: datetime) -> None:
             customer_id,
             PointsKind.EXPIRE,
             -amount,
-            f"expire:{timer.key}",
+            key,
             now,
-            reason=f"points expiring {timer.key.rsplit(':', 1)[1]}",
+            reason="points past their date",
             actor="system",
         )
+    return amount

@@ -222,3 +222,40 @@ def test_rolled_back_expiry_schedule_is_redone(engine: Engine, clock: ManualCloc
         session.commit()
         assert len(session.exec(select(Timer)).all()) == 1
         assert points.balance(session, "c1") == 5 == points.ledger_sum(session, "c1")
+
+
+def test_one_timer_a_day_expires_every_customer(engine: Engine, clock: ManualClock) -> None:
+    """Lots of two customers expiring the same UTC day share one timer; later lots stay."""
+    from hub.models.points import PointsKind
+    from hub.services import timers
+    from tests.hub.campaigns.helpers import stores
+
+    stores(engine)
+    for cid in ("c1", "c2", "c3"):
+        customer(engine, clock, cid)
+    day = timedelta(days=1)
+    with Session(engine) as session:
+        points.move(
+            session, "c1", PointsKind.EARN, 10, "e1", clock.now(), expires_at=clock.now() + day
+        )
+        points.move(
+            session,
+            "c2",
+            PointsKind.EARN,
+            20,
+            "e2",
+            clock.now(),
+            expires_at=clock.now() + day + timedelta(hours=1),
+        )
+        points.move(session, "c2", PointsKind.SPEND, -5, "s2", clock.now())
+        points.move(
+            session, "c3", PointsKind.EARN, 7, "e3", clock.now(), expires_at=clock.now() + 3 * day
+        )
+        session.commit()
+        assert len(session.exec(select(Timer)).all()) == 2
+    clock.advance(2 * day)
+    assert timers.run_due(engine, clock) == 1
+    with Session(engine) as session:
+        got = {c: points.balance(session, c) for c in ("c1", "c2", "c3")}
+        assert got == {"c1": 0, "c2": 0, "c3": 7}
+        assert all(points.balance(session, c) == points.ledger_sum(session, c) for c in got)
