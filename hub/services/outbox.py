@@ -11,7 +11,6 @@ message; the dedupe key goes to the provider as its idempotency key so it can dr
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -24,6 +23,7 @@ from hub.clock import Clock
 from hub.models.customers import Customer, OutboxMessage
 from hub.models.journeys import DeliveryStatus, DoNotContact, OutboxDelivery
 from hub.security import HubCrypto, SecretError
+from hub.services.periodic import PeriodicWorker
 
 log = logging.getLogger(__name__)
 
@@ -301,31 +301,12 @@ def _dispatch_one(session: Session, crypto: HubCrypto, sender: Sender, delivery:
     summary.sent += 1
 
 
-class OutboxRunner:
+class OutboxRunner(PeriodicWorker):
     """A background thread that dispatches due messages every ``interval_s`` until stopped."""
 
     def __init__(self, engine: Engine, crypto: HubCrypto, sender: Sender, clock: Clock,
                  interval_s: float = DEFAULT_SWEEP_INTERVAL_S) -> None:
         """Prepare a runner; ``start()`` launches the thread."""
-        self._args = (engine, crypto, sender, clock)
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="outbox-runner", daemon=True)
-
-    def start(self) -> None:
-        """Start sweeping."""
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Finish the current pass and stop."""
-        self._stop.set()
-        self._thread.join(timeout_s)
-
-    def _loop(self) -> None:
-        """Dispatch until stopped."""
-        while not self._stop.is_set():
-            try:
-                dispatch_due(*self._args)
-            except Exception:  # the sweep must outlive a database blip
-                log.exception("outbox sweep failed; retrying next interval")
-            self._stop.wait(self._interval_s)
+        super().__init__(
+            "outbox-runner", lambda: dispatch_due(engine, crypto, sender, clock), interval_s
+        )

@@ -12,7 +12,6 @@ After downtime, overdue timers simply run on the next sweep (catch-up).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from sqlmodel import Session
 
 from hub.clock import Clock
 from hub.models.timers import Timer, TimerState
+from hub.services.periodic import PeriodicWorker
 
 log = logging.getLogger(__name__)
 
@@ -229,31 +229,10 @@ def run_due(engine: Engine, clock: Clock, *, limit: int | None = None,
     return ran
 
 
-class TimerRunner:
+class TimerRunner(PeriodicWorker):
     """A background thread that sweeps due timers every ``interval_s`` until stopped."""
 
     def __init__(self, engine: Engine, clock: Clock,
                  interval_s: float = DEFAULT_SWEEP_INTERVAL_S) -> None:
         """Prepare a runner; ``start()`` launches the thread."""
-        self._engine = engine
-        self._clock = clock
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="timer-runner", daemon=True)
-
-    def start(self) -> None:
-        """Start sweeping."""
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Ask the thread to finish its sweep and wait for it."""
-        self._stop.set()
-        self._thread.join(timeout_s)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                run_due(self._engine, self._clock)
-            except Exception:  # the sweep must outlive a database blip
-                log.exception("timer sweep failed; retrying next interval")
-            self._stop.wait(self._interval_s)
+        super().__init__("timer-runner", lambda: run_due(engine, clock), interval_s)
