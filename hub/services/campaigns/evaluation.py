@@ -36,6 +36,8 @@ from storewave.wire import Grant
 
 log = logging.getLogger(__name__)
 
+# Live-campaign rule snapshots per database URL: (version, campaigns). Detached copies,
+# read-only once built, shared by the request threads; see ``live_campaigns``.
 _CACHE: dict[str, tuple[tuple[object, ...], list[Campaign]]] = {}
 _CACHE_LOCK = threading.Lock()
 
