@@ -57,7 +57,9 @@ def _mount() -> None:
     from edge.cli import edge_app
 
     app.add_typer(edge_app, name="edge")
-    app.add_typer(_not_built("kiosk", 10, "The in-store self-service kiosk"), name="kiosk")
+    from kiosk.cli import kiosk_app
+
+    app.add_typer(kiosk_app, name="kiosk")
     from firmware_sim.cli import app as sim_app
 
     app.add_typer(sim_app, name="sim")

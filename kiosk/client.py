@@ -1,0 +1,167 @@
+"""The kiosk's only way to the hub: an async HTTP client with timeouts and plain errors."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+# A touch screen that waits longer than this feels broken; better to say "slow" and retry.
+DEFAULT_TIMEOUT_S: Final = 5.0
+# Connecting to a hub on the store LAN is near-instant; a long connect means it is down.
+CONNECT_TIMEOUT_S: Final = 3.0
+# The hub names its refusals with these statuses (hub/services/errors.py).
+_UNAUTHORIZED, _INVALID, _RATE_LIMITED = 401, 422, 429
+_SERVER_ERROR_FLOOR = 500
+
+
+class HubError(Exception):
+    """Something went wrong talking to the hub; ``message_key`` is the i18n key to show."""
+
+    message_key = "refused"
+
+
+class HubUnavailable(HubError):
+    """The hub did not answer: down, unreachable, or too slow."""
+
+    message_key = "hub_down"
+
+    def __init__(self, message: str, *, slow: bool = False) -> None:
+        """Remember whether it was a timeout (slow) or no connection at all (down)."""
+        super().__init__(message)
+        self.slow = slow
+        if slow:
+            self.message_key = "hub_slow"
+
+
+class HubRefused(HubError):
+    """The hub answered with a refusal; the key says what to tell the customer."""
+
+    def __init__(self, status: int, code: str | None) -> None:
+        """Map the hub's status to a plain-language message key."""
+        super().__init__(f"hub refused with {status} ({code or 'no code'})")
+        self.status = status
+        self.code = code
+        if code == "invalid_phone":
+            self.message_key = "bad_phone"
+        elif status == _UNAUTHORIZED or (status == _INVALID and code != "invalid_phone"):
+            self.message_key = "bad_code"
+        elif status == _RATE_LIMITED:
+            self.message_key = "too_many"
+
+
+@dataclass(frozen=True)
+class PhoneSession:
+    """A customer's phone session the kiosk holds in memory only while they stand here."""
+
+    token: str
+    customer_id: str
+
+
+class KioskClient:
+    """Calls the hub with the kiosk's API key; every failure becomes a ``HubError``."""
+
+    def __init__(self, hub_url: str, store_id: str, api_key: str,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Prepare (but do not open) a connection pool to ``hub_url``."""
+        self.store_id = store_id
+        self.kiosk_id = f"kiosk-{uuid.uuid4().hex[:8]}"
+        self._http = httpx.AsyncClient(
+            base_url=hub_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S)),
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, *, token: str | None = None,
+                    json: Any = None) -> Any:
+        """One request; JSON body back, or HubUnavailable / HubRefused."""
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        try:
+            resp = await self._http.request(method, path, json=json, headers=headers)
+        except httpx.TimeoutException as exc:
+            log.warning("hub timed out on %s %s", method, path.split("/")[2:3])
+            raise HubUnavailable("the hub is too slow", slow=True) from exc
+        except httpx.HTTPError as exc:
+            log.warning("hub unreachable: %s", type(exc).__name__)
+            raise HubUnavailable("the hub is unreachable") from exc
+        if resp.status_code >= _SERVER_ERROR_FLOOR:
+            log.warning("hub error %s", resp.status_code)
+            raise HubUnavailable(f"the hub failed with {resp.status_code}")
+        if resp.status_code >= httpx.codes.BAD_REQUEST:
+            raise HubRefused(resp.status_code, _error_code(resp))
+        return resp.json() if resp.content else None
+
+    async def health(self) -> None:
+        """Raise HubUnavailable unless the hub answers its health check."""
+        await self._call("GET", "/healthz")
+
+    async def store(self) -> dict[str, Any]:
+        """This kiosk's store profile (name, hours)."""
+        return dict(await self._call("GET", f"/v1/stores/{self.store_id}"))
+
+    async def presence(self) -> list[dict[str, Any]]:
+        """Customers whose phone token a node of this store heard in the last minutes."""
+        return list(await self._call("GET", f"/v1/stores/{self.store_id}/presence"))
+
+    async def request_code(self, phone: str) -> None:
+        """Ask the hub to text a one-time code to ``phone``."""
+        try:
+            await self._call("POST", "/v1/phone/otp", json={"phone": phone})
+        except HubRefused as exc:
+            if exc.status == _INVALID:  # the only thing to get wrong here is the number
+                exc.message_key = "bad_phone"
+            raise
+
+    async def open_session(self, phone: str, code: str) -> PhoneSession:
+        """Exchange the texted code for the customer's phone session."""
+        body = {"phone": phone, "code": code, "device_id": self.kiosk_id}
+        got = await self._call("POST", "/v1/phone/session", json=body)
+        return PhoneSession(token=got["token"], customer_id=got["customer_id"])
+
+    async def close_session(self, session: PhoneSession) -> None:
+        """Revoke the customer's session when they leave the kiosk."""
+        await self._call("DELETE", "/v1/phone/session", token=session.token)
+
+    async def my_points(self, session: PhoneSession) -> int:
+        """The customer's points balance."""
+        return int((await self._call("GET", "/v1/me/points", token=session.token))["balance"])
+
+    async def my_coupons(self, session: PhoneSession) -> list[dict[str, Any]]:
+        """The customer's coupons, newest first."""
+        return list(await self._call("GET", "/v1/me/coupons", token=session.token))
+
+    def new_request_id(self) -> str:
+        """A fresh id for one sign-in, reused on retries so the hub grants once."""
+        return f"{self.kiosk_id}:{uuid.uuid4().hex}"
+
+    async def kiosk_signin(self, customer_id: str, request_id: str) -> list[dict[str, Any]]:
+        """Tell the hub the customer signed in here: kiosk sign-in campaigns grant now."""
+        body = {"customer_id": customer_id, "request_id": request_id}
+        return list(await self._call("POST", f"/v1/stores/{self.store_id}/kiosk-signins",
+                                     json=body))
+
+    async def offers(self, customer_id: str) -> list[dict[str, Any]]:
+        """What campaigns gave this customer in this store, newest first."""
+        path = f"/v1/stores/{self.store_id}/customers/{customer_id}/inbox"
+        return list(await self._call("GET", path))
+
+
+def _error_code(resp: httpx.Response) -> str | None:
+    """The hub's machine-readable error code, if the body carries one."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict):
+        code = body.get("code")
+        return str(code) if code else None
+    return None

@@ -1,0 +1,26 @@
+"""What the kiosk knows about the customer in front of it: memory only, dropped on reset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiosk.client import PhoneSession
+
+
+@dataclass
+class CustomerState:
+    """One customer's data while they use the kiosk; never written anywhere."""
+
+    customer_id: str
+    request_id: str
+    session: PhoneSession | None = None
+    points: int | None = None
+    coupons: list[dict[str, Any]] = field(default_factory=list)
+    offers: list[dict[str, Any]] = field(default_factory=list)
+    loaded: bool = False
+
+    @property
+    def by_phone(self) -> bool:
+        """True when the customer typed their number (the kiosk holds their session)."""
+        return self.session is not None
