@@ -43,6 +43,13 @@ ARC_SERVICE = "video-pack"
 ARC_DAYS = 31
 ARC_RATING_DAY = 15
 ARC_CONVERT_DAY = 27
+# Back-office charts the demo saves (file, endpoint, query).
+REPORT_CHARTS = (
+    ("visits.png", "/v1/analytics/visits", {"format": "png", "store_id": DEMO_STORE}),
+    ("movement.png", "/v1/analytics/paths", {"format": "png", "store_id": DEMO_STORE}),
+    ("visits.csv", "/v1/analytics/visits", {"format": "csv", "store_id": DEMO_STORE}),
+    ("orders.png", "/v1/oao/reports/orders", {"fmt": "png", "group": "store"}),
+)
 # An edge node reports a heard token within a second; the bound is for a loaded CI box.
 PRESENCE_TIMEOUT_S = 30.0
 
@@ -67,6 +74,7 @@ class DemoReport:
     trials_started: int = 0
     trials_converted: int = 0
     trial_messages: dict[str, int] = field(default_factory=dict)
+    charts: list[str] = field(default_factory=list)
     order_store: str | None = None
     order_status: str | None = None
     order_candidates: int = 0
@@ -93,6 +101,7 @@ class DemoReport:
              f"{self.trials_started} / {self.trials_converted}"),
             ("ARC messages by channel and state",
              ", ".join(f"{k}: {v}" for k, v in sorted(self.trial_messages.items())) or "none"),
+            ("charts and tables written", ", ".join(self.charts) or "none"),
             ("wall time (s)", f"{self.wall_s:.1f}"),
         ]
 
@@ -242,6 +251,9 @@ def run_demo(workdir: Path, phones: int, minutes: float, seed: int, console: Con
             step = progress.add_task("an online order is dispatched and accepted", total=1)
             _oao_order(hub, clock, report)
             progress.update(step, completed=1)
+            step = progress.add_task("back-office reports and charts", total=len(REPORT_CHARTS))
+            report.charts = _save_charts(hub, clock.now().date(), workdir,
+                                         lambda: progress.advance(step))
             step = progress.add_task("ARC free trials run a month on a moved clock",
                                      total=ARC_DAYS)
             _arc_trials(hub, clock, list(clients.values()), staff, report, workdir,
@@ -311,6 +323,23 @@ def _arc_trials(hub, clock, phones, staff, report: DemoReport, workdir: Path,  #
         chart = admin.get("/v1/arc/funnel", params={"by": "service", "format": "png"})
     if chart.status_code == 200:
         (workdir / "arc_funnel.png").write_bytes(chart.content)
+        report.charts.append("arc_funnel.png")
+
+
+def _save_charts(hub, day, workdir: Path, tick) -> list[str]:  # type: ignore[no-untyped-def]
+    """The store back office's charts for the demo day (visits, movement, orders) as PNG."""
+    saved = []
+    with hub.client() as admin:
+        for name, path, params in REPORT_CHARTS:
+            query = {**params, "start": day.isoformat(), "end": day.isoformat()}
+            if path.startswith("/v1/oao"):
+                query = params
+            resp = admin.get(path, params=query)
+            if resp.status_code == 200 and resp.content:
+                (workdir / name).write_bytes(resp.content)
+                saved.append(name)
+            tick()
+    return saved
 
 
 def _launch_welcome_campaign(hub) -> str:  # type: ignore[no-untyped-def]
