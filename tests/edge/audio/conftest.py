@@ -35,7 +35,9 @@ def _wait_gone(pid: int) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="session")
+# Module scope: the server (and the environment variables pointing at it) exist only
+# while the real-audio module runs, so no other suite in the session sees a sound card.
+@pytest.fixture(scope="module")
 def pulse_device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A PulseAudio null sink named ``loop``; yields the sounddevice device name ``pulse``.
 
