@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from hub.models.auth import Role
@@ -23,11 +24,13 @@ from hub.models.campaigns import (
 from hub.models.coupons import CouponTemplate
 from hub.models.customers import Customer
 from hub.models.registry import Region, Store
+from hub.models.timers import Timer
 from hub.models.types import new_id
 from hub.services.auth import Principal, scoped_store
 from hub.services.campaigns import evaluation, rules
 from hub.services.coupons import actor_of
 from hub.services.errors import Conflict, Forbidden, Invalid, NotFound
+from hub.services.timers import schedule, timer_handler
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ TRANSITIONS: dict[Transition, tuple[frozenset[CampaignState], CampaignState]] = 
     Transition.RESUME: (frozenset({S.PAUSED}), S.LIVE),
     Transition.END: (frozenset({S.DRAFT, S.APPROVED, S.LIVE, S.PAUSED}), S.ENDED),
 }
+END_TIMER = "campaign.end"
 # A campaign's decisions list shows at most this many rows per page.
 GRANTS_PAGE = 200
 
@@ -152,8 +156,25 @@ def transition(
     campaign.state = target.value
     campaign.updated_at = now
     session.add(campaign)
+    ends_at = (campaign.when or {}).get("ends_at")
+    if target is S.LIVE and ends_at:
+        # The rules already stop granting at ends_at; the timer also closes the lifecycle.
+        schedule(session, END_TIMER, campaign.id, datetime.fromisoformat(ends_at), now=now)
     log.info("campaign transition", extra={"campaign": campaign.id, "state": target.value})
     return campaign
+
+
+@timer_handler(END_TIMER)
+def _end_at_ends_at(session: Session, timer: Timer, now: datetime) -> None:
+    """Durable-timer handler: a live or paused campaign past its ends_at is ended."""
+    session.exec(
+        update(Campaign)  # type: ignore[call-overload]
+        .where(
+            col(Campaign.id) == timer.key,
+            col(Campaign.state).in_((S.LIVE.value, S.PAUSED.value)),
+        )
+        .values(state=S.ENDED.value, updated_at=now)
+    )
 
 
 def decisions(

@@ -203,3 +203,26 @@ def test_coupon_and_points_expire_by_timer(
     assert [c["state"] for c in states] == ["expired"] and states[0]["id"] == coupon["id"]
     events = client.get(f"/v1/coupons/{coupon['id']}/events", headers=author).json()
     assert [e["action"] for e in events] == ["issued", "expired"]
+
+
+def test_campaign_ends_by_timer_at_ends_at(
+    client: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    """A live campaign with ends_at is ended by the durable timer (paused ones too)."""
+    author, approver, _ = _setup(client, engine, clock)
+    ends = (clock.now() + timedelta(days=2)).isoformat()
+    body = {
+        "name": "x",
+        "region_id": "fz",
+        "trigger": "checkin",
+        "when": {"ends_at": ends},
+        "reward": {"kind": "points", "points": 5},
+    }
+    cid = _launch(client, author, approver, body)
+    client.post(f"/v1/campaigns/{cid}/transitions", json={"transition": "pause"}, headers=author)
+    clock.advance(timedelta(days=1))
+    timers.run_due(engine, clock)
+    assert client.get(f"/v1/campaigns/{cid}", headers=author).json()["state"] == "paused"
+    clock.advance(timedelta(days=1, seconds=1))
+    timers.run_due(engine, clock)
+    assert client.get(f"/v1/campaigns/{cid}", headers=author).json()["state"] == "ended"
