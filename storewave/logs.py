@@ -9,10 +9,11 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-# Runs of 7+ digits (optionally with +, spaces or dashes inside) look like phone numbers;
-# they are masked in every record, whatever the call site passed. IDs in StoreWave are
-# never pure long digit runs, so this does not hide anything an operator needs.
-_PHONE_LIKE = re.compile(r"\+?\d[\d\- ]{5,}\d")
+# Runs of 7+ digits (optionally with +, spaces or dashes inside) standing on their own
+# look like phone numbers; they are masked in every record, whatever the call site
+# passed. A run inside a word (the hex of ``key_01a2252025d3...`` ids) is not a phone
+# number and stays, so operators can still follow ids through the logs.
+_PHONE_LIKE = re.compile(r"(?<!\w)\+?\d[\d\- ]{5,}\d(?!\w)")
 _MASK = "<redacted>"
 
 # Attributes every LogRecord has; anything else came in through ``extra=`` and is data.

@@ -63,3 +63,7 @@ def test_logs_are_json_and_scrubbed() -> None:
     assert line["store"] == "s1"
     assert line["phone"] == "<redacted>"
     assert scrub("order 12") == "order 12"
+    # Ids whose hex happens to hold long digit runs are not phone numbers.
+    assert scrub("key_01a2252025d376628a57") == "key_01a2252025d376628a57"
+    assert scrub("call 13800138000 now") == "call <redacted> now"
+    assert scrub("tel:+8613800138000") == "tel:<redacted>"
