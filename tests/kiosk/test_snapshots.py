@@ -1,0 +1,92 @@
+"""Snapshots of the kiosk's main screens at a fixed size (pytest-textual-snapshot)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from hub.embedded import EmbeddedHub
+from kiosk.app import KioskApp
+from kiosk.screens.home import HomeScreen
+from kiosk.screens.identify import IdentifyScreen
+from storewave.demo_world import read_sms_code, sign_in_phone
+from tests.hub.campaigns.helpers import live_campaign, template
+from tests.kiosk.conftest import make_app
+from tests.kiosk.helpers import screen_text, wait_until
+
+# A kiosk touch screen in landscape, in terminal cells.
+SIZE = (100, 34)
+SNAP_PHONE = "+8613700000042"
+SNAP_CODE = "GULOU-SNAP-0042"
+Snap = Callable[..., bool]
+
+
+def _blink_off(app: KioskApp) -> None:
+    """A blinking cursor would make two screenshots of the same screen differ."""
+    for field in app.screen.query(Input):
+        field.cursor_blink = False
+
+
+async def _store_named(pilot: Pilot[Any]) -> None:
+    """Wait for the store's name to load."""
+    await wait_until(pilot, lambda: "Gulou flagship" in screen_text(pilot.app), "store name")
+
+
+def test_attract_screen(snap_compare: Snap, hub: EmbeddedHub, kiosk_key: str) -> None:
+    """Welcome, what the kiosk does, touch to start, language."""
+    assert snap_compare(make_app(hub.url, kiosk_key), terminal_size=SIZE, run_before=_store_named)
+
+
+def test_attract_screen_in_chinese(snap_compare: Snap, hub: EmbeddedHub, kiosk_key: str) -> None:
+    """The same screen in Simplified Chinese."""
+
+    async def chinese(pilot: Pilot[Any]) -> None:
+        await _store_named(pilot)
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: "点击开始" in screen_text(pilot.app), "Chinese")
+
+    assert snap_compare(make_app(hub.url, kiosk_key), terminal_size=SIZE, run_before=chinese)
+
+
+def test_identify_screen(snap_compare: Snap, hub: EmbeddedHub, kiosk_key: str) -> None:
+    """Hold your phone near, or number + code."""
+
+    async def identify(pilot: Pilot[Any]) -> None:
+        await _store_named(pilot)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, IdentifyScreen), "identify")
+        _blink_off(pilot.app)  # type: ignore[arg-type]
+        await pilot.pause()
+
+    assert snap_compare(make_app(hub.url, kiosk_key), terminal_size=SIZE, run_before=identify)
+
+
+def test_home_screen(snap_compare: Snap, hub: EmbeddedHub, kiosk_key: str) -> None:
+    """Points, a coupon in large type with its expiry, an offer from the kiosk sign-in."""
+    live_campaign(
+        hub.engine, hub.clock, trigger="kiosk_signin", region_id="fz",  # type: ignore[arg-type]
+        reward={"kind": "points", "points": 5, "title": "Thanks for stopping by"},
+    )
+    own = sign_in_phone(hub, SNAP_PHONE, "own-phone")
+    customer_id = own.get("/v1/me").json()["id"]
+    own.close()
+    tpl = template(hub.engine, hub.clock)  # type: ignore[arg-type]
+    with hub.client() as admin:
+        admin.post(f"/v1/coupon-templates/{tpl}/pool", json={"codes": [SNAP_CODE]})
+        admin.post(f"/v1/coupon-templates/{tpl}/issue", json={"customer_id": customer_id})
+
+    async def home(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, KioskApp)
+        await _store_named(pilot)
+        await pilot.press("enter", *SNAP_PHONE, "enter")
+        await wait_until(pilot, lambda: app.focused is app.screen.query_one("#code"), "code")
+        await pilot.press(*read_sms_code(hub, SNAP_PHONE), "enter")
+        await wait_until(pilot, lambda: app.customer is not None and app.customer.loaded, "home")
+        assert isinstance(app.screen, HomeScreen)
+        await pilot.pause()
+
+    assert snap_compare(make_app(hub.url, kiosk_key), terminal_size=SIZE, run_before=home)
