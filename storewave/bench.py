@@ -135,13 +135,40 @@ def oao(
     run_oao_bench(out_dir, n_orders=orders, e2e_orders=e2e_orders, n_open=open_orders)
 
 
+# Commands that are not benchmarks: `all` skips them.
+NOT_BENCHMARKS = frozenset({"all", "report"})
+
+
+@bench_app.command("report")
+def report(
+    results_dir: Path = typer.Option(RESULTS_DIR, "--results", help="Folder of *.json results."),
+) -> None:
+    """Write latest.json + latest.md from the results already there (runs nothing)."""
+    from storewave.bench_report_render import write_report
+
+    write_report(results_dir)
+
+
 @bench_app.command("all")
 def run_all(ctx: typer.Context) -> None:
-    """Run every registered benchmark with its defaults (what `make bench` calls)."""
+    """Run every registered benchmark with its defaults, then write the report (`make bench`)."""
+    import logging
+
     group = ctx.parent.command if ctx.parent else None
     commands = getattr(group, "commands", {})
+    failed: list[str] = []
     for name, command in commands.items():
-        if name == "all":
+        if name in NOT_BENCHMARKS:
             continue
         typer.echo(f"== storewave bench {name}")
-        ctx.invoke(command)
+        try:
+            ctx.invoke(command)
+        except Exception:  # one broken benchmark must not cost the others' figures
+            logging.getLogger(__name__).exception("storewave bench %s failed", name)
+            failed.append(name)
+    from storewave.bench_report_render import write_report
+
+    write_report(RESULTS_DIR, failed=failed)
+    if failed:
+        typer.echo(f"failed: {', '.join(failed)}", err=True)
+        raise typer.Exit(code=1)
