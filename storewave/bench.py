@@ -162,7 +162,10 @@ def run_all(ctx: typer.Context) -> None:
             continue
         typer.echo(f"== storewave bench {name}")
         try:
-            ctx.invoke(command)
+            # A fresh sub-context parses no arguments, so each runs with its defaults (this
+            # typer's ctx.invoke(command) would re-parse sys.argv instead).
+            with command.make_context(name, [], parent=ctx) as sub_ctx:
+                command.invoke(sub_ctx)
         except Exception:  # one broken benchmark must not cost the others' figures
             logging.getLogger(__name__).exception("storewave bench %s failed", name)
             failed.append(name)

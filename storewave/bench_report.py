@@ -405,7 +405,7 @@ def arc_rows(data: Mapping[str, Any]) -> list[Row]:
     ]
 
 
-# One extractor per result file, in report order (the order `bench all` runs them in).
+# One extractor per result file, in report order.
 EXTRACTORS: dict[str, tuple[str, Extractor]] = {
     "modem": ("modem.json", modem_rows),
     "edge": ("edge.json", edge_rows),
@@ -433,13 +433,22 @@ def benchmark_rows(name: str, results_dir: Path) -> list[Row]:
     path = results_dir / filename
     if not path.is_file():
         return [Row(name, filename, status=NOT_RUN)]
-    measured_at = _mtime_utc(path)
+    measured_at = ""
     try:
+        measured_at = _mtime_utc(path)
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise TypeError("top level is not an object")
         rows = extract(data)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        ZeroDivisionError,
+    ) as exc:
         logger.warning("bench report: %s has a shape I do not know (%s)", filename, exc)
         return [
             Row(

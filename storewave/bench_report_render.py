@@ -44,9 +44,11 @@ def render_markdown(rows: list[Row], generated_at: str) -> str:
     lines = [
         "# Benchmark report",
         "",
-        f"Generated {generated_at} by `storewave bench report` from `tests/bench/results/*.json`"
-        " (`storewave bench all` runs every benchmark, then this). Each ratio is against a"
-        " baseline measured in the same run as its figure; `file time` is the result file's time.",
+        f"Generated {generated_at} by `storewave bench report` from the benchmark JSON files in"
+        " this folder (`storewave bench all` runs every benchmark, then this). Each ratio is"
+        " against a baseline measured in the same run as its figure; `file time` is when that"
+        " result file was written. `not run`: no result file; `unreadable`: a shape the report"
+        " does not know (see the log).",
         "",
         "| benchmark | figure | measured | target | met | baseline ratio (same run) | file time |",
         "|---|---|---:|---|---|---|---|",

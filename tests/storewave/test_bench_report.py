@@ -228,8 +228,9 @@ def test_missing_file_is_not_run(results: Path) -> None:
         "[1, 2]",
         json.dumps({"speed": {}}),
         json.dumps({**_edge(), "latency": {**_edge()["latency"], "latency_p99_ms": "fast"}}),
+        json.dumps({**_edge(), "cpu": {"cpu_pct": 3.0, "baseline_sound_card_only_pct": 0}}),
     ],
-    ids=["not-json", "not-an-object", "missing-keys", "string-for-number"],
+    ids=["not-json", "not-an-object", "missing-keys", "string-for-number", "zero-baseline"],
 )
 def test_unknown_shape_is_unreadable_and_others_still_read(results: Path, content: str) -> None:
     target = "modem" if "speed" in content else "edge"
@@ -270,3 +271,38 @@ def test_cli_report_builds_files_without_running_benchmarks(results: Path) -> No
     assert {path.name: path.read_bytes() for path in results.iterdir() if path.name in before} == (
         before
     )
+
+
+def test_bench_all_runs_each_then_reports_and_a_failure_costs_only_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+
+    from storewave import bench
+
+    ran: list[str] = []
+    group = typer.Typer()
+
+    @group.command("sim")
+    def fake_sim() -> None:
+        """Stands in for a benchmark that writes its result."""
+        ran.append("sim")
+        _write(tmp_path, "sim.json", _sim())
+
+    @group.command("oao")
+    def fake_oao() -> None:
+        """Stands in for a benchmark that breaks."""
+        ran.append("oao")
+        raise RuntimeError("broker went away")
+
+    group.command("report")(bench.report)
+    group.command("all")(bench.run_all)
+    _write(tmp_path, "oao.json", _oao())  # a stale file the failed run must not report
+    monkeypatch.setattr(bench, "RESULTS_DIR", tmp_path)
+    result = CliRunner().invoke(group, ["all"])
+    assert result.exit_code == 1 and "failed: oao" in result.output, result.output
+    assert ran == ["sim", "oao"]
+    saved = json.loads((tmp_path / REPORT_JSON).read_text(encoding="utf-8"))["rows"]
+    status = {(row["benchmark"], row["status"]) for row in saved}
+    assert ("sim", OK) in status and ("oao", FAILED) in status and ("arc", NOT_RUN) in status
+    assert ("oao", OK) not in status
