@@ -1,0 +1,42 @@
+"""``storewave kiosk``: refuses to start without a hub and key; the demo hub relays SMS codes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from kiosk.demo import start_demo_hub
+from storewave.cli import app
+from tests.kiosk.conftest import STORE, WAIT_S
+
+runner = CliRunner()
+
+
+def test_kiosk_without_hub_or_key_says_what_is_missing() -> None:
+    """No --hub/--key and no --demo: a clear message, exit 2, no screen started."""
+    result = runner.invoke(app, ["kiosk", "--store", STORE], env={"STOREWAVE_KIOSK_KEY": ""})
+    assert result.exit_code == 2
+    assert "--hub and --key" in result.output
+
+
+def test_demo_hub_writes_texted_codes_to_its_sms_file(tmp_path: Path) -> None:
+    """A code asked for at the demo kiosk shows up in DIR/sms.txt with the number masked."""
+    demo = start_demo_hub(tmp_path / "demo", STORE)
+    try:
+        with httpx.Client(base_url=demo.hub.url) as anon:
+            assert anon.post("/v1/phone/otp", json={"phone": "+8613800138000"}).status_code == 202
+        deadline = time.monotonic() + WAIT_S
+        while "sign-in code" not in demo.sms_path.read_text(encoding="utf-8"):
+            assert time.monotonic() < deadline, "the SMS never reached the demo file"
+            time.sleep(0.1)
+        text = demo.sms_path.read_text(encoding="utf-8")
+        assert text.startswith("…8000: ") and "13800138000" not in text
+        with httpx.Client(base_url=demo.hub.url) as kiosk:
+            store = kiosk.get(f"/v1/stores/{STORE}",
+                              headers={"Authorization": f"Bearer {demo.kiosk_key}"})
+        assert store.json()["id"] == STORE
+    finally:
+        demo.stop()
