@@ -20,6 +20,7 @@ from kiosk.screens.attract import AttractScreen
 from kiosk.screens.common import KioskScreen
 from kiosk.screens.home import HomeScreen
 from kiosk.screens.identify import IdentifyScreen
+from kiosk.screens.services import ServicesScreen
 from kiosk.state import CustomerState
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class KioskApp(App[None]):
         try:
             await self.client.kiosk_signin(customer.customer_id, customer.request_id)
             offers = await self.client.offers(customer.customer_id)
+            pushes = await self.client.cross_sell(customer.customer_id)
             points, coupons = None, []
             if customer.session is not None:
                 points = await self.client.my_points(customer.session)
@@ -158,9 +160,15 @@ class KioskApp(App[None]):
             return
         self.report(None)
         customer.offers, customer.points, customer.coupons = offers, points, coupons
+        main = [pushes["main_push"]] if pushes.get("main_push") else []
+        customer.recommended = main + list(pushes.get("secondary_push") or [])
         customer.loaded = True
-        if isinstance(self.screen, HomeScreen):
-            self.screen.refresh_texts()
+        self._refresh_all_texts()
+
+    def show_services(self) -> None:
+        """Open the services catalogue."""
+        self.last_activity = self._monotonic()
+        self.push_screen(ServicesScreen())
 
     def check_idle_reset(self) -> None:
         """Back to the attract screen after ``idle_timeout_s`` without a touch."""
@@ -178,6 +186,7 @@ class KioskApp(App[None]):
         customer, self.customer = self.customer, None
         self.workers.cancel_group(self, "customer")
         self.last_activity = self._monotonic()
+        self.workers.cancel_group(self, "services")
         while len(self.screen_stack) > 2:  # [default, attract, ...]
             self.pop_screen()
         if customer is not None and customer.session is not None:

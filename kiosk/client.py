@@ -154,6 +154,15 @@ class KioskClient:
         path = f"/v1/stores/{self.store_id}/customers/{customer_id}/inbox"
         return list(await self._call("GET", path))
 
+    async def cross_sell(self, customer_id: str) -> dict[str, Any]:
+        """Ranked offers for this customer in this store (main push, then secondary)."""
+        path = f"/v1/stores/{self.store_id}/customers/{customer_id}/cross-sell"
+        return dict(await self._call("GET", path))
+
+    async def services(self) -> list[dict[str, Any]]:
+        """The services catalogue (public): name, monthly price, free-trial days."""
+        return list(await self._call("GET", "/v1/services"))
+
 
 def _error_code(resp: httpx.Response) -> str | None:
     """The hub's machine-readable error code, if the body carries one."""

@@ -76,6 +76,19 @@ _STRINGS: Final[dict[str, dict[str, str]]] = {
     "no_offers": {"en": "No offers right now.", "zh": "暂无优惠。"},
     "offer_points": {"en": "+{points} points", "zh": "+{points} 积分"},
     "offer_code": {"en": "code {code}", "zh": "券码 {code}"},
+    "recommended": {"en": "Recommended for you", "zh": "为您推荐"},
+    "services": {"en": "Services", "zh": "业务介绍"},
+    "services_title": {"en": "Our services", "zh": "我们的业务"},
+    "service_price": {
+        "en": "{price} yuan a month · {days}-day free trial",
+        "zh": "每月 {price} 元 · 免费试用 {days} 天",
+    },
+    "service_needs": {"en": "needs a {needs} phone", "zh": "需要 {needs} 手机"},
+    "trial_hint": {
+        "en": "Want to try one free? Our staff start the trial for you at the counter.",
+        "zh": "想免费试用？请到柜台，店员为您开通试用。",
+    },
+    "no_services": {"en": "No services listed right now.", "zh": "暂无业务。"},
     "done": {"en": "Done - sign me out", "zh": "完成并退出"},
     "loading": {"en": "Loading…", "zh": "加载中…"},
 }
@@ -96,3 +109,8 @@ def keys() -> list[str]:
 def other_language(language: str) -> str:
     """The language the toggle switches to."""
     return LANGUAGES[(LANGUAGES.index(language) + 1) % len(LANGUAGES)]
+
+
+def entry(key: str) -> dict[str, str]:
+    """Every translation of ``key`` (for the completeness test)."""
+    return dict(_STRINGS[key])

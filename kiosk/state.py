@@ -18,6 +18,7 @@ class CustomerState:
     points: int | None = None
     coupons: list[dict[str, Any]] = field(default_factory=list)
     offers: list[dict[str, Any]] = field(default_factory=list)
+    recommended: list[dict[str, Any]] = field(default_factory=list)
     loaded: bool = False
 
     @property

@@ -6,6 +6,7 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Vertical
+from textual.markup import escape
 from textual.widgets import Button, Static
 
 from kiosk.screens.common import HubStatus, KioskScreen
@@ -45,7 +46,9 @@ class AttractScreen(KioskScreen):
 
     def refresh_texts(self) -> None:
         """Texts in the current language, with the store's name."""
-        self.query_one("#welcome", Static).update(self.t("welcome", store=self.kiosk.store_name))
+        self.query_one("#welcome", Static).update(
+            self.t("welcome", store=escape(self.kiosk.store_name))
+        )
         self.query_one("#can-do", Static).update(self.t("can_do"))
         self.query_one("#start", Button).label = self.t("touch_to_start")
         self.query_one("#language", Button).label = self.t("language")

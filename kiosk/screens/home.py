@@ -9,6 +9,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
 from textual.widgets import Button, Static
 
 from kiosk.screens.common import HubStatus, KioskScreen
@@ -43,7 +44,7 @@ class HomeScreen(KioskScreen):
     HomeScreen .offer { padding: 0 0 0 2; }
     HomeScreen #home-buttons { height: auto; dock: bottom; padding: 0 2 1 2; }
     HomeScreen #done { width: 1fr; height: 3; }
-    HomeScreen #language { width: 20; height: 3; margin: 0 0 0 2; }
+    HomeScreen #language, HomeScreen #services { width: 20; height: 3; margin: 0 0 0 2; }
     """
     BINDINGS = [Binding("escape", "done", "Sign out")]
 
@@ -57,8 +58,11 @@ class HomeScreen(KioskScreen):
             yield Vertical(id="coupons")
             yield Static(id="offers-title", classes="section")
             yield Vertical(id="offers")
+            yield Static(id="recommended-title", classes="section")
+            yield Vertical(id="recommended")
         with Horizontal(id="home-buttons"):
             yield Button(id="done", variant="primary")
+            yield Button(id="services")
             yield Button(id="language")
         yield HubStatus()
 
@@ -76,10 +80,16 @@ class HomeScreen(KioskScreen):
         self.query_one("#offers-title", Static).update(self.t("offers"))
         self.query_one("#done", Button).label = self.t("done")
         self.query_one("#language", Button).label = self.t("language")
+        self.query_one("#services", Button).label = self.t("services")
+        recommended = self.query_one("#recommended", Vertical)
         coupons = self.query_one("#coupons", Vertical)
         offers = self.query_one("#offers", Vertical)
-        coupons.remove_children()
-        offers.remove_children()
+        for box in (coupons, offers, recommended):
+            box.remove_children()
+        shown = bool(customer and customer.loaded and customer.recommended)
+        self.query_one("#recommended-title", Static).update(
+            self.t("recommended") if shown else ""
+        )
         if customer is None or not customer.loaded:
             self.query_one("#points-value", Static).update(self.t("loading"))
             return
@@ -99,6 +109,10 @@ class HomeScreen(KioskScreen):
             [Static(self._offer_text(o), classes="offer") for o in customer.offers]
             or [Static(self.t("no_offers"), classes="offer")]
         )
+        recommended.mount_all(
+            [Static(escape(f"• {r['name']} - {r['reason']}"), classes="offer")
+             for r in customer.recommended]
+        )
 
     def _coupon_text(self, coupon: dict[str, Any]) -> str:
         """Code in large type, then its expiry."""
@@ -107,15 +121,15 @@ class HomeScreen(KioskScreen):
             self.t("valid_until", date=datetime.fromisoformat(expires).date().isoformat())
             if expires else self.t("no_expiry")
         )
-        return f"[b]{spaced(coupon['code'])}[/b]\n{when}"
+        return f"[b]{escape(spaced(coupon['code']))}[/b]\n{when}"
 
     def _offer_text(self, offer: dict[str, Any]) -> str:
         """An offer's title and what it gave."""
-        parts = [f"• {offer.get('title') or ''}".rstrip()]
+        parts = [f"• {escape(offer.get('title') or '')}".rstrip()]
         if offer.get("points"):
             parts.append(self.t("offer_points", points=offer["points"]))
         if offer.get("coupon_code"):
-            parts.append(self.t("offer_code", code=offer["coupon_code"]))
+            parts.append(self.t("offer_code", code=escape(offer["coupon_code"])))
         return "  ".join(parts)
 
     def on_hub_back(self) -> None:
@@ -128,6 +142,10 @@ class HomeScreen(KioskScreen):
     def action_done(self) -> None:
         """Sign out: forget everything about this customer."""
         self.kiosk.reset()
+
+    @on(Button.Pressed, "#services")
+    def _services_pressed(self) -> None:
+        self.kiosk.show_services()
 
     @on(Button.Pressed, "#language")
     def _language_pressed(self) -> None:

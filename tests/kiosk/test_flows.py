@@ -127,6 +127,12 @@ async def test_phone_token_heard_by_the_node_signs_in_without_typing(
         shown = screen_text(app)
         assert "Welcome back" in shown
         assert "Sign in with your phone number to see your points." in shown
+        await pilot.click("#services")
+        await wait_until(pilot, lambda: "Video data pack 20 GB" in screen_text(app), "catalogue")
+        shown = screen_text(app)
+        assert "3 yuan a month · 30-day free trial" in shown and "needs a 4G phone" in shown
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen), "back home")
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, AttractScreen), "sign-out")
         assert app.customer is None
