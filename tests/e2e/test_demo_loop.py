@@ -23,12 +23,16 @@ def _count(session: Session, model: type, *where: object) -> int:
 
 def test_demo_loop_end_to_end(tmp_path: Path, mosquitto_bin: str) -> None:
     logs = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
     setup_logging("DEBUG", "json", stream=logs)
     try:
         report = run_demo(tmp_path, phones=2, minutes=1.0, seed=7, console=Console(quiet=True))
     finally:
-        setup_logging("WARNING")
-        logging.getLogger().setLevel(logging.WARNING)
+        # Put pytest's own handlers back (a handler bound to this test's captured stderr
+        # would outlive it and fail on a closed file).
+        root.handlers[:], level = saved
+        root.setLevel(level)
 
     # Every phone walked in, heard beacons through the room and checked in.
     assert report.visits == 2
