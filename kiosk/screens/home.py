@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
-from textual.widgets import Button, Static
+from textual.widgets import Button, Digits, Static
 
 from kiosk.screens.common import HubStatus, KioskScreen
 
@@ -41,6 +41,8 @@ class HomeScreen(KioskScreen):
     HomeScreen #hello { text-style: bold; color: $accent; }
     HomeScreen .section { text-style: bold underline; padding: 1 0 0 0; }
     HomeScreen #points-value { text-style: bold; color: $success; padding: 0 0 0 2; }
+    HomeScreen #points-digits { color: $success; padding: 0 0 0 2; width: auto; display: none; }
+    HomeScreen #points-digits.-shown { display: block; }
     HomeScreen .offer { padding: 0 0 0 2; }
     HomeScreen #home-buttons { height: auto; dock: bottom; padding: 0 2 1 2; }
     HomeScreen #done { width: 1fr; height: 3; }
@@ -53,6 +55,7 @@ class HomeScreen(KioskScreen):
         with VerticalScroll(id="home-box"):
             yield Static(id="hello")
             yield Static(id="points-title", classes="section")
+            yield Digits(id="points-digits")
             yield Static(id="points-value")
             yield Static(id="coupons-title", classes="section")
             yield Vertical(id="coupons")
@@ -90,10 +93,14 @@ class HomeScreen(KioskScreen):
         self.query_one("#recommended-title", Static).update(
             self.t("recommended") if shown else ""
         )
+        digits = self.query_one("#points-digits", Digits)
+        digits.set_class(bool(customer and customer.loaded and customer.by_phone), "-shown")
         if customer is None or not customer.loaded:
             self.query_one("#points-value", Static).update(self.t("loading"))
+            digits.update("")
             return
         if customer.by_phone:
+            digits.update(str(customer.points or 0))
             self.query_one("#points-value", Static).update(
                 self.t("points_value", points=customer.points or 0)
             )

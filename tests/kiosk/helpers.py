@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlmodel import Session
 from textual.pilot import Pilot
-from textual.widgets import Button, Input, Static
+from textual.widgets import Button, Digits, Input, Static
 
 from hub.embedded import EmbeddedHub
 from hub.services.node_events import apply_node_event
@@ -37,7 +37,7 @@ def screen_text(app: object) -> str:
     assert isinstance(app, KioskApp)
     parts: list[str] = []
     for widget in app.screen.query("*"):
-        if isinstance(widget, Input):
+        if isinstance(widget, Input | Digits):
             parts.append(widget.value)
         elif isinstance(widget, Button):
             parts.append(str(widget.label))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from textual.widgets import Input
+from textual.widgets import Digits, Input
 
 from hub.embedded import EmbeddedHub
 from hub.models.auth import Role
@@ -78,6 +78,7 @@ async def test_phone_and_code_sign_in_then_idle_reset_clears_everything(
         assert isinstance(app.screen, HomeScreen)
         shown = screen_text(app)
         assert f"{40 + SIGNIN_BONUS} points" in shown
+        assert app.screen.query_one("#points-digits", Digits).value == str(40 + SIGNIN_BONUS)
         assert spaced(POOL_CODE) in shown and "valid until 2026-12-14" in shown
         assert "Welcome back" in shown and f"+{SIGNIN_BONUS} points" in shown
         token = app.customer.session.token  # type: ignore[union-attr]
@@ -96,7 +97,7 @@ async def test_phone_and_code_sign_in_then_idle_reset_clears_everything(
         for secret in (token, customer_id, phone, code, POOL_CODE):
             assert secret not in held
         shown = screen_text(app)
-        for datum in (phone, code, spaced(POOL_CODE), "45 points", "Welcome back"):
+        for datum in (phone, code, spaced(POOL_CODE), "45", "Welcome back"):
             assert datum not in shown
         assert len(app.screen_stack) == 2
     # The kiosk revoked the session it held: the token opens nothing any more.

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from textual.widgets import Input
 
-from hub.embedded import EmbeddedHub, free_port
+from hub.clock import ManualClock
+from hub.embedded import EmbeddedHub, free_port, start_embedded_hub
+from hub.models.auth import Role
+from kiosk.screens.attract import AttractScreen
+from kiosk.screens.home import HomeScreen
 from kiosk.screens.identify import IdentifyScreen
-from tests.kiosk.conftest import STORE, make_app
-from tests.kiosk.helpers import screen_text, wait_until
+from storewave.demo_world import sign_in_phone
+from tests.kiosk.conftest import FIXED_START, STORE, make_app
+from tests.kiosk.helpers import hear_token, screen_text, wait_until
 
 SIZE = (100, 40)
 DOWN = "We cannot reach the store system right now"
@@ -68,3 +75,31 @@ async def test_background_retry_recovers_when_the_hub_returns(
         app.client._http.base_url = hub.url  # type: ignore[assignment]
         await wait_until(pilot, lambda: "Gulou flagship" in screen_text(app), "the store name")
         assert DOWN not in screen_text(app) and app.problem_key == ""
+
+
+async def test_hub_stopped_mid_session_keeps_the_screen(tmp_path: Path) -> None:
+    """A customer is signed in when the hub stops: their home stays, the outage is said."""
+    own_hub = start_embedded_hub(tmp_path / "hub", clock=ManualClock(FIXED_START))
+    try:
+        key = own_hub.api_key(Role.KIOSK, store_id=STORE)
+        own = sign_in_phone(own_hub, "+8613800138000", "own-phone")
+        token = own.post("/v1/phone/tokens").json()["token"]
+        own.close()
+        app = make_app(own_hub.url, key, retry_s=FAST_RETRY_S)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, IdentifyScreen), "identify")
+            screen = app.screen
+            assert isinstance(screen, IdentifyScreen)
+            await wait_until(pilot, lambda: screen._baseline is not None, "first presence poll")
+            hear_token(own_hub, token)
+            await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen), "home")
+            # Stop on a thread: the kiosk's loop (this test's) keeps running meanwhile.
+            await asyncio.to_thread(own_hub.stop)
+            await pilot.click("#services")
+            await wait_until(pilot, lambda: DOWN in screen_text(app), "the outage sentence")
+            await pilot.press("escape", "escape")
+            await wait_until(pilot, lambda: isinstance(app.screen, AttractScreen), "attract")
+            assert app.customer is None and app.return_code is None
+    finally:
+        own_hub.stop()
