@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -42,6 +44,20 @@ def mosquitto_bin() -> str:
         _note_not_run(reason)
         pytest.skip(reason)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """Undo any ``setup_logging`` a test (or a CLI it invokes) did to the root logger.
+
+    A handler bound to one test's captured stderr would outlive the test and make every
+    later log line from a background thread fail on a closed file.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
