@@ -57,6 +57,19 @@ def sim(
     run_sim_bench(quick=quick, out_dir=out_dir)
 
 
+@bench_app.command("campaigns")
+def campaigns(
+    samples: int = typer.Option(500, "--samples", help="Check-ins measured per condition."),
+    out_dir: Path = typer.Option(RESULTS_DIR, "--out", help="Where campaigns.json goes."),
+) -> None:
+    """Campaign evaluation: latency it adds to a check-in with 200 live campaigns (5 ms p99)."""
+    from hub.services.campaigns.bench import run_campaigns_bench
+    from storewave.logs import setup_logging
+
+    setup_logging("ERROR")
+    run_campaigns_bench(samples=samples, out_dir=out_dir)
+
+
 @bench_app.command("arc")
 def arc(
     instances: int = typer.Option(
@@ -77,31 +90,21 @@ def arc(
     typer.echo(json.dumps(result, indent=2))
 
 
-@bench_app.command("campaigns")
-def campaigns(
-    samples: int = typer.Option(500, "--samples", help="Check-ins measured per condition."),
-    out_dir: Path = typer.Option(RESULTS_DIR, "--out", help="Where campaigns.json goes."),
+@bench_app.command("oao")
+def oao(
+    orders: int = typer.Option(10_000, "--orders", help="Orders dispatched over 500 stores."),
+    e2e_orders: int = typer.Option(
+        2_000, "--e2e-orders", help="Of them, taken end to end through the database."
+    ),
+    open_orders: int = typer.Option(10_000, "--open", help="Open orders in the timeout sweep."),
+    out_dir: Path = typer.Option(RESULTS_DIR, "--out", help="Where oao.json goes."),
 ) -> None:
-    """Campaign evaluation: latency it adds to a check-in with 200 live campaigns (5 ms p99)."""
-    from hub.services.campaigns.bench import run_campaigns_bench
+    """OAO: nearest-store dispatch (k-d tree vs a full scan) and the SLA timeout sweep."""
+    from hub.services.oao.bench import run_oao_bench
     from storewave.logs import setup_logging
 
     setup_logging("ERROR")
-    run_campaigns_bench(samples=samples, out_dir=out_dir)
-
-
-@bench_app.command("checkins")
-def checkins(
-    rate: float = typer.Option(200.0, "--rate", help="Open-loop rate in requests/s."),
-    seconds: float = typer.Option(15.0, "--seconds", help="Duration of the fixed-rate run."),
-    peak_seconds: float = typer.Option(10.0, "--peak-seconds", help="Duration of the peak run."),
-    concurrency: int = typer.Option(32, "--concurrency", help="Connections for both runs."),
-    database_url: str = typer.Option("", "--database-url", help="Empty: a fresh SQLite file."),
-) -> None:
-    """POST /v1/checkins on one uvicorn worker: p99 at a fixed rate, peak req/s vs /healthz."""
-    from hub.bench_checkins import run_checkins_bench
-
-    run_checkins_bench(rate, seconds, peak_seconds, concurrency, database_url or None, RESULTS_DIR)
+    run_oao_bench(out_dir, n_orders=orders, e2e_orders=e2e_orders, n_open=open_orders)
 
 
 @bench_app.command("ingest")
@@ -118,21 +121,18 @@ def ingest(
     run_ingest_bench(processes, nodes, events, out, amqtt)
 
 
-@bench_app.command("oao")
-def oao(
-    orders: int = typer.Option(10_000, "--orders", help="Orders dispatched over 500 stores."),
-    e2e_orders: int = typer.Option(
-        2_000, "--e2e-orders", help="Of them, taken end to end through the database."
-    ),
-    open_orders: int = typer.Option(10_000, "--open", help="Open orders in the timeout sweep."),
-    out_dir: Path = typer.Option(RESULTS_DIR, "--out", help="Where oao.json goes."),
+@bench_app.command("checkins")
+def checkins(
+    rate: float = typer.Option(200.0, "--rate", help="Open-loop rate in requests/s."),
+    seconds: float = typer.Option(15.0, "--seconds", help="Duration of the fixed-rate run."),
+    peak_seconds: float = typer.Option(10.0, "--peak-seconds", help="Duration of the peak run."),
+    concurrency: int = typer.Option(32, "--concurrency", help="Connections for both runs."),
+    database_url: str = typer.Option("", "--database-url", help="Empty: a fresh SQLite file."),
 ) -> None:
-    """OAO: nearest-store dispatch (k-d tree vs a full scan) and the SLA timeout sweep."""
-    from hub.services.oao.bench import run_oao_bench
-    from storewave.logs import setup_logging
+    """POST /v1/checkins on one uvicorn worker: p99 at a fixed rate, peak req/s vs /healthz."""
+    from hub.bench_checkins import run_checkins_bench
 
-    setup_logging("ERROR")
-    run_oao_bench(out_dir, n_orders=orders, e2e_orders=e2e_orders, n_open=open_orders)
+    run_checkins_bench(rate, seconds, peak_seconds, concurrency, database_url or None, RESULTS_DIR)
 
 
 # Commands that are not benchmarks: `all` skips them.

@@ -16,7 +16,6 @@ from hub.models.customers import (
     OtpChallenge,
     OutboxMessage,
 )
-from hub.models.points import PointsAccount, PointsEntry
 from hub.models.journeys import (
     DoNotContact,
     JourneyDefinition,
@@ -32,6 +31,7 @@ from hub.models.oao import (
     OaoStoreProfile,
     OaoTransition,
 )
+from hub.models.points import PointsAccount, PointsEntry
 from hub.models.registry import Alert, Beacon, BeaconHearing, Node, Region, Store, Zone
 from hub.models.services_catalogue import DataService, Subscription, Trial
 from hub.models.timers import Timer, TimerState
