@@ -18,6 +18,7 @@ from kiosk.client import HubError, HubUnavailable, KioskClient, PhoneSession
 from kiosk.i18n import DEFAULT_LANGUAGE, other_language
 from kiosk.screens.attract import AttractScreen
 from kiosk.screens.common import KioskScreen
+from kiosk.screens.counter import QueueScreen, RatingScreen
 from kiosk.screens.home import HomeScreen
 from kiosk.screens.identify import IdentifyScreen
 from kiosk.screens.services import ServicesScreen
@@ -170,6 +171,16 @@ class KioskApp(App[None]):
         self.last_activity = self._monotonic()
         self.push_screen(ServicesScreen())
 
+    def show_queue(self) -> None:
+        """Take a queue ticket for the counter."""
+        self.last_activity = self._monotonic()
+        self.push_screen(QueueScreen())
+
+    def show_rating(self) -> None:
+        """Rate today's visit."""
+        self.last_activity = self._monotonic()
+        self.push_screen(RatingScreen())
+
     def check_idle_reset(self) -> None:
         """Back to the attract screen after ``idle_timeout_s`` without a touch."""
         idle_s = self._monotonic() - self.last_activity
@@ -186,7 +197,8 @@ class KioskApp(App[None]):
         customer, self.customer = self.customer, None
         self.workers.cancel_group(self, "customer")
         self.last_activity = self._monotonic()
-        self.workers.cancel_group(self, "services")
+        for group in ("services", "counter"):
+            self.workers.cancel_group(self, group)
         while len(self.screen_stack) > 2:  # [default, attract, ...]
             self.pop_screen()
         if customer is not None and customer.session is not None:

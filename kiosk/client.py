@@ -163,6 +163,16 @@ class KioskClient:
         """The services catalogue (public): name, monthly price, free-trial days."""
         return list(await self._call("GET", "/v1/services"))
 
+    async def take_ticket(self, customer_id: str | None) -> dict[str, Any]:
+        """A counter queue ticket: number, tickets ahead, estimated wait in minutes."""
+        path = f"/v1/stores/{self.store_id}/queue-tickets"
+        return dict(await self._call("POST", path, json={"customer_id": customer_id}))
+
+    async def rate_visit(self, customer_id: str | None, stars: int, comment: str) -> None:
+        """Record the customer's 1-5 rating of today's visit."""
+        body = {"customer_id": customer_id, "stars": stars, "comment": comment}
+        await self._call("POST", f"/v1/stores/{self.store_id}/visit-ratings", json=body)
+
 
 def _error_code(resp: httpx.Response) -> str | None:
     """The hub's machine-readable error code, if the body carries one."""

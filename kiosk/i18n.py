@@ -89,7 +89,19 @@ _STRINGS: Final[dict[str, dict[str, str]]] = {
         "zh": "想免费试用？请到柜台，店员为您开通试用。",
     },
     "no_services": {"en": "No services listed right now.", "zh": "暂无业务。"},
-    "done": {"en": "Done - sign me out", "zh": "完成并退出"},
+    "queue": {"en": "Queue ticket", "zh": "排队取号"},
+    "your_number": {"en": "Your number", "zh": "您的号码"},
+    "ahead": {
+        "en": "{ahead} ahead of you · about {minutes} minutes",
+        "zh": "前面还有 {ahead} 位 · 约 {minutes} 分钟",
+    },
+    "rate": {"en": "Rate your visit", "zh": "评价本次到店"},
+    "rate_title": {"en": "How was your visit today?", "zh": "您对今天的到店体验满意吗？"},
+    "comment_placeholder": {"en": "A comment (optional)", "zh": "留言（可选）"},
+    "send": {"en": "Send", "zh": "提交"},
+    "pick_stars": {"en": "Please pick 1 to 5 stars first.", "zh": "请先选择 1 到 5 星。"},
+    "thanks": {"en": "Thank you for your rating!", "zh": "感谢您的评价！"},
+    "done": {"en": "Sign out", "zh": "退出"},
     "loading": {"en": "Loading…", "zh": "加载中…"},
 }
 

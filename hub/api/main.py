@@ -10,6 +10,7 @@ from hub.api.routes import campaigns as campaign_routes
 from hub.api.routes import coupons as coupon_routes
 from hub.api.routes import crosssell as oao_crosssell
 from hub.api.routes import journeys as journey_routes
+from hub.api.routes import kiosk as kiosk_routes
 from hub.api.routes import oao_reports as oao_report_routes
 from hub.api.routes import orders as oao_orders
 from hub.api.routes import outbox as outbox_routes
@@ -28,3 +29,5 @@ for module in (campaign_routes, coupon_routes, points_routes, analytics_routes):
 # ARC: journeys and staff tasks, trials and the funnel, outbox replies.
 for module in (journey_routes, trial_routes, outbox_routes):
     api_router.include_router(module.router)
+# Kiosk: queue tickets and visit ratings.
+api_router.include_router(kiosk_routes.router)

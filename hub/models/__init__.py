@@ -23,6 +23,7 @@ from hub.models.journeys import (
     OutboxDelivery,
     StaffTask,
 )
+from hub.models.kiosk import QueueTicket, VisitRating
 from hub.models.oao import (
     OaoDispatch,
     OaoOrder,
@@ -76,6 +77,7 @@ __all__ = [
     "PointsAccount",
     "PointsEntry",
     "Presence",
+    "QueueTicket",
     "Region",
     "Role",
     "StaffTask",
@@ -86,6 +88,7 @@ __all__ = [
     "TimerState",
     "Trial",
     "Visit",
+    "VisitRating",
     "VisitZone",
     "Zone",
 ]

@@ -45,8 +45,7 @@ class HomeScreen(KioskScreen):
     HomeScreen #points-digits.-shown { display: block; }
     HomeScreen .offer { padding: 0 0 0 2; }
     HomeScreen #home-buttons { height: auto; dock: bottom; padding: 0 2 1 2; }
-    HomeScreen #done { width: 1fr; height: 3; }
-    HomeScreen #language, HomeScreen #services { width: 20; height: 3; margin: 0 0 0 2; }
+    HomeScreen #home-buttons Button { width: 1fr; height: 3; margin: 0 0 0 1; }
     """
     BINDINGS = [Binding("escape", "done", "Sign out")]
 
@@ -66,6 +65,8 @@ class HomeScreen(KioskScreen):
         with Horizontal(id="home-buttons"):
             yield Button(id="done", variant="primary")
             yield Button(id="services")
+            yield Button(id="queue")
+            yield Button(id="rate")
             yield Button(id="language")
         yield HubStatus()
 
@@ -84,6 +85,8 @@ class HomeScreen(KioskScreen):
         self.query_one("#done", Button).label = self.t("done")
         self.query_one("#language", Button).label = self.t("language")
         self.query_one("#services", Button).label = self.t("services")
+        self.query_one("#queue", Button).label = self.t("queue")
+        self.query_one("#rate", Button).label = self.t("rate")
         recommended = self.query_one("#recommended", Vertical)
         coupons = self.query_one("#coupons", Vertical)
         offers = self.query_one("#offers", Vertical)
@@ -153,6 +156,14 @@ class HomeScreen(KioskScreen):
     @on(Button.Pressed, "#services")
     def _services_pressed(self) -> None:
         self.kiosk.show_services()
+
+    @on(Button.Pressed, "#queue")
+    def _queue_pressed(self) -> None:
+        self.kiosk.show_queue()
+
+    @on(Button.Pressed, "#rate")
+    def _rate_pressed(self) -> None:
+        self.kiosk.show_rating()
 
     @on(Button.Pressed, "#language")
     def _language_pressed(self) -> None:

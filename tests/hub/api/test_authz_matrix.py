@@ -160,6 +160,8 @@ CASES = [
         lambda w: {"customer_id": "cus_a", "request_id": matrix_uid("kiosk")},
     ),
     case("GET", "/v1/stores/fz-gulou/customers/cus_a/inbox", {A, K}),
+    case("POST", "/v1/stores/fz-gulou/queue-tickets", {A, S, K}, {"customer_id": "cus_a"}),
+    case("POST", "/v1/stores/fz-gulou/visit-ratings", {A, K}, {"stars": 5, "comment": "quick"}),
     case("GET", "/v1/me/inbox", {P}),
     case("POST", "/v1/me/inbox/grt_fz/seen", {P}),
     case("GET", "/v1/coupon-templates", {A, OPS}, hidden="tpl_fz"),
