@@ -204,7 +204,7 @@ class KioskApp(App[None]):
         if customer is not None and customer.session is not None:
             self.revoke(customer.session)
 
-    @work(group="revoke")
+    @work(group="revoke", description="revoke the customer's session")
     async def revoke(self, session: PhoneSession) -> None:
         """End the customer's phone session at the hub (best effort: it expires anyway)."""
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import httpx
@@ -59,8 +59,9 @@ class HubRefused(HubError):
 class PhoneSession:
     """A customer's phone session the kiosk holds in memory only while they stand here."""
 
-    token: str
-    customer_id: str
+    # Kept out of repr so no log line or worker description can ever show it.
+    token: str = field(repr=False)
+    customer_id: str = field(repr=False)
 
 
 class KioskClient:

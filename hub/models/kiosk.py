@@ -45,10 +45,14 @@ class VisitRating(SQLModel, table=True):
 
 
 class TicketRequest(SQLModel):
+    """Ask for a ticket, for a known customer or anonymously."""
+
     customer_id: str | None = Field(None, max_length=40)
 
 
 class TicketIssued(SQLModel):
+    """The ticket: its number, tickets ahead, the estimated wait."""
+
     id: str
     number: int
     ahead: int
@@ -57,12 +61,16 @@ class TicketIssued(SQLModel):
 
 
 class RatingCreate(SQLModel):
+    """A 1-5 rating with an optional comment."""
+
     customer_id: str | None = Field(None, max_length=40)
     stars: int = Field(ge=MIN_STARS, le=MAX_STARS)
     comment: str = Field("", max_length=MAX_COMMENT)
 
 
 class RatingPublic(SQLModel):
+    """A stored rating."""
+
     id: str
     store_id: str
     stars: int

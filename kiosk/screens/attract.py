@@ -63,10 +63,12 @@ class AttractScreen(KioskScreen):
 
     @on(Button.Pressed, "#start")
     def _start_pressed(self) -> None:
+        """The start button starts."""
         self.action_start()
 
     @on(Button.Pressed, "#language")
     def _language_pressed(self, event: Button.Pressed) -> None:
+        """Switch the language without starting."""
         event.stop()
         self.kiosk.action_toggle_language()
 

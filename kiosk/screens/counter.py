@@ -155,17 +155,19 @@ class RatingScreen(KioskScreen):
 
     @on(Button.Pressed, "#stars Button")
     def _star_pressed(self, event: Button.Pressed) -> None:
+        """Choose the stars of the pressed button."""
         self.stars = int((event.button.id or "star-0").removeprefix("star-"))
 
     @on(Input.Submitted, "#comment")
     @on(Button.Pressed, "#send")
     def _send_pressed(self) -> None:
+        """Send, or ask for stars first."""
         if not self.stars:
             self.query_one("#rating-message", Static).update(self.t("pick_stars"))
             return
         self.send(self.stars, self.query_one("#comment", Input).value.strip())
 
-    @work(exclusive=True, group="counter")
+    @work(exclusive=True, group="counter", description="send a rating")
     async def send(self, stars: int, comment: str) -> None:
         """Send the rating; thank the customer."""
         customer = self.kiosk.customer

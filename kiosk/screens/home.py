@@ -155,16 +155,20 @@ class HomeScreen(KioskScreen):
 
     @on(Button.Pressed, "#services")
     def _services_pressed(self) -> None:
+        """Open the services catalogue."""
         self.kiosk.show_services()
 
     @on(Button.Pressed, "#queue")
     def _queue_pressed(self) -> None:
+        """Take a queue ticket."""
         self.kiosk.show_queue()
 
     @on(Button.Pressed, "#rate")
     def _rate_pressed(self) -> None:
+        """Rate the visit."""
         self.kiosk.show_rating()
 
     @on(Button.Pressed, "#language")
     def _language_pressed(self) -> None:
+        """Switch the language."""
         self.kiosk.action_toggle_language()

@@ -106,9 +106,10 @@ class IdentifyScreen(KioskScreen):
     @on(Input.Submitted, "#phone")
     @on(Button.Pressed, "#send-code")
     def _send_code(self) -> None:
+        """Enter in the number field, or the send button."""
         self.send_code(self.query_one("#phone", Input).value.strip())
 
-    @work(exclusive=True, group="identify")
+    @work(exclusive=True, group="identify", description="send a code")
     async def send_code(self, phone: str) -> None:
         """Ask the hub to text a code to ``phone``; then move focus to the code field."""
         if not phone:
@@ -128,10 +129,11 @@ class IdentifyScreen(KioskScreen):
     @on(Input.Submitted, "#code")
     @on(Button.Pressed, "#sign-in")
     def _sign_in(self) -> None:
+        """Enter in the code field, or the sign-in button."""
         phone = self._code_sent_to or self.query_one("#phone", Input).value.strip()
         self.sign_in(phone, self.query_one("#code", Input).value.strip())
 
-    @work(exclusive=True, group="identify")
+    @work(exclusive=True, group="identify", description="sign in")
     async def sign_in(self, phone: str, code: str) -> None:
         """Exchange the code for the customer's session and go home."""
         if len(code) != CODE_LENGTH or not phone:

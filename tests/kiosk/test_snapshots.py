@@ -44,6 +44,7 @@ def test_attract_screen_in_chinese(snap_compare: Snap, hub: EmbeddedHub, kiosk_k
     """The same screen in Simplified Chinese."""
 
     async def chinese(pilot: Pilot[Any]) -> None:
+        """Switch to Chinese once the store name is in."""
         await _store_named(pilot)
         await pilot.press("f2")
         await wait_until(pilot, lambda: "点击开始" in screen_text(pilot.app), "Chinese")
@@ -55,6 +56,7 @@ def test_identify_screen(snap_compare: Snap, hub: EmbeddedHub, kiosk_key: str) -
     """Hold your phone near, or number + code."""
 
     async def identify(pilot: Pilot[Any]) -> None:
+        """Open the identify screen, cursor steady."""
         await _store_named(pilot)
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, IdentifyScreen), "identify")
@@ -79,6 +81,7 @@ def test_home_screen(snap_compare: Snap, hub: EmbeddedHub, kiosk_key: str) -> No
         admin.post(f"/v1/coupon-templates/{tpl}/issue", json={"customer_id": customer_id})
 
     async def home(pilot: Pilot[Any]) -> None:
+        """Sign in by number and code, wait for the data."""
         app = pilot.app
         assert isinstance(app, KioskApp)
         await _store_named(pilot)
