@@ -65,7 +65,7 @@ async def test_queue_ticket_and_rating_from_the_home_screen(
         assert isinstance(screen, IdentifyScreen)
         await wait_until(pilot, lambda: screen._baseline is not None, "first presence poll")
         hear_token(hub, token)
-        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen), "home")
+        await wait_until(pilot, lambda: app.customer is not None and app.customer.loaded, "home")
 
         await pilot.click("#queue")
         await wait_until(pilot, lambda: isinstance(app.screen, QueueScreen), "queue")

@@ -93,7 +93,8 @@ async def test_hub_stopped_mid_session_keeps_the_screen(tmp_path: Path) -> None:
             assert isinstance(screen, IdentifyScreen)
             await wait_until(pilot, lambda: screen._baseline is not None, "first presence poll")
             hear_token(own_hub, token)
-            await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen), "home")
+            await wait_until(pilot, lambda: bool(app.customer and app.customer.loaded), "home")
+            assert isinstance(app.screen, HomeScreen)
             # Stop on a thread: the kiosk's loop (this test's) keeps running meanwhile.
             await asyncio.to_thread(own_hub.stop)
             await pilot.click("#services")
