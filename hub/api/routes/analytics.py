@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from hub.api.deps import ClockDep, Operators, SessionDep
 from hub.clock import Clock
@@ -40,6 +41,29 @@ def _period(clock: Clock, start: date | None, end: date | None) -> analytics.Per
     return analytics.Period(start, end)
 
 
+@dataclass(frozen=True)
+class ReportQuery:
+    """What every period report takes: the local-day range, one store or all, the format."""
+
+    period: analytics.Period
+    store_id: str | None
+    format: Format
+
+
+def report_query(
+    clock: ClockDep,
+    start: date | None = None,
+    end: date | None = None,
+    store_id: str | None = None,
+    format: Format = Format.JSON,  # noqa: A002  (the query parameter's public name)
+) -> ReportQuery:
+    """Parse and validate the query parameters shared by the period reports."""
+    return ReportQuery(_period(clock, start, end), store_id, format)
+
+
+ReportQueryDep = Annotated[ReportQuery, Depends(report_query)]
+
+
 def _export(rows: Any, fmt: Format, label: list[str], value: str, title: str) -> Any:
     """The report in the asked format: JSON as is, CSV flattened, charts of ``value``."""
     if fmt is Format.JSON:
@@ -65,63 +89,31 @@ _FORMATS = {
 
 
 @router.get("/analytics/visits", responses=_FORMATS)
-def visits(
-    session: SessionDep,
-    principal: Operators,
-    clock: ClockDep,
-    start: date | None = None,
-    end: date | None = None,
-    store_id: str | None = None,
-    format: Format = Format.JSON,  # noqa: A002  (the query parameter's public name)
-) -> Any:
+def visits(session: SessionDep, principal: Operators, q: ReportQueryDep) -> Any:
     """Visits and unique visitors by store, local day and hour."""
-    rows = analytics.visits_report(session, principal, _period(clock, start, end), store_id)
-    return _export(rows, format, ["store_id", "day", "hour"], "visits", "Visits")
+    rows = analytics.visits_report(session, principal, q.period, q.store_id)
+    return _export(rows, q.format, ["store_id", "day", "hour"], "visits", "Visits")
 
 
 @router.get("/analytics/attributes", responses=_FORMATS)
-def attributes(
-    session: SessionDep,
-    principal: Operators,
-    clock: ClockDep,
-    start: date | None = None,
-    end: date | None = None,
-    store_id: str | None = None,
-    format: Format = Format.JSON,  # noqa: A002
-) -> Any:
+def attributes(session: SessionDep, principal: Operators, q: ReportQueryDep) -> Any:
     """Visitor gender, age band and postal prefix: counts and shares, small groups hidden."""
-    rows = analytics.attributes_report(session, principal, _period(clock, start, end), store_id)
-    return _export(rows, format, ["attribute", "value"], "visitors", "Visitors by attribute")
+    rows = analytics.attributes_report(session, principal, q.period, q.store_id)
+    return _export(rows, q.format, ["attribute", "value"], "visitors", "Visitors by attribute")
 
 
 @router.get("/analytics/paths", responses=_FORMATS)
-def paths(
-    session: SessionDep,
-    principal: Operators,
-    clock: ClockDep,
-    start: date | None = None,
-    end: date | None = None,
-    store_id: str | None = None,
-    format: Format = Format.JSON,  # noqa: A002
-) -> Any:
+def paths(session: SessionDep, principal: Operators, q: ReportQueryDep) -> Any:
     """Zone transitions, top paths and mean dwell per zone."""
-    report = analytics.paths_report(session, principal, _period(clock, start, end), store_id)
-    return _export(report, format, ["table", "zone", "from", "to"], "count", "Movement")
+    report = analytics.paths_report(session, principal, q.period, q.store_id)
+    return _export(report, q.format, ["table", "zone", "from", "to"], "count", "Movement")
 
 
 @router.get("/analytics/conversion", responses=_FORMATS)
-def conversion(
-    session: SessionDep,
-    principal: Operators,
-    clock: ClockDep,
-    start: date | None = None,
-    end: date | None = None,
-    store_id: str | None = None,
-    format: Format = Format.JSON,  # noqa: A002
-) -> Any:
+def conversion(session: SessionDep, principal: Operators, q: ReportQueryDep) -> Any:
     """Check-in -> coupon redemption conversion per store."""
-    rows = analytics.conversion_report(session, principal, _period(clock, start, end), store_id)
-    return _export(rows, format, ["store_id"], "conversion", "Check-in to redemption")
+    rows = analytics.conversion_report(session, principal, q.period, q.store_id)
+    return _export(rows, q.format, ["store_id"], "conversion", "Check-in to redemption")
 
 
 @router.get("/analytics/campaigns/{campaign_id}/uplift", responses={**_FORMATS, **_404})
