@@ -180,7 +180,6 @@ class KioskSettings(SectionSettings):
     api_key: str = ""
     store_id: str = ""
     idle_timeout_s: float = Field(60.0, gt=0)
-    language: Literal["en", "zh"] = "en"
 
 
 class SimSettings(SectionSettings):

@@ -40,3 +40,16 @@ def test_demo_hub_writes_texted_codes_to_its_sms_file(tmp_path: Path) -> None:
         assert store.json()["id"] == STORE
     finally:
         demo.stop()
+
+
+def test_settings_file_supplies_the_kiosk_section(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """[kiosk] in the TOML file is read; without an api_key there the kiosk refuses to start."""
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text('[kiosk]\nhub_url = "http://127.0.0.1:9"\nstore_id = "fz-gulou"\n')
+    result = runner.invoke(app, ["kiosk", "--config", str(cfg)], env={"STOREWAVE_KIOSK_KEY": ""})
+    assert result.exit_code == 2
+    assert "--hub and --key" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[kiosk]\nidle_timeout_s = -1\n")
+    result = runner.invoke(app, ["kiosk", "--config", str(bad)], env={"STOREWAVE_KIOSK_KEY": ""})
+    assert result.exit_code != 0
