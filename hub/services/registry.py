@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -110,24 +111,38 @@ def create_zone(session: Session, principal: Principal, store_id: str, spec: Zon
     return zone
 
 
+def _list_in_scope(
+    session: Session, principal: Principal, model: type[Node] | type[Beacon],
+    order: Any, store_id: str | None,
+) -> Sequence[Any]:
+    """Rows of ``model`` (which carries ``store_id``) in the caller's stores, optionally one."""
+    query = select(model).join(Store, col(model.store_id) == col(Store.id))
+    query = query.where(*_store_filter(principal)).order_by(order)
+    if store_id is not None:
+        query = query.where(model.store_id == store_id)
+    return session.exec(query.limit(MAX_PAGE)).all()
+
+
+def _scoped(
+    session: Session, principal: Principal, model: type[Node] | type[Beacon], key: Any,
+    label: str,
+) -> Any:
+    """The ``model`` row ``key`` if its store is in the caller's scope, else NotFound."""
+    row = session.get(model, key)
+    store = session.get(Store, row.store_id) if row is not None else None
+    if store is None or not principal.sees_store(store):
+        raise NotFound(f"{label} not found")
+    return row
+
+
 def list_nodes(session: Session, principal: Principal, store_id: str | None) -> Sequence[Node]:
     """Nodes of the stores in scope (optionally one store)."""
-    query = select(Node).join(Store, col(Node.store_id) == col(Store.id))
-    query = query.where(*_store_filter(principal)).order_by(Node.id)
-    if store_id is not None:
-        query = query.where(Node.store_id == store_id)
-    return session.exec(query.limit(MAX_PAGE)).all()
+    return _list_in_scope(session, principal, Node, Node.id, store_id)
 
 
 def scoped_node(session: Session, principal: Principal, node_id: str) -> Node:
     """A node whose store is in scope, else NotFound."""
-    node = session.get(Node, node_id)
-    if node is None:
-        raise NotFound(f"node {node_id!r} not found")
-    store = session.get(Store, node.store_id)
-    if store is None or not principal.sees_store(store):
-        raise NotFound(f"node {node_id!r} not found")
-    return node
+    return _scoped(session, principal, Node, node_id, f"node {node_id!r}")  # type: ignore[no-any-return]
 
 
 def check_store_in_scope(session: Session, principal: Principal, store_id: str) -> None:
@@ -137,22 +152,12 @@ def check_store_in_scope(session: Session, principal: Principal, store_id: str) 
 
 def list_beacons(session: Session, principal: Principal, store_id: str | None) -> Sequence[Beacon]:
     """Beacons of the stores in scope."""
-    query = select(Beacon).join(Store, col(Beacon.store_id) == col(Store.id))
-    query = query.where(*_store_filter(principal)).order_by(Beacon.short_id)
-    if store_id is not None:
-        query = query.where(Beacon.store_id == store_id)
-    return session.exec(query.limit(MAX_PAGE)).all()
+    return _list_in_scope(session, principal, Beacon, Beacon.short_id, store_id)
 
 
 def scoped_beacon(session: Session, principal: Principal, short_id: int) -> Beacon:
     """A beacon whose store is in scope, else NotFound."""
-    beacon = session.get(Beacon, short_id)
-    if beacon is None:
-        raise NotFound(f"beacon {short_id} not found")
-    store = session.get(Store, beacon.store_id)
-    if store is None or not principal.sees_store(store):
-        raise NotFound(f"beacon {short_id} not found")
-    return beacon
+    return _scoped(session, principal, Beacon, short_id, f"beacon {short_id}")  # type: ignore[no-any-return]
 
 
 def list_alerts(session: Session, principal: Principal, open_only: bool) -> Sequence[Alert]:
