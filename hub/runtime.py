@@ -87,12 +87,14 @@ class HubRuntime:
         self.timers = TimerRunner(self.engine, self.clock or SystemClock())
         self.timers.start()
         # Messages to customers and staff: sent once, consent checked at send time. The
-        # log sender records what would go out (no PII); a gateway plugs in as a Sender.
+        # sender is the one ``[hub] outbox_sender`` names: log (what would go out, no PII)
+        # or webhook (POST to the gateway at ``outbox_webhook_url``).
         from hub.security import HubCrypto, resolve_secret
-        from hub.services.outbox import LogSender, OutboxRunner
+        from hub.services.outbox import OutboxRunner, make_sender
 
         self.outbox = OutboxRunner(
-            self.engine, HubCrypto(resolve_secret(self.settings)), LogSender(),
+            self.engine, HubCrypto(resolve_secret(self.settings)),
+            make_sender(self.settings.outbox_sender, self.settings.outbox_webhook_url),
             self.clock or SystemClock(),
         )
         self.outbox.start()

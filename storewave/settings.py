@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -124,6 +124,20 @@ class HubSettings(SectionSettings):
         description="Key for hashing API keys/phones and encrypting contact data; empty means "
         "generate one into <data_dir>/secret.key on first start",
     )
+    outbox_sender: Literal["log", "webhook"] = Field(
+        "log", description="How customer messages leave the outbox: log (no PII) or webhook"
+    )
+    outbox_webhook_url: str = Field(
+        "", description="The SMS/push/dialer gateway URL the webhook sender POSTs each message to"
+    )
+
+    @model_validator(mode="after")
+    def _webhook_has_url(self) -> HubSettings:
+        if self.outbox_sender == "webhook" and not self.outbox_webhook_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError("outbox_sender = 'webhook' needs an http(s) outbox_webhook_url")
+        return self
 
     @field_validator("secret_key")
     @classmethod

@@ -117,6 +117,20 @@ class WebhookSender:
         self._client.close()
 
 
+SENDER_KINDS = ("log", "webhook")
+
+
+def make_sender(kind: str, webhook_url: str = "") -> LogSender | WebhookSender:
+    """The sender the settings name (``[hub] outbox_sender``): ``log`` or ``webhook``."""
+    if kind == "log":
+        return LogSender()
+    if kind == "webhook":
+        if not webhook_url.startswith(("http://", "https://")):
+            raise ValueError("the webhook sender needs an http(s) outbox_webhook_url")
+        return WebhookSender(webhook_url)
+    raise ValueError(f"unknown outbox sender {kind!r} (one of {', '.join(SENDER_KINDS)})")
+
+
 def enqueue_message(
     session: Session,
     *,
@@ -310,3 +324,11 @@ class OutboxRunner(PeriodicWorker):
         super().__init__(
             "outbox-runner", lambda: dispatch_due(engine, crypto, sender, clock), interval_s
         )
+        self.sender = sender
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop sweeping, then close the sender's connections (if it holds any)."""
+        super().stop(timeout_s)
+        close = getattr(self.sender, "close", None)
+        if callable(close):
+            close()

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
@@ -20,8 +23,13 @@ from hub.models.auth import Role
 from hub.models.customers import Customer, OutboxMessage
 from hub.models.journeys import OutboxDelivery
 from hub.services import outbox, phone_auth
+from storewave.settings import HubSettings
 from tests.hub.arc.helpers import make_customer, messages
 from tests.hub.factories import CRYPTO, api_key, auth
+
+# The background runner sweeps every 20 ms; a loaded machine gets up to 10 s.
+RUNNER_SWEEP_S = 0.02
+RUNNER_WAIT_LIMIT_S = 10.0
 
 
 class Gateway:
@@ -206,3 +214,32 @@ def test_sign_in_codes_are_adopted_and_sent_without_marketing_consent(
     logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "message sent" in logged
     assert phone not in logged and "sign-in code" not in logged
+
+
+def test_settings_select_the_webhook_sender(
+    arc_engine: Engine, clock: ManualClock, gateway: Gateway, tmp_path: Path
+) -> None:
+    """``outbox_sender = "webhook"``: the runner the hub builds POSTs to the configured URL."""
+    with pytest.raises(ValidationError, match="outbox_webhook_url"):
+        HubSettings(data_dir=tmp_path, outbox_sender="webhook")
+    with pytest.raises(ValidationError, match="outbox_sender"):
+        HubSettings(data_dir=tmp_path, outbox_sender="carrier-pigeon")
+    assert isinstance(outbox.make_sender(HubSettings(data_dir=tmp_path).outbox_sender),
+                      outbox.LogSender)
+    settings = HubSettings(data_dir=tmp_path, outbox_sender="webhook",
+                           outbox_webhook_url=gateway.url)
+    cid, phone = make_customer(arc_engine, clock)
+    _enqueue(arc_engine, clock, cid, "via-settings", body="Your trial")
+    runner = outbox.OutboxRunner(
+        arc_engine, CRYPTO, outbox.make_sender(settings.outbox_sender, settings.outbox_webhook_url),
+        clock, interval_s=RUNNER_SWEEP_S)
+    runner.start()
+    try:
+        deadline = time.monotonic() + RUNNER_WAIT_LIMIT_S
+        while not gateway.received and time.monotonic() < deadline:
+            time.sleep(RUNNER_SWEEP_S)
+    finally:
+        runner.stop()
+    assert gateway.received == [{"id": 1, "channel": "sms", "to": phone, "body": "Your trial"}]
+    assert gateway.keys == ["via-settings"]
+    assert _status(arc_engine) == [("sent", 1)]
