@@ -123,7 +123,9 @@ def apply_node_event(session: Session, event: AnyEvent, received_at: datetime) -
         if event.body.kind is CodeKind.TOKEN:
             _bind_presence(session, node, event, received_at)
         else:
-            _record_hearing(session, node, event.body.code, event.body.snr_db, received_at)
+            _record_hearing(
+                session, node, event.body.code, event.body.snr_db, received_at, event.body.count
+            )
     elif isinstance(event, TelemetryEvent):
         health = dict(node.health or {})
         health.update({f: getattr(event.body, f) for f in _HEALTH_FIELDS})
@@ -185,9 +187,9 @@ def _bind_presence(session: Session, node: Node, event: DetectionEvent, at: date
 
 
 def _record_hearing(
-    session: Session, node: Node, code_hex: str, snr_db: float, at: datetime
+    session: Session, node: Node, code_hex: str, snr_db: float, at: datetime, count: int = 1
 ) -> None:
-    """A beacon code heard by a node (self-test or neighbour): keep the latest per beacon."""
+    """A beacon code heard ``count`` times (a debounced detection, or one self-test hearing)."""
     payload = from_hex(code_hex)
     if kind_of(payload) is not CodeKind.BEACON:
         return
@@ -196,7 +198,7 @@ def _record_hearing(
     if hearing is None:
         hearing = BeaconHearing(node_id=node.id, short_id=short_id, last_heard_at=at, snr_db=snr_db)
     hearing.last_heard_at, hearing.snr_db = at, snr_db
-    hearing.count += 1
+    hearing.count += count
     session.add(hearing)
 
 

@@ -36,9 +36,11 @@ def _seeded(engine: Engine, clock: ManualClock) -> None:
 
 
 def _detection(
-    node: str, code: str, kind: CodeKind, clock: ManualClock, seq: int = 1
+    node: str, code: str, kind: CodeKind, clock: ManualClock, seq: int = 1, count: int = 1
 ) -> DetectionEvent:
-    body = DetectionBody(code=code, kind=kind, snr_db=12.0, confidence=0.9, first_heard=clock.now())
+    body = DetectionBody(
+        code=code, kind=kind, snr_db=12.0, confidence=0.9, first_heard=clock.now(), count=count
+    )
     return DetectionEvent(node=node, boot=1, seq=seq, ts=clock.now(), body=body)
 
 
@@ -107,6 +109,19 @@ def test_beacon_detection_records_neighbour_hearing(engine: Engine, clock: Manua
         session.commit()
         hearing = session.get(BeaconHearing, ("fz-gulou-n1", 102))
         assert hearing is not None and hearing.count == 2
+
+
+def test_debounced_detection_adds_its_reported_count(engine: Engine, clock: ManualClock) -> None:
+    """A detection standing for several hearings (``count``) adds all of them, not one."""
+    _seeded(engine, clock)
+    code = to_hex(beacon_code(102, bytes(32), 1))
+    with Session(engine) as session:
+        for seq, count in ((1, 3), (2, 4)):
+            event = _detection("fz-gulou-n1", code, CodeKind.BEACON, clock, seq, count)
+            apply_node_event(session, event, clock.now())
+        session.commit()
+        hearing = session.get(BeaconHearing, ("fz-gulou-n1", 102))
+        assert hearing is not None and hearing.count == 7
 
 
 def test_telemetry_updates_health_and_last_seen(engine: Engine, clock: ManualClock) -> None:
