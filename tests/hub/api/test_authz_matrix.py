@@ -30,6 +30,7 @@ from tests.hub.campaigns.matrix import CAMPAIGN_BODY, campaign_world
 from tests.hub.campaigns.matrix import uid as matrix_uid
 from tests.hub.factories import CRYPTO, api_key, checkin_body, last_sms_code, live_code, seed
 from tests.hub.oao import matrix as oao_matrix
+from tests.kiosk import matrix as kiosk_matrix
 
 A, OPS, INST, S, K, P = (
     Role.ADMIN,
@@ -252,6 +253,8 @@ CASES = [
     case("PUT", "/v1/stores/fz-gulou/revenue", {A, OPS}, {"month": "2026-11", "revenue_cents": 1}),
     # ARC (tests/hub/arc/matrix.py makes the fixed trial, instance and task).
     *(case(*row) for row in arc_matrix.ROWS),
+    # Kiosk (tests/kiosk/matrix.py puts cus_a at the Gulou kiosk, with a trial and an order).
+    *(case(*row) for row in kiosk_matrix.ROWS),
     case("DELETE", "/v1/phone/session", {P}),
     case("DELETE", "/v1/me", {P}),
 ]
@@ -382,6 +385,7 @@ def _world(
         headers={"Authorization": f"Bearer {keys['admin']}"},
     ).json()["api_key"]["id"]
     arc_matrix.arc_world(engine, clock)
+    kiosk_matrix.kiosk_world(engine, clock)
     return World(client, engine, clock, alert_id, spare), keys
 
 
