@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,6 +16,9 @@ from hub.mqtt.publisher import detection_payload
 from hub.mqtt.store import BatchWriter, Incoming
 from storewave.wire import (
     MAX_PAYLOAD_BYTES,
+    CodeKind,
+    DetectionBody,
+    DetectionEvent,
     NodeState,
     NodeStatus,
     TelemetryBody,
@@ -71,6 +74,52 @@ def test_each_event_stored_and_applied_once(engine: Engine) -> None:
     assert again.acks == {("node-a", 1): 2}
     assert hooks.applied == [("node-a", 1, 0), ("node-a", 1, 1), ("node-a", 1, 2)]
     assert sorted(e.seq for e in rows(engine, MqttEvent)) == [0, 1, 2]
+
+
+def test_stored_row_reads_back_as_sent(engine: Engine) -> None:
+    """The bulk JSON statement stores what the ORM would: times, ids, body, unicode."""
+    from hub.mqtt.bulk import insert_events
+
+    received = datetime(2026, 11, 29, 4, 5, 6, 789000, tzinfo=UTC)
+    event = DetectionEvent(
+        node="node-a", boot=3, seq=2**40, ts=datetime(2026, 11, 29, 4, 5, 6, 1000, tzinfo=UTC),
+        body=DetectionBody(code="0123456789ab", kind=CodeKind.TOKEN, snr_db=-7.25,
+                           confidence=1.0, first_heard=received, count=4),
+    )
+    BatchWriter(engine, NullHooks()).write(
+        [Incoming(EVENTS.format("node-a"), event.to_bytes(), received)]
+    )
+    [row] = rows(engine, MqttEvent)
+    assert (row.node, row.boot, row.seq, row.type) == ("node-a", 3, 2**40, "detection")
+    assert row.event_id == str(event.id)
+    assert row.ts.replace(tzinfo=UTC) == event.ts  # SQLite hands back naive UTC
+    assert row.received_at.replace(tzinfo=UTC) == received
+    assert row.body == event.body.model_dump(mode="json")
+    with Session(engine) as session:  # a text value that needs JSON escaping survives
+        row_in = {"node": "node-b", "boot": 0, "seq": 0, "event_id": "x", "type": "t",
+                  "ts": received, "received_at": received, "body": {"detail": 'é "q" \\'}}
+        assert insert_events(session, [row_in, row_in | {"seq": 1}]) == {
+            ("node-b", 0, 0), ("node-b", 0, 1)}
+        assert insert_events(session, [row_in]) == set()  # already there: not new
+        session.commit()
+    stored = [r.body for r in rows(engine, MqttEvent) if r.node == "node-b"]
+    assert stored == [{"detail": 'é "q" \\'}] * 2
+
+
+def test_cursor_upsert_never_moves_back(engine: Engine) -> None:
+    from hub.mqtt.bulk import upsert_cursors
+
+    at = utc_now()
+    with Session(engine) as session:
+        upsert_cursors(session, [{"node": "node-a", "boot": 1, "contiguous_seq": 5,
+                                  "updated_at": at}])
+        upsert_cursors(session, [{"node": "node-a", "boot": 1, "contiguous_seq": 3,
+                                  "updated_at": at},
+                                 {"node": "node-a", "boot": 2, "contiguous_seq": 0,
+                                  "updated_at": at}])
+        session.commit()
+    stored = {(c.boot, c.contiguous_seq) for c in rows(engine, MqttCursor)}
+    assert stored == {(1, 5), (2, 0)}
 
 
 def test_a_fresh_writer_resumes_from_the_database(engine: Engine) -> None:
