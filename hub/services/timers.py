@@ -7,12 +7,19 @@ LOCKED`` on PostgreSQL so several hub processes share the work; SQLite's
 together with marking the timer done, and commits the batch: a handler's effects and
 the "done" mark land together or not at all, so a crash never runs a step twice.
 After downtime, overdue timers simply run on the next sweep (catch-up).
+
+A kind whose work is naturally set-based (journey steps: thousands of instances due at
+the same moment) registers a *batch* handler instead: it gets every claimed timer of
+its kind at once and does its writes in a few statements; the batch and its "done"
+marks still commit together, and a batch whose handler raises is re-run one timer at a
+time so a single bad timer is isolated (retried with backoff, failed after N tries).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +35,21 @@ log = logging.getLogger(__name__)
 
 TimerHandler = Callable[[Session, Timer, datetime], None]
 
+
+@dataclass(frozen=True, slots=True)
+class DueTimer:
+    """A claimed timer as a batch handler sees it (plain values, no ORM object)."""
+
+    id: int
+    kind: str
+    key: str
+    due_at: datetime
+    payload: dict[str, Any]
+    attempts: int
+
+
+BatchHandler = Callable[[Session, list[DueTimer], datetime], None]
+
 # Timers claimed per transaction: large enough that 10,000 due timers take a few dozen
 # commits, small enough that one batch holds the SQLite write lock for well under a second.
 DEFAULT_BATCH = 500
@@ -38,8 +60,12 @@ RETRY_BASE_S = 30.0
 MAX_ATTEMPTS = 5
 # Background sweep period: timers fire at most this late.
 DEFAULT_SWEEP_INTERVAL_S = 1.0
+# Timers per batch-handler call: a few set-based statements over this many rows keep the
+# SQLite write lock for a fraction of a second.
+DEFAULT_SET_BATCH = 2_000
 
 _HANDLERS: dict[str, TimerHandler] = {}
+_BATCH_HANDLERS: dict[str, tuple[BatchHandler, int]] = {}
 
 
 def timer_handler(kind: str) -> Callable[[TimerHandler], TimerHandler]:
@@ -47,7 +73,7 @@ def timer_handler(kind: str) -> Callable[[TimerHandler], TimerHandler]:
 
     def register(fn: TimerHandler) -> TimerHandler:
         existing = _HANDLERS.get(kind)
-        if existing is not None and existing is not fn:
+        if (existing is not None and existing is not fn) or kind in _BATCH_HANDLERS:
             raise ValueError(f"timer kind {kind!r} already has a handler")
         _HANDLERS[kind] = fn
         return fn
@@ -55,9 +81,29 @@ def timer_handler(kind: str) -> Callable[[TimerHandler], TimerHandler]:
     return register
 
 
+def batch_timer_handler(
+    kind: str, batch: int = DEFAULT_SET_BATCH
+) -> Callable[[BatchHandler], BatchHandler]:
+    """Register ``fn(session, due_timers, now)`` to run up to ``batch`` timers of ``kind`` at once.
+
+    The handler must treat each timer exactly as a one-timer call would (a timer is
+    also handed over alone when its batch failed); it runs inside a savepoint together
+    with the timers' "done" mark.
+    """
+
+    def register(fn: BatchHandler) -> BatchHandler:
+        existing = _BATCH_HANDLERS.get(kind)
+        if (existing is not None and existing[0] is not fn) or kind in _HANDLERS:
+            raise ValueError(f"timer kind {kind!r} already has a handler")
+        _BATCH_HANDLERS[kind] = (fn, batch)
+        return fn
+
+    return register
+
+
 def registered_kinds() -> frozenset[str]:
     """The kinds that have a handler in this process."""
-    return frozenset(_HANDLERS)
+    return frozenset(_HANDLERS) | frozenset(_BATCH_HANDLERS)
 
 
 def schedule(
@@ -192,40 +238,118 @@ def _run_batch(session: Session, claimed: list[Timer], now: datetime) -> None:
         _run_one(session, timer, now)
 
 
+def _failed_attempt(session: Session, timer_id: int, attempts: int, kind: str,
+                    exc: Exception, now: datetime) -> None:
+    """Record a handler failure: retry later with backoff, or fail for good."""
+    attempts += 1
+    error = f"{type(exc).__name__}: {exc}"[:500]
+    values: dict[str, Any] = {"attempts": attempts, "last_error": error}
+    if attempts >= MAX_ATTEMPTS:
+        values.update(state=TimerState.FAILED, finished_at=now)
+        log.error("timer failed for good",
+                  extra={"kind": kind, "timer_id": timer_id, "attempts": attempts})
+    else:
+        values["due_at"] = now + timedelta(seconds=RETRY_BASE_S * 2 ** (attempts - 1))
+        log.warning("timer handler raised; will retry",
+                    extra={"kind": kind, "timer_id": timer_id, "error": error})
+    session.execute(update(Timer).where(Timer.id == timer_id).values(**values))
+
+
+def _mark_done(session: Session, ids: list[int], now: datetime) -> None:
+    session.execute(
+        update(Timer)
+        .where(Timer.id.in_(ids))  # type: ignore[union-attr]
+        .values(state=TimerState.DONE, finished_at=now)
+    )
+
+
+def _run_set(engine: Engine, kind: str, handler: BatchHandler, take: int,
+             now: datetime) -> int:
+    """Claim up to ``take`` due timers of a batch kind and run them in one call."""
+    with Session(engine, expire_on_commit=False) as session:
+        query = (
+            select(Timer.id, Timer.key, Timer.due_at, Timer.payload, Timer.attempts)
+            .where(Timer.kind == kind, Timer.state == TimerState.PENDING, Timer.due_at <= now)
+            .order_by(Timer.due_at, Timer.id)
+            .limit(take)
+        )
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        due = [DueTimer(tid, kind, key, due_at, payload, attempts)
+               for tid, key, due_at, payload, attempts in session.execute(query).all()]
+        if not due:
+            session.rollback()
+            return 0
+        try:
+            with session.begin_nested():
+                handler(session, due, now)
+                _mark_done(session, [t.id for t in due], now)
+        except Exception:
+            log.info("a timer batch failed; running it one by one", extra={"kind": kind})
+            for timer in due:
+                try:
+                    with session.begin_nested():
+                        handler(session, [timer], now)
+                        _mark_done(session, [timer.id], now)
+                except Exception as exc:  # a handler's failure must not stop the sweep
+                    _failed_attempt(session, timer.id, timer.attempts, kind, exc, now)
+        session.commit()
+    return len(due)
+
+
+def _run_single_kinds(engine: Engine, kinds: frozenset[str], take: int, now: datetime) -> int:
+    """Claim up to ``take`` due timers of per-timer kinds and run them."""
+    with Session(engine, expire_on_commit=False) as session:
+        query = (
+            select(Timer)
+            .where(
+                Timer.state == TimerState.PENDING,
+                Timer.due_at <= now,
+                Timer.kind.in_(kinds),  # type: ignore[attr-defined]
+            )
+            .order_by(Timer.due_at, Timer.id)
+            .limit(take)
+        )
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        claimed = list(session.execute(query).scalars())
+        if not claimed:
+            session.rollback()
+            return 0
+        _run_batch(session, claimed, now)
+        session.commit()
+    return len(claimed)
+
+
 def run_due(engine: Engine, clock: Clock, *, limit: int | None = None,
-            batch: int = DEFAULT_BATCH) -> int:
+            batch: int | None = None) -> int:
     """Run every due timer that has a handler here (at most ``limit``); return how many ran.
 
-    Timers a handler schedules for "now or earlier" run in the same call. A timer whose
-    kind has no handler in this process is left alone for a process that has one.
+    ``batch`` caps the timers per transaction (default: DEFAULT_BATCH for per-timer
+    kinds, the registered size for batch kinds; ``batch=1`` runs everything one timer
+    per transaction). Timers a handler schedules for "now or earlier" run in the same
+    call. A timer whose kind has no handler in this process is left alone for a
+    process that has one.
     """
-    kinds = registered_kinds()
-    if not kinds:
-        return 0
+    single = frozenset(_HANDLERS)
+    sets = sorted(_BATCH_HANDLERS.items())
     ran = 0
     while limit is None or ran < limit:
         now = clock.now()
-        take = batch if limit is None else min(batch, limit - ran)
-        with Session(engine, expire_on_commit=False) as session:
-            query = (
-                select(Timer)
-                .where(
-                    Timer.state == TimerState.PENDING,
-                    Timer.due_at <= now,
-                    Timer.kind.in_(kinds),  # type: ignore[attr-defined]
-                )
-                .order_by(Timer.due_at, Timer.id)
-                .limit(take)
-            )
-            if engine.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            claimed = list(session.execute(query).scalars())
-            if not claimed:
-                session.rollback()
-                break
-            _run_batch(session, claimed, now)
-            session.commit()
-        ran += len(claimed)
+        before = ran
+        for kind, (handler, size) in sets:
+            take = batch or size
+            if limit is not None:
+                take = min(take, limit - ran)
+            if take > 0:
+                ran += _run_set(engine, kind, handler, take, now)
+        take = batch or DEFAULT_BATCH
+        if limit is not None:
+            take = min(take, limit - ran)
+        if single and take > 0:
+            ran += _run_single_kinds(engine, single, take, now)
+        if ran == before:
+            break
     return ran
 
 

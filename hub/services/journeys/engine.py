@@ -8,28 +8,39 @@ The step graph has no loops, so every step runs at most once per instance, and e
 message it queues has the dedupe key ``journey:<instance>:<step>``: no double send even
 when a step is reached again after a crash. Waits are measured from when the step was
 due (not from when a late sweep noticed), so catch-up after downtime keeps the schedule.
+
+Execution is set-based. Every entry point (enrolment, events, due timers) loads the
+instances it touches in one SELECT, runs their steps in memory on plain ``_Inst``
+records, collecting what they do (messages, tasks, tags, timers, exits) in a ``_Batch``,
+and then writes each kind of effect with one ``executemany`` (``bulk.BulkSql``): a
+timer sweep advances thousands of instances due at the same moment in a handful of
+statements. A single enrolment or event is simply a batch of one, so both paths run
+the same step code. Idempotence does not depend on the in-memory pass: messages,
+tasks and timers are inserted with ``ON CONFLICT DO NOTHING`` on their natural keys.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from string import Template
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session
 
-from hub.models.customers import Customer, TagCreate
+from hub.models.customers import Customer
 from hub.models.journeys import InstanceState, JourneyInstance, StaffTask, TaskState
 from hub.models.registry import DEFAULT_TIMEZONE, Store
-from hub.models.timers import Timer
 from hub.models.types import new_id
-from hub.services import outbox, timers
-from hub.services.customers import add_tag
-from hub.services.errors import Conflict, NotFound
+from hub.services import timers
+from hub.services.errors import Conflict, HubError, NotFound
 from hub.services.journeys import definitions
+from hub.services.journeys.bulk import BulkSql, chunks
 from hub.services.journeys.quiet import quiet_until
 from hub.services.journeys.schema import (
     BranchStep,
@@ -48,7 +59,290 @@ log = logging.getLogger(__name__)
 
 STEP_TIMER = "journey.step"
 SOURCE_KIND = "journey"
+QUIET_SUFFIX = ":quiet"
 _STAY = object()  # a step that must wait: the instance stays on it
+_ACTIVE = InstanceState.ACTIVE.value
+_T = JourneyInstance.__table__  # type: ignore[attr-defined]
+_INSTANCE_COLUMNS = (
+    _T.c.id, _T.c.definition_id, _T.c.journey, _T.c.customer_id, _T.c.store_id, _T.c.state,
+    _T.c.active_key, _T.c.current_step, _T.c.waiting, _T.c.context, _T.c.history,
+    _T.c.started_at, _T.c.deadline_at,
+)
+
+
+@dataclass(slots=True, eq=False)
+class _Inst:
+    """An instance's row as plain values while its steps run."""
+
+    id: str
+    definition_id: int
+    journey: str
+    customer_id: str
+    store_id: str | None
+    state: str
+    active_key: str | None
+    current_step: str | None
+    waiting: str | None
+    context: dict[str, Any]
+    history: list[Any]
+    started_at: datetime
+    deadline_at: datetime
+    ended_at: datetime | None = None
+    exit_reason: str | None = None
+    new: bool = False
+    context_changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """One customer to enrol (``enrol_many``)."""
+
+    customer_id: str
+    store_id: str | None = None
+    context: dict[str, Any] | None = None
+
+
+class _Plan:
+    """A definition version prepared for running: steps by id, every timer key it can use."""
+
+    __slots__ = ("spec", "steps", "timer_suffixes", "exit_on")
+
+    def __init__(self, spec: JourneySpec) -> None:
+        self.spec = spec
+        self.steps: dict[str, Any] = spec.step_map()
+        self.exit_on = frozenset(spec.exit_on)
+        suffixes = []
+        for step in spec.steps:
+            if isinstance(step, WaitStep | WaitEventStep):
+                suffixes.append(f":{step.id}")
+            if isinstance(step, SendStep | TaskStep):
+                suffixes.append(f":{step.id}{QUIET_SUFFIX}")
+        # The keys of every timer an instance of this version can have: an exit cancels
+        # them by exact key (an index lookup each) rather than by prefix (a scan).
+        self.timer_suffixes = tuple(suffixes)
+
+
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan(session: Session, definition_id: int) -> _Plan:
+    """The prepared plan of a stored version (follows the definitions cache)."""
+    spec = definitions.spec_of(session, definition_id)
+    plan = _PLANS.get(definition_id)
+    if plan is None or plan.spec is not spec:
+        plan = _Plan(spec)
+        _PLANS[definition_id] = plan
+    return plan
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one pass over instances did, written set-based by ``flush``."""
+
+    session: Session
+    now: datetime
+    now_iso: str = ""
+    instances: dict[str, _Inst] = field(default_factory=dict)  # every instance to write
+    # (instance id, channel, customer id, body, dedupe key, purpose)
+    messages: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
+    # (instance id, step id, customer id, store id, kind, title, due at)
+    tasks: list[tuple[str, str, str, str | None, str, str, datetime]] = field(
+        default_factory=list)
+    # (instance id, customer id, kind, name, value)
+    tags: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    # (instance id, key, due at, step id)
+    timers: list[tuple[str, str, datetime, str]] = field(default_factory=list)
+    cancel_keys: list[str] = field(default_factory=list)  # timers an event made moot
+    exits: list[tuple[_Inst, _Plan, str]] = field(default_factory=list)
+    _quiet: dict[tuple[Any, ...], datetime | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.now_iso = self.now.isoformat(timespec="seconds")
+
+    def touch(self, inst: _Inst) -> None:
+        """``inst`` will be written back."""
+        self.instances[inst.id] = inst
+
+    def record(self, inst: _Inst, step_id: str, result: str) -> None:
+        """Append one executed step to the instance's history (the step's record)."""
+        inst.history.append([step_id, self.now_iso, result])
+
+    def quiet_end(self, start: Any, end: Any, tz: str) -> datetime | None:
+        """When quiet hours end in ``tz`` if now is inside them: once per zone per batch."""
+        key = (start, end, tz)
+        if key not in self._quiet:
+            self._quiet[key] = quiet_until(self.now, start, end, tz)
+        return self._quiet[key]
+
+    def finish(self, inst: _Inst, state: InstanceState, reason: str) -> None:
+        """Mark an instance ended (frees its active slot)."""
+        inst.state = state.value
+        inst.exit_reason = reason
+        inst.ended_at = self.now
+        inst.active_key = None
+        inst.waiting = None
+        self.touch(inst)
+
+    def exit(self, inst: _Inst, plan: _Plan, reason: str) -> None:
+        """End an instance early; its timers, queued messages and open tasks go at flush."""
+        if inst.state != _ACTIVE:
+            return
+        self.finish(inst, InstanceState.EXITED, reason)
+        self.exits.append((inst, plan, reason))
+
+    def flush(self) -> set[str]:
+        """Write everything; return the ids of new instances that could not be inserted."""
+        self.session.flush()  # pending ORM rows first (a trial, a customer) for the FKs
+        sql = BulkSql(self.session)
+        dt, js = sql.dt, sql.js
+        old = [i for i in self.instances.values() if not i.new]
+        # Existing instances first: an exit frees its active slot before a restart's
+        # new instance takes it.
+        for with_context in (True, False):
+            rows = [i for i in old if i.context_changed is with_context]
+            sql.many(
+                "UPDATE journey_instance SET state = ?, active_key = ?, current_step = ?, "
+                "waiting = ?, history = ?j, ended_at = ?, exit_reason = ?"
+                + (", context = ?j" if with_context else "") + " WHERE id = ?",
+                [(i.state, i.active_key, i.current_step, i.waiting, js(i.history),
+                  dt(i.ended_at), i.exit_reason,
+                  *((js(i.context),) if with_context else ()), i.id) for i in rows])
+        lost = self._insert_new(sql)
+        if lost:
+            self._drop(lost)
+        sql.many(
+            "INSERT INTO outbox (channel, recipient_enc, customer_id, body, dedupe_key, "
+            "created_at) SELECT ?, c.phone_enc, c.id, ?, ?, ? FROM customer c WHERE c.id = ? "
+            "ON CONFLICT (dedupe_key) DO NOTHING",
+            [(ch, body, key, dt(self.now), cid) for _, ch, cid, body, key, _ in self.messages])
+        sql.many(
+            "INSERT INTO outbox_delivery (outbox_id, status, purpose, attempts, "
+            "next_attempt_at, source_kind, source_id, updated_at) "
+            "SELECT o.id, 'queued', ?, 0, ?, ?, ?, ? FROM outbox o WHERE o.dedupe_key = ? "
+            "ON CONFLICT (outbox_id) DO NOTHING",
+            [(purpose, dt(self.now), SOURCE_KIND, iid, dt(self.now), key)
+             for iid, _, _, _, key, purpose in self.messages])
+        sql.many(
+            "INSERT INTO staff_task (instance_id, step_id, customer_id, store_id, kind, "
+            "title, due_at, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?) "
+            "ON CONFLICT (instance_id, step_id) DO NOTHING",
+            [(iid, sid, cid, store, kind, title, dt(due), dt(self.now))
+             for iid, sid, cid, store, kind, title, due in self.tasks])
+        sql.many(
+            "INSERT INTO customer_tag (customer_id, kind, name, value, created_at) "
+            "SELECT c.id, ?, ?, ?, ? FROM customer c WHERE c.id = ? "
+            "ON CONFLICT (customer_id, kind, name) DO UPDATE SET value = excluded.value",
+            [(kind, name, value, dt(self.now), cid) for _, cid, kind, name, value in self.tags])
+        sql.many(
+            "INSERT INTO timer (kind, key, due_at, payload, state, attempts, created_at) "
+            "VALUES (?, ?, ?, ?j, 'pending', 0, ?) ON CONFLICT (kind, key) DO NOTHING",
+            [(STEP_TIMER, key, dt(due), js({"iid": iid, "step": step}), dt(self.now))
+             for iid, key, due, step in self.timers])
+        _cancel_timers(sql, self.cancel_keys)
+        self._write_exits(sql)
+        _expire_orm_copies(self.session, self.instances)
+        return lost
+
+    def _insert_new(self, sql: BulkSql) -> set[str]:
+        """Insert new instances (final state); return ids a concurrent entry beat."""
+        new = [i for i in self.instances.values() if i.new]
+        if not new:
+            return set()
+        dt, js = sql.dt, sql.js
+        inserted = sql.many(
+            "INSERT INTO journey_instance (id, definition_id, journey, customer_id, store_id, "
+            "state, active_key, current_step, waiting, context, history, started_at, "
+            "deadline_at, ended_at, exit_reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?j, ?j, ?, ?, ?, ?) "
+            "ON CONFLICT (active_key) DO NOTHING",
+            [(i.id, i.definition_id, i.journey, i.customer_id, i.store_id, i.state,
+              i.active_key, i.current_step, i.waiting, js(i.context), js(i.history),
+              dt(i.started_at), dt(i.deadline_at), dt(i.ended_at), i.exit_reason)
+             for i in new])
+        if inserted == len(new):
+            return set()
+        ids = [i.id for i in new]
+        present: set[str] = set()
+        for part in chunks(ids):
+            present.update(self.session.execute(
+                select(_T.c.id).where(_T.c.id.in_(part))).scalars())
+        return set(ids) - present
+
+    def _drop(self, lost: set[str]) -> None:
+        """Forget the effects of instances that were never inserted."""
+        for iid in lost:
+            self.instances.pop(iid, None)
+        self.messages = [m for m in self.messages if m[0] not in lost]
+        self.tasks = [t for t in self.tasks if t[0] not in lost]
+        self.tags = [t for t in self.tags if t[0] not in lost]
+        self.timers = [t for t in self.timers if t[0] not in lost]
+        self.exits = [e for e in self.exits if e[0].id not in lost]
+
+    def _write_exits(self, sql: BulkSql) -> None:
+        """Cancel exited instances' pending timers, queued messages and open tasks."""
+        if not self.exits:
+            return
+        _cancel_timers(sql, [inst.id + suffix for inst, plan, _ in self.exits
+                             for suffix in plan.timer_suffixes])
+        now = sql.dt(self.now)
+        messages = sql.many(
+            "UPDATE outbox_delivery SET status = 'cancelled', updated_at = ? "
+            "WHERE source_kind = ? AND source_id = ? AND status = 'queued'",
+            [(now, SOURCE_KIND, inst.id) for inst, _, _ in self.exits])
+        tasks = sql.many(
+            "UPDATE staff_task SET state = 'cancelled', closed_at = ?, outcome = ? "
+            "WHERE instance_id = ? AND state = 'open'",
+            [(now, f"journey exited: {reason}", inst.id) for inst, _, reason in self.exits])
+        reasons = sorted({reason for _, _, reason in self.exits})
+        log.info("journeys exited", extra={"count": len(self.exits), "reasons": reasons,
+                                           "cancelled_messages": messages,
+                                           "cancelled_tasks": tasks})
+
+
+def _cancel_timers(sql: BulkSql, keys: Sequence[str]) -> None:
+    """Cancel the pending step timers with these keys.
+
+    On PostgreSQL a timer a sweep has already claimed is skipped, not waited for: the
+    sweep may be waiting for this transaction's instance lock, and its handler finds
+    the instance moved on or ended and does nothing.
+    """
+    if not keys:
+        return
+    if sql.postgres:
+        for part in chunks(keys):
+            sql.one("UPDATE timer SET state = 'cancelled' WHERE id IN (SELECT id FROM timer "
+                    "WHERE kind = ? AND key = ANY(?) AND state = 'pending' "
+                    "FOR UPDATE SKIP LOCKED)", (STEP_TIMER, list(part)))
+        return
+    sql.many("UPDATE timer SET state = 'cancelled' WHERE kind = ? AND key = ? "
+             "AND state = 'pending'", [(STEP_TIMER, key) for key in keys])
+
+
+def _expire_orm_copies(session: Session, instances: dict[str, _Inst]) -> None:
+    """ORM copies of instances written here are stale: reload them on next access."""
+    if not session.identity_map:
+        return
+    for iid in instances:
+        obj = session.identity_map.get(identity_key(JourneyInstance, iid))
+        if obj is not None:
+            session.expire(obj)
+
+
+def _load(session: Session, *where: Any, lock: bool) -> list[_Inst]:
+    """Instances matching ``where`` as ``_Inst`` records (row-locked on PostgreSQL)."""
+    query = select(*_INSTANCE_COLUMNS).where(*where).order_by(_T.c.id)
+    if lock:
+        query = query.with_for_update()
+    return [_Inst(*row) for row in session.execute(query).all()]
+
+
+def _from_orm(inst: JourneyInstance) -> _Inst:
+    return _Inst(inst.id, inst.definition_id, inst.journey, inst.customer_id, inst.store_id,
+                 inst.state, inst.active_key, inst.current_step, inst.waiting,
+                 dict(inst.context), list(inst.history), inst.started_at, inst.deadline_at)
+
+
+# --- entry points -------------------------------------------------------------------
 
 
 def enrol(
@@ -61,37 +355,91 @@ def enrol(
     context: dict[str, Any] | None = None,
 ) -> JourneyInstance:
     """Start the latest version of ``journey`` for a customer, applying its entry rule."""
-    row = definitions.latest(session, journey)
-    spec = definitions.spec_of(session, row.id or 0)
-    if session.get(Customer, customer_id) is None:
-        raise NotFound(f"customer {customer_id!r} not found")
-    prior = list(session.execute(
-        select(JourneyInstance).where(
-            JourneyInstance.customer_id == customer_id, JourneyInstance.journey == journey)
-    ).scalars())
-    running = [p for p in prior if p.state == InstanceState.ACTIVE]
-    if spec.entry is EntryRule.NO_REENTRY and prior:
-        raise Conflict(f"customer already entered journey {journey!r}", code="no_reentry")
-    if spec.entry is EntryRule.AFTER_EXIT and running:
-        raise Conflict(f"customer is already in journey {journey!r}", code="already_active")
-    for old in running:  # ANY_TIME: the new entry replaces the running one
-        exit_instance(session, old, "restarted", now)
-    ctx = dict(context or {})
-    store = session.get(Store, store_id) if store_id else None
-    ctx.setdefault("store_timezone", store.timezone if store else DEFAULT_TIMEZONE)
-    inst = JourneyInstance(
-        id=new_id("jin"), definition_id=row.id or 0, journey=journey, customer_id=customer_id,
-        store_id=store_id, active_key=f"{journey}:{customer_id}", current_step=spec.start,
-        context=ctx, history=[], started_at=now, deadline_at=now + spec.max_length,
-    )
-    try:
-        with session.begin_nested():
-            session.add(inst)
-    except IntegrityError:
-        raise Conflict(f"customer is already in journey {journey!r}",
-                       code="already_active") from None
-    _advance(session, inst, spec, now, now, resume=None)
+    result = enrol_many(session, journey, [Enrolment(customer_id, store_id, context)], now)[0]
+    if isinstance(result, HubError):
+        raise result
+    inst = session.get(JourneyInstance, result)
+    assert inst is not None
     return inst
+
+
+def enrol_many(
+    session: Session, journey: str, entries: Sequence[Enrolment], now: datetime
+) -> list[str | HubError]:
+    """Enrol many customers in the latest version of ``journey`` at once.
+
+    Returns, per entry, the new instance id or the error that entry met (NotFound for an
+    unknown customer or store, Conflict for the entry rule or a running instance); the
+    others are enrolled regardless. A customer listed twice in one call gets a Conflict
+    the second time (whatever the rule: run a restart as its own call).
+    """
+    row = definitions.latest(session, journey)
+    plan = _plan(session, row.id or 0)
+    spec = plan.spec
+    session.flush()
+    customer_ids = list(dict.fromkeys(e.customer_id for e in entries))
+    known: set[str] = set()
+    prior: dict[str, list[str]] = {}
+    for part in chunks(customer_ids):
+        known.update(session.execute(
+            select(Customer.id).where(Customer.id.in_(part))).scalars())  # type: ignore[attr-defined]
+        for cid, state in session.execute(
+                select(_T.c.customer_id, _T.c.state)
+                .where(_T.c.journey == journey, _T.c.customer_id.in_(part))).all():
+            prior.setdefault(cid, []).append(state)
+    store_ids = sorted({e.store_id for e in entries if e.store_id})
+    zones = dict(session.execute(
+        select(Store.id, Store.timezone).where(Store.id.in_(store_ids))).all()) if store_ids else {}  # type: ignore[attr-defined]
+    batch = _Batch(session, now)
+    results: list[str | HubError] = []
+    restart: list[str] = []
+    seen: set[str] = set()
+    for entry in entries:
+        cid = entry.customer_id
+        error = _entry_error(spec, journey, cid, entry.store_id, known, zones, prior, seen)
+        if error is not None:
+            results.append(error)
+            continue
+        seen.add(cid)
+        if _ACTIVE in prior.get(cid, ()):
+            restart.append(cid)  # ANY_TIME: the new entry replaces the running one
+        ctx = dict(entry.context or {})
+        ctx.setdefault("store_timezone", zones.get(entry.store_id or "", DEFAULT_TIMEZONE))
+        inst = _Inst(
+            id=new_id("jin"), definition_id=row.id or 0, journey=journey, customer_id=cid,
+            store_id=entry.store_id, state=_ACTIVE, active_key=f"{journey}:{cid}",
+            current_step=spec.start, waiting=None, context=ctx, history=[], started_at=now,
+            deadline_at=now + spec.max_length, new=True,
+        )
+        results.append(inst.id)
+        batch.touch(inst)
+    for part in chunks(restart):
+        for old in _load(session, _T.c.journey == journey, _T.c.customer_id.in_(part),
+                         _T.c.state == _ACTIVE, lock=True):
+            batch.exit(old, _plan(session, old.definition_id), "restarted")
+    for inst in [i for i in batch.instances.values() if i.new]:
+        _advance(batch, inst, plan, now, resume=None)
+    lost = batch.flush()
+    return [Conflict(f"customer is already in journey {journey!r}", code="already_active")
+            if isinstance(r, str) and r in lost else r for r in results]
+
+
+def _entry_error(spec: JourneySpec, journey: str, cid: str, store_id: str | None,
+                 known: set[str], zones: dict[str, str], prior: dict[str, list[str]],
+                 seen: set[str]) -> HubError | None:
+    """Why this customer may not enter now, or None."""
+    if cid not in known:
+        return NotFound(f"customer {cid!r} not found")
+    if store_id is not None and store_id not in zones:
+        return NotFound(f"store {store_id!r} not found")
+    states = prior.get(cid, [])
+    if cid in seen:
+        return Conflict(f"customer is already in journey {journey!r}", code="already_active")
+    if spec.entry is EntryRule.NO_REENTRY and states:
+        return Conflict(f"customer already entered journey {journey!r}", code="no_reentry")
+    if spec.entry is EntryRule.AFTER_EXIT and _ACTIVE in states:
+        return Conflict(f"customer is already in journey {journey!r}", code="already_active")
+    return None
 
 
 def deliver_event(
@@ -109,35 +457,58 @@ def deliver_event(
     (cancelling its queued messages and tasks); an instance waiting for this event
     moves on at once.
     """
+    return deliver_events(session, event, [(customer_id, payload)], now, journey=journey)
+
+
+def deliver_events(
+    session: Session,
+    event: str,
+    items: Iterable[tuple[str, dict[str, Any] | None]],
+    now: datetime,
+    *,
+    journey: str | None = None,
+) -> int:
+    """``deliver_event`` for many (customer id, payload) pairs at once; return instances moved.
+
+    Pairs are applied in order (a customer listed twice gets both payloads).
+    """
+    items = list(items)
+    customer_ids = list(dict.fromkeys(cid for cid, _ in items))
+    by_customer: dict[str, list[_Inst]] = {}
     # Row locks (PostgreSQL; SQLite serialises writers anyway) so an event and a timer
     # firing for the same instance at the same moment take turns, each seeing the other's
     # result, instead of both moving the instance from the same step.
-    query = (
-        select(JourneyInstance)
-        .where(JourneyInstance.customer_id == customer_id,
-               JourneyInstance.state == InstanceState.ACTIVE)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if journey is not None:
-        query = query.where(JourneyInstance.journey == journey)
+    session.flush()
+    for part in chunks(customer_ids):
+        where = [_T.c.customer_id.in_(part), _T.c.state == _ACTIVE]
+        if journey is not None:
+            where.append(_T.c.journey == journey)
+        for inst in _load(session, *where, lock=True):
+            by_customer.setdefault(inst.customer_id, []).append(inst)
+    batch = _Batch(session, now)
     touched = 0
-    for inst in list(session.execute(query).scalars()):
-        spec = definitions.spec_of(session, inst.definition_id)
-        if payload:
-            inst.context = {**inst.context, **payload}
-        if event in spec.exit_on:
-            exit_instance(session, inst, f"event:{event}", now)
-            touched += 1
-            continue
-        step = spec.step_map().get(inst.current_step or "")
-        if inst.waiting == "event" and isinstance(step, WaitEventStep) and step.event == event:
-            timers.cancel(session, STEP_TIMER, f"{inst.id}:{step.id}")
-            _record(inst, step.id, now, "event")
-            _move(inst, step.on_event)
-            _advance(session, inst, spec, now, now, resume=None)
-            touched += 1
-        session.add(inst)
+    for cid, payload in items:
+        for inst in by_customer.get(cid, ()):
+            if inst.state != _ACTIVE:
+                continue
+            plan = _plan(session, inst.definition_id)
+            if payload:
+                inst.context.update(payload)
+                inst.context_changed = True
+                batch.touch(inst)
+            if event in plan.exit_on:
+                batch.exit(inst, plan, f"event:{event}")
+                touched += 1
+                continue
+            step = plan.steps.get(inst.current_step or "")
+            if inst.waiting == "event" and isinstance(step, WaitEventStep) and step.event == event:
+                batch.touch(inst)
+                batch.cancel_keys.append(f"{inst.id}:{step.id}")
+                batch.record(inst, step.id, "event")
+                inst.current_step, inst.waiting = step.on_event, None
+                _advance(batch, inst, plan, now, resume=None)
+                touched += 1
+    batch.flush()
     return touched
 
 
@@ -145,136 +516,131 @@ def exit_instance(session: Session, inst: JourneyInstance, reason: str, now: dat
     """End an instance early: cancel its timers, queued messages and open tasks."""
     if inst.state != InstanceState.ACTIVE:
         return
-    _finish(session, inst, InstanceState.EXITED, reason, now)
-    timers.cancel_prefix(session, STEP_TIMER, f"{inst.id}:")
-    messages = outbox.cancel_source(session, SOURCE_KIND, inst.id, now)
-    tasks = session.execute(
-        update(StaffTask)
-        .where(StaffTask.instance_id == inst.id, StaffTask.state == TaskState.OPEN)
-        .values(state=TaskState.CANCELLED, closed_at=now, outcome=f"journey exited: {reason}")
-    ).rowcount  # type: ignore[attr-defined]
-    log.info("journey exited", extra={"instance_id": inst.id, "reason": reason,
-                                      "cancelled_messages": messages, "cancelled_tasks": tasks})
+    batch = _Batch(session, now)
+    batch.exit(_from_orm(inst), _plan(session, inst.definition_id), reason)
+    batch.flush()  # also expires ``inst`` if it belongs to this session
 
 
-def _finish(session: Session, inst: JourneyInstance, state: InstanceState, reason: str,
-            now: datetime) -> None:
-    """Mark an instance ended (frees its active slot)."""
-    inst.state = state
-    inst.exit_reason = reason
-    inst.ended_at = now
-    inst.active_key = None
-    inst.waiting = None
-    session.add(inst)
+@timers.batch_timer_handler(STEP_TIMER)
+def _on_step_timers(session: Session, due: list[timers.DueTimer], now: datetime) -> None:
+    """Waits (or quiet hours) ended: resume every instance still on its timer's step."""
+    session.flush()
+    ids = list(dict.fromkeys(t.payload["iid"] for t in due))
+    instances: dict[str, _Inst] = {}
+    for part in chunks(ids):
+        instances.update((i.id, i) for i in _load(session, _T.c.id.in_(part), lock=True))
+    batch = _Batch(session, now)
+    for timer in due:
+        inst = instances.get(timer.payload["iid"])
+        step_id = timer.payload["step"]
+        if (inst is None or inst.state != _ACTIVE or inst.current_step != step_id
+                or inst.waiting is None):
+            continue  # stale: the instance moved on or ended
+        batch.touch(inst)
+        _advance(batch, inst, _plan(session, inst.definition_id), timer.due_at,
+                 resume=step_id)
+    batch.flush()
 
 
-def _record(inst: JourneyInstance, step_id: str, at: datetime, result: str) -> None:
-    """Append one executed step to the instance's history."""
-    inst.history = [*inst.history, [step_id, at.isoformat(timespec="seconds"), result]]
+# --- running steps (in memory) -----------------------------------------------------
 
 
-def _move(inst: JourneyInstance, step_id: str | None) -> None:
-    """Point the instance at its next step."""
-    inst.current_step = step_id
-    inst.waiting = None
-
-
-def _advance(session: Session, inst: JourneyInstance, spec: JourneySpec, now: datetime,
-             due: datetime, resume: str | None) -> None:
+def _advance(batch: _Batch, inst: _Inst, plan: _Plan, due: datetime,
+             resume: str | None) -> None:
     """Run steps from the current one until one waits or the journey ends.
 
     ``due`` is when the current step became due (a timer's due time on catch-up);
     ``resume`` names the step whose wait just finished.
     """
-    steps = spec.step_map()
+    steps = plan.steps
+    now = batch.now
     for _ in range(len(steps) + 1):
-        if inst.state != InstanceState.ACTIVE:
+        if inst.state != _ACTIVE:
             return
         if now >= inst.deadline_at:
-            exit_instance(session, inst, "max_length", now)
+            batch.exit(inst, plan, "max_length")
             return
-        step = steps[inst.current_step or spec.start]
-        nxt = _run(session, inst, spec, step, now, due, resumed=resume == step.id)
+        step = steps[inst.current_step or plan.spec.start]
+        nxt = _run(batch, inst, plan, step, due, resumed=resume == step.id)
         resume = None
         if nxt is _STAY:
-            session.add(inst)
             return
         if nxt is None:
-            _finish(session, inst, InstanceState.COMPLETED,
-                    step.outcome if isinstance(step, EndStep) else "completed", now)
+            batch.finish(inst, InstanceState.COMPLETED,
+                         step.outcome if isinstance(step, EndStep) else "completed")
             return
-        _move(inst, nxt)  # type: ignore[arg-type]
+        inst.current_step, inst.waiting = nxt, None
     raise RuntimeError(f"journey {inst.journey} did not settle")  # impossible without loops
 
 
-def _run(session: Session, inst: JourneyInstance, spec: JourneySpec, step: Any, now: datetime,
-         due: datetime, *, resumed: bool) -> Any:
+def _run(batch: _Batch, inst: _Inst, plan: _Plan, step: Any, due: datetime, *,
+         resumed: bool) -> Any:
     """Run one step; return the next step id, None to complete, or _STAY to wait."""
+    now = batch.now
     if isinstance(step, SendStep | TaskStep) and not resumed:
-        held_until = _quiet_end(inst, spec, now, step)
+        held_until = _quiet_end(batch, inst, plan.spec, step)
         if held_until is not None:
-            return _wait(session, inst, step.id, held_until, "quiet", now, suffix=":quiet")
+            return _wait(batch, inst, step.id, held_until, "quiet", suffix=QUIET_SUFFIX)
     if isinstance(step, SendStep):
-        _send(session, inst, step.id, step.channel.value, _render(step.template, inst), now,
+        _send(batch, inst, step.id, step.channel.value, _render(step.template, inst.context),
               step.purpose)
-        _record(inst, step.id, now, "sent")
+        batch.record(inst, step.id, "sent")
         return step.next
     if isinstance(step, WaitStep):
         if resumed:
-            _record(inst, step.id, now, "waited")
+            batch.record(inst, step.id, "waited")
             return step.next
         until = _wait_target(inst, step, due)
         if until is None:
-            exit_instance(session, inst, f"error:{step.id}", now)
+            batch.exit(inst, plan, f"error:{step.id}")
             return _STAY
         if until <= now:
-            _record(inst, step.id, now, "waited")
+            batch.record(inst, step.id, "waited")
             return step.next
-        return _wait(session, inst, step.id, until, "wait", now)
+        return _wait(batch, inst, step.id, until, "wait")
     if isinstance(step, WaitEventStep):
         if resumed:
-            _record(inst, step.id, now, "timeout")
+            batch.record(inst, step.id, "timeout")
             return step.on_timeout
-        return _wait(session, inst, step.id, due + step.timeout, "event", now)
+        return _wait(batch, inst, step.id, due + step.timeout, "event")
     if isinstance(step, BranchStep):
         for case in step.cases:
             if all(_holds(c, inst.context) for c in case.when):
-                _record(inst, step.id, now, f"to:{case.next}")
+                batch.record(inst, step.id, f"to:{case.next}")
                 return case.next
-        _record(inst, step.id, now, f"to:{step.otherwise}")
+        batch.record(inst, step.id, f"to:{step.otherwise}")
         return step.otherwise
     if isinstance(step, TaskStep):
-        _task(session, inst, step, now, due)
-        _record(inst, step.id, now, "task")
+        title = _render(step.title, inst.context)
+        batch.tasks.append((inst.id, step.id, inst.customer_id, inst.store_id, step.kind,
+                            title, due + step.due_in))
+        if step.kind == "call":
+            _send(batch, inst, step.id, "call", title, "marketing")
+        batch.record(inst, step.id, "task")
         return step.next
     if isinstance(step, TagStep):
-        customer = session.get(Customer, inst.customer_id)
-        if customer is not None:
-            add_tag(session, customer, TagCreate(kind=step.kind, name=step.name,
-                                                 value=_render(step.value, inst)), now)
-        _record(inst, step.id, now, "tagged")
+        batch.tags.append((inst.id, inst.customer_id, step.kind.value, step.name,
+                           _render(step.value, inst.context)))
+        batch.record(inst, step.id, "tagged")
         return step.next
-    _record(inst, step.id, now, "end")
+    batch.record(inst, step.id, "end")
     return None
 
 
-def _wait(session: Session, inst: JourneyInstance, step_id: str, until: datetime, mode: str,
-          now: datetime, suffix: str = "") -> Any:
+def _wait(batch: _Batch, inst: _Inst, step_id: str, until: datetime, mode: str,
+          suffix: str = "") -> Any:
     """Park the instance on ``step_id`` until a durable timer wakes it.
 
     No wake-up is later than the journey's maximum length, so the same timer that ends a
     wait also ends an instance that outlived its journey (no separate deadline timer).
     """
     until = min(until, inst.deadline_at)
-    timers.schedule(session, STEP_TIMER, f"{inst.id}:{step_id}{suffix}", until,
-                    {"iid": inst.id, "step": step_id}, now=now)
+    batch.timers.append((inst.id, f"{inst.id}:{step_id}{suffix}", until, step_id))
     inst.waiting = mode
     return _STAY
 
 
-def _quiet_end(
-    inst: JourneyInstance, spec: JourneySpec, now: datetime, step: Any
-) -> datetime | None:
+def _quiet_end(batch: _Batch, inst: _Inst, spec: JourneySpec, step: Any) -> datetime | None:
     """When quiet hours end if a message now would fall inside them."""
     quiet = spec.quiet_hours
     if quiet is None or (isinstance(step, TaskStep) and step.kind != "call"):
@@ -285,29 +651,43 @@ def _quiet_end(
         tz = inst.context.get("store_timezone")
     else:
         tz = quiet.timezone
-    return quiet_until(now, quiet.start, quiet.end, str(tz or DEFAULT_TIMEZONE))
+    return batch.quiet_end(quiet.start, quiet.end, str(tz or DEFAULT_TIMEZONE))
 
 
-def _wait_target(inst: JourneyInstance, step: WaitStep, due: datetime) -> datetime | None:
+def _wait_target(inst: _Inst, step: WaitStep, due: datetime) -> datetime | None:
     """When a wait step ends: ``due + duration``, or ``until`` (+ offset); None if unreadable."""
     if step.duration is not None:
         return due + step.duration
     raw = str(step.until)
     if raw.startswith("$"):
         raw = str(inst.context.get(raw[1:], ""))
-    try:
-        at = datetime.fromisoformat(raw)
-    except ValueError:
+    at = _parse_time(raw)
+    if at is None:
         log.error("wait target unreadable", extra={"instance_id": inst.id, "step": step.id})
-        return None
-    if at.tzinfo is None:
         return None
     return at + step.offset
 
 
-def _render(template: str, inst: JourneyInstance) -> str:
+@lru_cache(maxsize=4096)
+def _parse_time(raw: str) -> datetime | None:
+    """An aware ISO time, or None (cached: a cohort shares its start and end times)."""
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
+@lru_cache(maxsize=1024)
+def _template(text: str) -> Template:
+    return Template(text)
+
+
+def _render(template: str, context: dict[str, Any]) -> str:
     """``$var`` substituted from the instance's context (unknown names stay as written)."""
-    return Template(template).safe_substitute(inst.context)
+    if "$" not in template:
+        return template
+    return _template(template).safe_substitute(context)
 
 
 def _holds(cond: Condition, context: dict[str, Any]) -> bool:
@@ -333,47 +713,14 @@ def _holds(cond: Condition, context: dict[str, Any]) -> bool:
         return False
 
 
-def _send(session: Session, inst: JourneyInstance, step_id: str, channel: str, body: str,
-          now: datetime, purpose: str) -> None:
+def _send(batch: _Batch, inst: _Inst, step_id: str, channel: str, body: str,
+          purpose: str) -> None:
     """Queue one step's message to the customer (dedupe key per instance and step)."""
-    customer = session.get(Customer, inst.customer_id)
-    if customer is None:
-        return
-    outbox.enqueue_message(
-        session, channel=channel, customer_id=customer.id, recipient_enc=customer.phone_enc,
-        body=body, dedupe_key=f"journey:{inst.id}:{step_id}", now=now, purpose=purpose,
-        source_kind=SOURCE_KIND, source_id=inst.id,
-    )
+    batch.messages.append((inst.id, channel, inst.customer_id, body,
+                           f"journey:{inst.id}:{step_id}", purpose))
 
 
-def _task(session: Session, inst: JourneyInstance, step: TaskStep, now: datetime,
-          due: datetime) -> None:
-    """Create the step's staff task once; a call task also queues the call."""
-    exists = session.execute(select(StaffTask.id).where(
-        StaffTask.instance_id == inst.id, StaffTask.step_id == step.id)).first()
-    if exists is not None:
-        return
-    title = _render(step.title, inst)
-    session.add(StaffTask(
-        instance_id=inst.id, step_id=step.id, customer_id=inst.customer_id,
-        store_id=inst.store_id, kind=step.kind, title=title, due_at=due + step.due_in,
-        created_at=now,
-    ))
-    if step.kind == "call":
-        _send(session, inst, step.id, "call", title, now, "marketing")
-
-
-@timers.timer_handler(STEP_TIMER)
-def _on_step_timer(session: Session, timer: Timer, now: datetime) -> None:
-    """A wait (or quiet hours) ended: resume the instance if it is still on that step."""
-    inst = session.get(JourneyInstance, timer.payload["iid"], with_for_update=True,
-                       populate_existing=True)
-    step_id = timer.payload["step"]
-    if (inst is None or inst.state != InstanceState.ACTIVE or inst.current_step != step_id
-            or inst.waiting is None):
-        return  # stale: the instance moved on or ended
-    spec = definitions.spec_of(session, inst.definition_id)
-    _advance(session, inst, spec, now, timer.due_at, resume=step_id)
+# --- reads and staff tasks ------------------------------------------------------------
 
 
 def get_instance(session: Session, instance_id: str) -> JourneyInstance:
@@ -393,4 +740,3 @@ def close_task(session: Session, task: StaffTask, outcome: str, now: datetime) -
     task.outcome = outcome
     session.add(task)
     return task
-
