@@ -26,16 +26,12 @@ from firmware_sim.acoustics.absorption import (
     air_absorption_db_per_m,
     speed_of_sound,
 )
+from storewave.levels import BAND_CENTER_HZ, REFERENCE_DISTANCE_M
 
 log = logging.getLogger(__name__)
 
 Point = tuple[float, float, float]
 
-# Centre of the 18-20 kHz beacon band: absorption of walls and air is evaluated here;
-# across the band air absorption varies by +/-8 %, well inside the model's other errors.
-BAND_CENTER_HZ = 19_000.0
-# Reference distance of every source level (dB SPL "at 1 m").
-REFERENCE_DISTANCE_M = 1.0
 # Reflections weaker than this below the direct sound at 1 m are dropped: 60 dB is the
 # classic reverberation-time range; anything quieter is far under any store's noise.
 TAIL_FLOOR_DB = 60.0
