@@ -13,6 +13,7 @@ from hub.clock import Clock, SystemClock
 from hub.context import HubContext
 from hub.db import make_engine, migrate
 from hub.security import HubCrypto, resolve_secret
+from hub.services.campaigns import caps as campaign_caps
 from hub.services.errors import HubError, RateLimited
 from hub.services.ports import NodeControl, NullNodeControl
 from storewave import __version__
@@ -29,6 +30,7 @@ def create_app(
     """The hub app on ``settings``' database (migrated here), with an injectable clock/port."""
     engine = engine or make_engine(settings.effective_database_url)
     migrate(engine)
+    campaign_caps.configure(str(engine.url), settings.campaigns)
     ctx = HubContext(
         settings=settings,
         engine=engine,

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -106,6 +106,17 @@ class LogSettings(SectionSettings):
     format: Literal["json", "text"] = "text"
 
 
+class CampaignSettings(BaseModel):
+    """Campaign rules that hold across all campaigns (``[hub.campaigns]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Three keeps a rewarded visit special without making a second check-in pointless.
+    global_daily_cap: int = Field(
+        3, ge=1, le=100, description="Grants per customer per store day, all campaigns together"
+    )
+
+
 class HubSettings(SectionSettings):
     """The hub: API server, database, broker."""
 
@@ -130,6 +141,7 @@ class HubSettings(SectionSettings):
     outbox_webhook_url: str = Field(
         "", description="The SMS/push/dialer gateway URL the webhook sender POSTs each message to"
     )
+    campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
 
     @model_validator(mode="after")
     def _webhook_has_url(self) -> HubSettings:

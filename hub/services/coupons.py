@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, update
+from sqlalchemy import case, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -48,6 +49,9 @@ EXPIRE_TIMER = "coupon.expire"
 # Pool codes claimed concurrently: a claim retries past codes another issuer just took.
 POOL_CLAIM_ATTEMPTS = 5
 SYSTEM_ACTOR = "system"
+_COUPON = Coupon.__table__  # type: ignore[attr-defined]
+_EVENT = CouponEvent.__table__  # type: ignore[attr-defined]
+_TIMER = Timer.__table__  # type: ignore[attr-defined]
 
 
 def new_code() -> str:
@@ -107,33 +111,126 @@ def _claim_pool_code(
     expires_at: datetime,
     campaign_id: str | None,
 ) -> Coupon | None:
-    """Take one unclaimed pool code (skipping rows another transaction has locked)."""
+    """Take one unclaimed pool code for the customer, as an ORM row."""
+    claimed = _claim_pool_row(session, template.id, customer_id, now, expires_at, campaign_id)
+    if claimed is None:
+        return None
+    coupon = session.get(Coupon, claimed[0], populate_existing=True)
+    assert coupon is not None  # just updated in this transaction
+    return coupon
+
+
+def _claim_pool_row(
+    session: Session,
+    template_id: str,
+    customer_id: str,
+    now: datetime,
+    expires_at: datetime,
+    campaign_id: str | None,
+) -> tuple[str, str] | None:
+    """Take one unclaimed pool code (skipping rows another transaction has locked): (id, code)."""
+    conn = session.connection()
     for _ in range(POOL_CLAIM_ATTEMPTS):
-        candidate = session.exec(
-            select(Coupon)
-            .where(Coupon.template_id == template.id, Coupon.state == CouponState.POOL)
-            .order_by(col(Coupon.id))
+        candidate = conn.execute(
+            select(_COUPON.c.id, _COUPON.c.code)
+            .where(_COUPON.c.template_id == template_id, _COUPON.c.state == CouponState.POOL.value)
+            .order_by(_COUPON.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)
         ).first()
         if candidate is None:
             return None
-        taken = session.exec(
-            update(Coupon)  # type: ignore[call-overload]
-            .where(col(Coupon.id) == candidate.id, col(Coupon.state) == CouponState.POOL)
+        taken = conn.execute(
+            update(_COUPON)
+            .where(_COUPON.c.id == candidate[0], _COUPON.c.state == CouponState.POOL.value)
             .values(
-                state=CouponState.ISSUED,
+                state=CouponState.ISSUED.value,
                 customer_id=customer_id,
                 campaign_id=campaign_id,
                 issued_at=now,
                 expires_at=expires_at,
-                version=Coupon.version + 1,
+                version=_COUPON.c.version + 1,
             )
         ).rowcount
         if taken:
-            session.refresh(candidate)
-            return candidate
+            return candidate[0], candidate[1]
     return None
+
+
+@dataclass(frozen=True)
+class CampaignCoupon:
+    """One coupon a campaign grant gives: its template (and the template's validity)."""
+
+    template_id: str
+    valid_days: int
+    campaign_id: str
+
+
+def issue_for_campaigns(
+    session: Session, wanted: Sequence[CampaignCoupon], customer_id: str, now: datetime
+) -> list[tuple[str, str]]:
+    """Issue the coupons of one evaluation's grants: ``(coupon id, code)`` per item, in order.
+
+    The hot path of campaign grants: pool codes first, as ``issue`` does; new codes, their
+    expiry timers (keyed by the new coupon's id, so no lookup) and the audit lines go in
+    one Core insert per table, with no ORM objects to build or refresh.
+    """
+    if not wanted:
+        return []
+    out: list[tuple[str, str]] = []
+    fresh: list[dict[str, Any]] = []
+    timers: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for item in wanted:
+        expires_at = now + timedelta(days=item.valid_days)
+        claimed = _claim_pool_row(
+            session, item.template_id, customer_id, now, expires_at, item.campaign_id
+        )
+        if claimed is None:
+            claimed = (new_id("cpn"), new_code())
+            fresh.append(
+                {
+                    "id": claimed[0],
+                    "code": claimed[1],
+                    "template_id": item.template_id,
+                    "customer_id": customer_id,
+                    "campaign_id": item.campaign_id,
+                    "state": CouponState.ISSUED.value,
+                    "issued_at": now,
+                    "expires_at": expires_at,
+                    "version": 1,
+                }
+            )
+        out.append(claimed)
+        timers.append(
+            {
+                "kind": EXPIRE_TIMER,
+                "key": claimed[0],
+                "due_at": expires_at,
+                "payload": {},
+                "state": TimerState.PENDING.value,
+                "attempts": 0,
+                "created_at": now,
+            }
+        )
+        events.append(
+            {
+                "coupon_id": claimed[0],
+                "action": CouponAction.ISSUED.value,
+                "actor": SYSTEM_ACTOR,
+                "store_id": None,
+                "client_key": None,
+                "reason": "",
+                "detail": {"campaign": item.campaign_id},
+                "at": now,
+            }
+        )
+    conn = session.connection()
+    if fresh:
+        conn.execute(insert(_COUPON), fresh)
+    conn.execute(insert(_TIMER), timers)
+    conn.execute(insert(_EVENT), events)
+    return out
 
 
 # ---------------------------------------------------------------- redeem / reverse / void

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import event, func, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -19,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from hub.models.points import PointsAccount, PointsEntry, PointsKind
-from hub.models.timers import Timer
+from hub.models.timers import Timer, TimerState
 from hub.services.errors import Conflict, Invalid
 from hub.services.timers import schedule, timer_handler
 
@@ -29,6 +30,9 @@ EXPIRE_TIMER = "points.expire"
 _SCHEDULED_INFO_KEY = "points_expiry_scheduled"
 # How many ledger lines a balance view shows.
 RECENT_ENTRIES = 50
+_ACCOUNT = PointsAccount.__table__  # type: ignore[attr-defined]
+_ENTRY = PointsEntry.__table__  # type: ignore[attr-defined]
+_TIMER = Timer.__table__  # type: ignore[attr-defined]
 
 
 def _lock_account(session: Session, customer_id: str, now: datetime) -> PointsAccount:
@@ -131,25 +135,24 @@ def credit_many(
     """Earn several lines under keys nobody can have used yet (new grants' ids), at once.
 
     The hot path of campaign grants: no replay lookup; the balance moves once, by the
-    total, with ``UPDATE ... RETURNING`` (which also takes the row lock; the account row
-    is created on a customer's first credit); the ledger lines go in one statement, each
-    with its running ``balance_after``.
+    total, with one upsert ``... ON CONFLICT DO UPDATE ... RETURNING balance`` (which
+    creates the account on a customer's first credit and takes its row lock); the ledger
+    lines go in one statement, each with its running ``balance_after``; the expiry timer
+    is one ``INSERT ... ON CONFLICT DO NOTHING`` per expiry day.
     """
     if not credits:
         return
     if any(c.delta <= 0 for c in credits):
         raise Invalid("a credit needs a positive amount")
     total = sum(c.delta for c in credits)
-    bump = (
-        update(PointsAccount)
-        .where(col(PointsAccount.customer_id) == customer_id)
-        .values(balance=PointsAccount.balance + total, updated_at=now)
-        .returning(PointsAccount.balance)
-    )
-    after = session.execute(bump).scalar_one_or_none()
-    if after is None:
-        _lock_account(session, customer_id, now)
-        after = session.execute(bump).scalar_one()
+    insert_for = _dialect_insert(session)
+    upsert = insert_for(_ACCOUNT).values(customer_id=customer_id, balance=total, updated_at=now)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["customer_id"],
+        set_={"balance": _ACCOUNT.c.balance + total, "updated_at": now},
+    ).returning(_ACCOUNT.c.balance)
+    conn = session.connection()
+    after = int(conn.execute(upsert).scalar_one())
     running = after - total
     rows = []
     for c in credits:
@@ -168,9 +171,42 @@ def credit_many(
                 "at": now,
             }
         )
-    session.execute(insert(PointsEntry), rows)
-    for expires_at in {c.expires_at for c in credits if c.expires_at is not None}:
-        _schedule_expiry(session, customer_id, expires_at, now)
+    conn.execute(insert(_ENTRY), rows)
+    for expires_at in sorted({c.expires_at for c in credits if c.expires_at is not None}):
+        _ensure_expiry_timer(session, expires_at, now)
+    # The ORM may hold this account from earlier in the transaction: it is stale now.
+    account = session.identity_map.get(session.identity_key(PointsAccount, customer_id))
+    if account is not None:
+        session.expire(account)
+
+
+def _dialect_insert(session: Session) -> Any:
+    """The dialect's INSERT with ON CONFLICT (PostgreSQL or SQLite)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _ensure_expiry_timer(session: Session, expires_at: datetime, now: datetime) -> None:
+    """The expiry day's timer (see ``_schedule_expiry``) in one statement: insert if missing."""
+    day = expires_at.astimezone(UTC).date()
+    key = day.isoformat()
+    done: set[str] | None = session.info.get(_SCHEDULED_INFO_KEY)
+    if done is not None and key in done:
+        return
+    day_end = datetime.combine(day + timedelta(days=1), time.min, UTC)
+    session.connection().execute(
+        _dialect_insert(session)(_TIMER)
+        .values(
+            kind=EXPIRE_TIMER,
+            key=key,
+            due_at=day_end,
+            payload={},
+            state=TimerState.PENDING.value,
+            attempts=0,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["kind", "key"])
+    )
+    _remember_scheduled(session, key)
 
 
 def balance(session: Session, customer_id: str) -> int:
@@ -212,14 +248,20 @@ def _schedule_expiry(
     key = day.isoformat()
     # Within one transaction the same key needs scheduling once.
     done: set[str] | None = session.info.get(_SCHEDULED_INFO_KEY)
+    if done is not None and key in done:
+        return
+    day_end = datetime.combine(day + timedelta(days=1), time.min, UTC)
+    schedule(session, EXPIRE_TIMER, key, day_end, now=now)
+    _remember_scheduled(session, key)
+
+
+def _remember_scheduled(session: Session, key: str) -> None:
+    """Note that this transaction has made sure the expiry timer ``key`` exists."""
+    done: set[str] | None = session.info.get(_SCHEDULED_INFO_KEY)
     if done is None:
         done = session.info[_SCHEDULED_INFO_KEY] = set()
         # Forget at the end of any transaction: a rolled-back schedule must be redone.
         event.listen(session, "after_transaction_end", _forget_scheduled)
-    if key in done:
-        return
-    day_end = datetime.combine(day + timedelta(days=1), time.min, UTC)
-    schedule(session, EXPIRE_TIMER, key, day_end, now=now)
     done.add(key)
 
 

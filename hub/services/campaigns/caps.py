@@ -1,24 +1,65 @@
 """Caps and budgets: per customer per store day, per campaign, global, and the total budget.
 
-Per-customer counts are exact because evaluation holds the customer's row lock (the
-check-in takes it first); the budget is shared between customers, so it is taken with
-one conditional ``UPDATE campaign SET budget_remaining = budget_remaining - n WHERE
-budget_remaining >= n``: the database serialises the decrements and never goes below 0.
+Per-customer counts are exact because evaluation holds the customer's row lock (taken
+before anything else). Budgets are shared between customers: evaluation locks the rows
+of every campaign it may pay from, by id, in one statement (``lock_budgets``), decides
+against what it read, and then takes what it used with one conditional ``UPDATE
+campaign SET budget_remaining = budget_remaining - n WHERE budget_remaining >= n`` per
+campaign (the guard, with the CHECK >= 0, would fail the transaction rather than
+overrun). The global cap across campaigns comes from the hub's settings
+(``[hub.campaigns] global_daily_cap``), registered per database by ``configure``.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, update
-from sqlmodel import Session, col, select
+from sqlalchemy import bindparam, func, select, update
+from sqlmodel import Session
 
 from hub.models.campaigns import Campaign, CampaignGrant, GrantOutcome
+from storewave.settings import CampaignSettings
 
-# Grants (all campaigns, all channels) one customer may get in one store calendar day:
-# three keeps a rewarded visit special without making a second check-in pointless.
-GLOBAL_DAILY_CAP = 3
+_CAMPAIGN = Campaign.__table__  # type: ignore[attr-defined]
+_GRANT = CampaignGrant.__table__  # type: ignore[attr-defined]
+# The seeds' value, kept for callers that name it; the setting is what evaluation uses.
+GLOBAL_DAILY_CAP = CampaignSettings().global_daily_cap
+
+_TAKE_BUDGET = (
+    update(_CAMPAIGN)
+    .where(_CAMPAIGN.c.id == bindparam("cid"), _CAMPAIGN.c.budget_remaining >= bindparam("n"))
+    .values(budget_remaining=_CAMPAIGN.c.budget_remaining - bindparam("n"))
+)
+_COUNTS = (
+    select(_GRANT.c.campaign_id, _GRANT.c.store_day, func.count())
+    .where(
+        _GRANT.c.customer_id == bindparam("customer_id"),
+        _GRANT.c.outcome == GrantOutcome.GRANTED.value,
+    )
+    .group_by(_GRANT.c.campaign_id, _GRANT.c.store_day)
+)
+
+# Per database URL: the campaign settings the hub was started with (default: the seeds').
+_SETTINGS: dict[str, CampaignSettings] = {}
+_SETTINGS_LOCK = threading.Lock()
+
+
+def configure(database_url: str, settings: CampaignSettings) -> None:
+    """Use ``settings`` for every evaluation on ``database_url`` (the hub calls this at start)."""
+    with _SETTINGS_LOCK:
+        _SETTINGS[database_url] = settings
+
+
+def global_daily_cap(session: Session) -> int:
+    """Grants one customer may get per store day across all campaigns, for this database."""
+    settings = _SETTINGS.get(str(session.get_bind().url))
+    return (settings or _DEFAULTS).global_daily_cap
+
+
+_DEFAULTS = CampaignSettings()
 
 
 @dataclass
@@ -40,15 +81,9 @@ class GrantCounts:
 def load_counts(session: Session, customer_id: str, day: str) -> GrantCounts:
     """One grouped query: grants per (campaign, store day) of this customer."""
     counts = GrantCounts(day=day)
-    rows = session.exec(
-        select(CampaignGrant.campaign_id, CampaignGrant.store_day, func.count())
-        .where(
-            CampaignGrant.customer_id == customer_id,
-            CampaignGrant.outcome == GrantOutcome.GRANTED.value,
-        )
-        .group_by(col(CampaignGrant.campaign_id), col(CampaignGrant.store_day))
-    ).all()
-    for campaign_id, store_day, n in rows:
+    for campaign_id, store_day, n in session.connection().execute(
+        _COUNTS, {"customer_id": customer_id}
+    ):
         counts.total[campaign_id] += n
         if store_day == day:
             counts.today[campaign_id] += n
@@ -69,13 +104,38 @@ def cap_reason(campaign: Campaign, counts: GrantCounts, global_cap: int) -> str 
     return None
 
 
-def take_budget(session: Session, campaign: Campaign, amount: int) -> bool:
-    """Take ``amount`` from the campaign's budget atomically; False when not enough is left."""
+def lock_budgets(session: Session, campaign_ids: Iterable[str]) -> dict[str, int]:
+    """Lock the campaigns' rows in id order (one statement); what is left of each budget."""
+    ids = sorted(campaign_ids)
+    if not ids:
+        return {}
+    rows = session.connection().execute(
+        select(_CAMPAIGN.c.id, _CAMPAIGN.c.budget_remaining)
+        .where(_CAMPAIGN.c.id.in_(ids))
+        .order_by(_CAMPAIGN.c.id)
+        .with_for_update()
+    )
+    return {cid: int(remaining or 0) for cid, remaining in rows}
+
+
+def reserve_budget(budgets: dict[str, int], campaign: Campaign, amount: int) -> bool:
+    """Count ``amount`` against the locked budget read; False when not enough is left."""
     if campaign.budget_total is None:
         return True
-    changed = session.exec(
-        update(Campaign)  # type: ignore[call-overload]
-        .where(col(Campaign.id) == campaign.id, col(Campaign.budget_remaining) >= amount)
-        .values(budget_remaining=Campaign.budget_remaining - amount)
-    ).rowcount
-    return bool(changed)
+    left = budgets.get(campaign.id, 0)
+    if left < amount:
+        return False
+    budgets[campaign.id] = left - amount
+    return True
+
+
+def take_budgets(session: Session, taken: Sequence[tuple[Campaign, int]]) -> None:
+    """Write the reserved amounts: one conditional UPDATE per campaign (rows already locked)."""
+    per_campaign: Counter[str] = Counter()
+    for campaign, amount in taken:
+        per_campaign[campaign.id] += amount
+    for campaign_id, amount in sorted(per_campaign.items()):
+        changed = session.connection().execute(_TAKE_BUDGET, {"cid": campaign_id, "n": amount})
+        if changed.rowcount != 1:
+            # Unreachable while the rows stay locked; fail the transaction rather than overrun.
+            raise RuntimeError(f"budget of campaign {campaign_id} changed under its lock")

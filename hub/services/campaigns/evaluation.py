@@ -1,45 +1,48 @@
-"""Campaign evaluation: on one event, decide in the caller's transaction who grants what.
+"""Campaign evaluation: on one or more events, decide in the caller's transaction who grants what.
 
 Order of decisions per live campaign (highest priority first): trigger, where, when
-(cheap, no queries) -> audience and visit history -> exclusivity -> holdout -> caps ->
-budget -> reward. Each decision is one ``campaign_grant`` row, unique on (campaign,
-source event), so an event that arrives twice grants once; capped and held-out
-decisions are rows too, never silently dropped.
+(cheap, from the cached index, no queries) -> audience and visit history -> exclusivity
+-> holdout -> caps -> budget -> reward. Each decision is one ``campaign_grant`` row,
+unique on (campaign, source event), so an event that arrives twice grants once; capped
+and held-out decisions are rows too, never silently dropped.
+
+Locks, always in this order, so that a transaction evaluating many customers (an MQTT
+ingest batch) and one evaluating a single customer (a check-in, which locked its
+customer first) can never wait on each other in a cycle:
+
+1. the customers' rows, by id (``SELECT ... ORDER BY id FOR UPDATE``): per-customer caps
+   and replay checks are exact because every evaluation of a customer holds this lock;
+2. the budget rows of every campaign that may grant, by id, in one statement;
+3. what the grants write: coupons (pool codes with ``SKIP LOCKED``), ledger lines, the
+   customers' own points accounts, timers. Nothing after step 2 waits for a row that a
+   transaction in steps 1-2 could be holding while waiting for us.
+
+Writes are Core statements (one per table, many rows each), not ORM objects.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, func
-from sqlmodel import Session, col, select
+from sqlalchemy import case, func, insert, select
+from sqlmodel import Session
 
-from hub.models.campaigns import (
-    Campaign,
-    CampaignGrant,
-    CampaignState,
-    GrantOutcome,
-    RewardKind,
-)
+from hub.models.campaigns import Campaign, CampaignGrant, GrantOutcome, RewardKind
 from hub.models.checkins import Visit
-from hub.models.coupons import Coupon, CouponTemplate
+from hub.models.coupons import Coupon
 from hub.models.customers import Customer, CustomerTag
 from hub.models.registry import Store
 from hub.models.types import new_id
 from hub.services import coupons, points
-from hub.services.campaigns import caps, rules
+from hub.services.campaigns import caps, index, rules
 from hub.services.campaigns.rules import CustomerFacts, TriggerEvent
 from storewave.wire import Grant
 
 log = logging.getLogger(__name__)
-
-# Live-campaign rule snapshots per database URL: (version, campaigns). Detached copies,
-# read-only once built, shared by the request threads; see ``live_campaigns``.
-_CACHE: dict[str, tuple[tuple[object, ...], list[Campaign]]] = {}
-_CACHE_LOCK = threading.Lock()
 
 # Points a campaign gives stay spendable for a year, then the durable timer expires them.
 POINTS_VALIDITY = timedelta(days=365)
@@ -51,216 +54,307 @@ _CONSENT_FIELDS = {
 }
 _HOLDS_SLOT = (GrantOutcome.GRANTED.value, GrantOutcome.HOLDOUT.value)
 
+_GRANT = CampaignGrant.__table__  # type: ignore[attr-defined]
+_CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
+_TAG = CustomerTag.__table__  # type: ignore[attr-defined]
+_VISIT = Visit.__table__  # type: ignore[attr-defined]
+_COUPON = Coupon.__table__  # type: ignore[attr-defined]
+_FACT_COLUMNS = ("id", "gender", "age_band", "postal_code", *_CONSENT_FIELDS.values())
+_INSERT_GRANTS = insert(_GRANT)
+_DECISION_COLUMNS = (
+    "id",
+    "campaign_id",
+    "customer_id",
+    "store_id",
+    "source_event",
+    "trigger",
+    "outcome",
+    "reason",
+    "reward_kind",
+    "coupon_id",
+    "points",
+    "title",
+    "store_day",
+    "at",
+)
 
-def live_campaigns(session: Session) -> Sequence[Campaign]:
-    """Every live campaign, highest priority first (ties by id, so the order is stable).
 
-    The rule snapshots are cached per database and reloaded when the set of live
-    campaigns or any edit changes (one narrow (id, updated_at) query per check-in instead
-    of building 200 ORM rows); budgets and caps are always read from the database.
+@dataclass(slots=True)
+class Decision:
+    """One campaign's decision for one event: a ``campaign_grant`` row (plus the code)."""
+
+    id: str
+    campaign_id: str
+    customer_id: str | None
+    store_id: str
+    source_event: str
+    trigger: str
+    outcome: str
+    reason: str
+    reward_kind: str
+    coupon_id: str | None
+    points: int | None
+    title: str
+    store_day: str
+    at: datetime
+    coupon_code: str | None = None
+    replayed: bool = False
+
+    def row(self) -> dict[str, Any]:
+        """The grant row's columns."""
+        return {name: getattr(self, name) for name in _DECISION_COLUMNS}
+
+
+@dataclass
+class _Plan:
+    """One event's evaluation: its candidates, then what the customer is eligible for."""
+
+    event: TriggerEvent
+    store: Store | None
+    candidates: list[Campaign]
+    eligible: list[Campaign] = field(default_factory=list)
+    day: str = ""
+    keys: dict[str, str] = field(default_factory=dict)
+
+
+def candidates_for(idx: index.CampaignIndex, store: Store, event: TriggerEvent) -> list[Campaign]:
+    """Live campaigns whose trigger, where and when match ``event`` (no queries)."""
+    return [
+        c
+        for c in idx.for_store(store)
+        if rules.trigger_fires(c, event)
+        and not rules.where_reasons(c, store, event.zone_id)
+        and not rules.when_reasons(c, store, event.at)
+    ]
+
+
+def evaluate(
+    session: Session, event: TriggerEvent, *, global_cap: int | None = None
+) -> list[Decision]:
+    """Decide every live campaign for ``event``; returns the decisions (new and replayed)."""
+    return evaluate_many(session, [event], global_cap=global_cap)[0]
+
+
+def evaluate_many(
+    session: Session, events: Sequence[TriggerEvent], *, global_cap: int | None = None
+) -> list[list[Decision]]:
+    """Decide every event (in order) in the caller's transaction; the decisions per event.
+
+    All the customers are locked first (by id), then every budget any of them may use
+    (by id): see the module docstring for why the order matters.
     """
-    version = tuple(
-        session.exec(
-            select(Campaign.id, Campaign.updated_at)
-            .where(Campaign.state == CampaignState.LIVE.value)
-            .order_by(col(Campaign.id))
-        ).all()
+    idx = index.current(session)
+    cap = caps.global_daily_cap(session) if global_cap is None else global_cap
+    plans = []
+    for event in events:
+        store = session.get(Store, event.store_id)
+        plans.append(_Plan(event, store, candidates_for(idx, store, event) if store else []))
+    customer_ids = sorted({p.event.customer_id for p in plans if p.candidates})
+    if not customer_ids:
+        return [[] for _ in plans]
+    customers = _lock_customers(session, customer_ids)
+    tags = _tags(session, list(customers))
+    for plan in plans:
+        row = customers.get(plan.event.customer_id)
+        if row is None or plan.store is None:
+            plan.candidates = []
+            continue
+        facts = _facts(session, row, tags.get(row["id"], frozenset()), plan.store.id, plan.event)
+        plan.eligible = [
+            c
+            for c in plan.candidates
+            if not rules.audience_reasons(c, facts)
+            and not rules.history_reasons(c, facts, plan.event.at)
+        ]
+        plan.day = rules.store_day(plan.store, plan.event.at)
+        plan.keys = {c.id: rules.source_key(c, plan.event) for c in plan.candidates}
+    budgets = caps.lock_budgets(
+        session, {c.id for p in plans for c in p.eligible if c.budget_total is not None}
     )
-    key = str(session.get_bind().url)
-    with _CACHE_LOCK:
-        cached = _CACHE.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-    snapshot = _load_snapshot(session)
-    with _CACHE_LOCK:
-        _CACHE[key] = (version, snapshot)
-    return snapshot
+    return [
+        _evaluate_one(session, idx, plan, budgets, cap) if plan.candidates else []
+        for plan in plans
+    ]
 
 
-def _load_snapshot(session: Session) -> list[Campaign]:
-    """Detached copies of the live campaigns, highest priority first."""
-    rows = session.exec(
-        select(Campaign)
-        .where(Campaign.state == CampaignState.LIVE.value)
-        .order_by(col(Campaign.priority).desc(), col(Campaign.id))
-    ).all()
-    return [Campaign(**row.model_dump()) for row in rows]
+def _lock_customers(session: Session, customer_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Lock the customers' rows in id order; their audience columns by id."""
+    rows = session.connection().execute(
+        select(*(_CUSTOMER.c[name] for name in _FACT_COLUMNS))
+        .where(_CUSTOMER.c.id.in_(customer_ids))
+        .order_by(_CUSTOMER.c.id)
+        .with_for_update()
+    )
+    return {row["id"]: dict(row) for row in rows.mappings()}
 
 
-def _may_run_at(campaign: Campaign, store: Store) -> bool:
-    """The cheapest test first: most of 200 campaigns target other stores or regions."""
-    where = campaign.where or {}
-    stores = where.get("stores")
-    if stores and store.id not in stores:
-        return False
-    regions = where.get("regions")
-    if regions and store.region_id not in regions:
-        return False
-    return not campaign.region_id or campaign.region_id == store.region_id
+def _tags(session: Session, customer_ids: list[str]) -> dict[str, frozenset[str]]:
+    """Every ``kind:name`` tag of the customers, in one query."""
+    out: dict[str, set[str]] = {}
+    for cid, kind, name in session.connection().execute(
+        select(_TAG.c.customer_id, _TAG.c.kind, _TAG.c.name).where(
+            _TAG.c.customer_id.in_(customer_ids)
+        )
+    ):
+        out.setdefault(cid, set()).add(f"{kind}:{name}")
+    return {cid: frozenset(t) for cid, t in out.items()}
+
+
+def _history(
+    session: Session, customer_id: str, store_id: str, visit_id: str | None
+) -> tuple[int, int, datetime | None]:
+    """Visits before this one: (all stores, this store, last seen in this store)."""
+    at_store = Visit.store_id == store_id
+    row = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((at_store, 1), else_=0)), 0),
+            func.max(case((at_store, Visit.last_seen_at), else_=None)),
+        ).where(Visit.customer_id == customer_id, Visit.id != (visit_id or ""))  # type: ignore[arg-type]
+    ).one()
+    return int(row[0]), int(row[1]), row[2]
+
+
+def _facts(
+    session: Session,
+    row: dict[str, Any],
+    tags: frozenset[str],
+    store_id: str,
+    event: TriggerEvent,
+) -> CustomerFacts:
+    """What the audience and history rules read, from the locked row and one history query."""
+    visits, store_visits, previous = _history(session, row["id"], store_id, event.visit_id)
+    return CustomerFacts(
+        gender=row["gender"],
+        age_band=row["age_band"],
+        postal_code=row["postal_code"],
+        consents=frozenset(k for k, f in _CONSENT_FIELDS.items() if row[f]),
+        tags=tags,
+        visits_before=visits,
+        store_visits_before=store_visits,
+        previous_store_visit_at=previous,
+    )
 
 
 def load_facts(
     session: Session, customer: Customer, store_id: str, visit_id: str | None
 ) -> CustomerFacts:
-    """The customer's attributes, consents, tags and visit history (excluding this visit)."""
-    tags = session.exec(
-        select(CustomerTag.kind, CustomerTag.name).where(CustomerTag.customer_id == customer.id)
-    ).all()
-    at_store = Visit.store_id == store_id
-    history = session.exec(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((at_store, 1), else_=0)), 0),
-            func.max(case((at_store, Visit.last_seen_at), else_=None)),
-        ).where(Visit.customer_id == customer.id, Visit.id != (visit_id or ""))
-    ).one()
+    """The customer's attributes, consents, tags and visit history (dry runs)."""
+    row = {name: getattr(customer, name) for name in _FACT_COLUMNS}
+    tags = _tags(session, [customer.id]).get(customer.id, frozenset())
+    visits, store_visits, previous = _history(session, customer.id, store_id, visit_id)
     return CustomerFacts(
-        gender=customer.gender,
-        age_band=customer.age_band,
-        postal_code=customer.postal_code,
-        consents=frozenset(k for k, f in _CONSENT_FIELDS.items() if getattr(customer, f)),
-        tags=frozenset(f"{kind}:{name}" for kind, name in tags),
-        visits_before=int(history[0]),
-        store_visits_before=int(history[1]),
-        previous_store_visit_at=history[2],
+        gender=row["gender"],
+        age_band=row["age_band"],
+        postal_code=row["postal_code"],
+        consents=frozenset(k for k, f in _CONSENT_FIELDS.items() if row[f]),
+        tags=tags,
+        visits_before=visits,
+        store_visits_before=store_visits,
+        previous_store_visit_at=previous,
     )
 
 
-def evaluate(
-    session: Session,
-    event: TriggerEvent,
-    *,
-    global_cap: int = caps.GLOBAL_DAILY_CAP,
-) -> list[CampaignGrant]:
-    """Decide every live campaign for ``event``; returns the decisions (new and replayed)."""
-    store = session.get(Store, event.store_id)
-    if store is None:
-        return []
-    candidates = [
-        c
-        for c in live_campaigns(session)
-        if _may_run_at(c, store)
-        and rules.trigger_fires(c, event)
-        and not rules.where_reasons(c, store, event.zone_id)
-        and not rules.when_reasons(c, store, event.at)
-    ]
-    if not candidates:
-        return []
-    # The customer's row lock serialises every evaluation for this customer, which makes
-    # per-customer caps and the replay check below exact (SQLite: BEGIN IMMEDIATE already).
-    customer = session.exec(
-        select(Customer).where(Customer.id == event.customer_id).with_for_update()
-    ).first()
-    if customer is None:
-        return []
-    facts = load_facts(session, customer, store.id, event.visit_id)
-    day = rules.store_day(store, event.at)
-    keys = {c.id: rules.source_key(c, event) for c in candidates}
-    existing = {
-        (g.campaign_id, g.source_event): g
-        for g in session.exec(
-            select(CampaignGrant).where(
-                col(CampaignGrant.campaign_id).in_(list(keys)),
-                col(CampaignGrant.source_event).in_(set(keys.values())),
-            )
+def _existing(session: Session, plan: _Plan) -> dict[str, Decision]:
+    """Decisions already stored for this event (a replay), by campaign, codes included."""
+    rows = session.connection().execute(
+        select(*(_GRANT.c[n] for n in _DECISION_COLUMNS), _COUPON.c.code)
+        .select_from(_GRANT.outerjoin(_COUPON, _COUPON.c.id == _GRANT.c.coupon_id))
+        .where(
+            _GRANT.c.campaign_id.in_(list(plan.keys)),
+            _GRANT.c.source_event.in_(set(plan.keys.values())),
         )
-    }
-    counts = caps.load_counts(session, customer.id, day)
-    # New grant rows are inserted together at the next flush, not one by one.
-    with session.no_autoflush:
-        return _decide_all(
-            session, event, candidates, keys, existing, facts, counts, day, global_cap
-        )
+    )
+    out = {}
+    for row in rows.mappings():
+        if plan.keys.get(row["campaign_id"]) == row["source_event"]:
+            values = {n: row[n] for n in _DECISION_COLUMNS}
+            out[row["campaign_id"]] = Decision(**values, coupon_code=row["code"], replayed=True)
+    return out
 
 
-def _decide_all(
+def _evaluate_one(
     session: Session,
-    event: TriggerEvent,
-    candidates: Sequence[Campaign],
-    keys: dict[str, str],
-    existing: dict[tuple[str, str], CampaignGrant],
-    facts: CustomerFacts,
-    counts: caps.GrantCounts,
-    day: str,
+    idx: index.CampaignIndex,
+    plan: _Plan,
+    budgets: dict[str, int],
     global_cap: int,
-) -> list[CampaignGrant]:
-    """Walk the candidates in priority order: replays, audience, exclusivity, decisions."""
-    decisions: list[CampaignGrant] = []
-    credits: list[points.Credit] = []
+) -> list[Decision]:
+    """Walk one event's candidates in priority order, then write what was decided."""
+    event = plan.event
+    existing = _existing(session, plan)
+    eligible = {c.id for c in plan.eligible}
+    counts = caps.load_counts(session, event.customer_id, plan.day)
+    decisions: list[Decision] = []
+    new: list[Decision] = []
+    paid: list[tuple[Campaign, Decision]] = []
     slot_taken = False
-    for campaign in candidates:
-        key = keys[campaign.id]
-        prior = existing.get((campaign.id, key))
+    for campaign in plan.candidates:
+        prior = existing.get(campaign.id)
         if prior is not None:
             decisions.append(prior)
             slot_taken = slot_taken or prior.outcome in _HOLDS_SLOT
             if campaign.exclusive and prior.outcome in _HOLDS_SLOT:
                 break
             continue
-        if rules.audience_reasons(campaign, facts) or rules.history_reasons(
-            campaign, facts, event.at
-        ):
+        if campaign.id not in eligible:
             continue
         if campaign.exclusive and slot_taken:
             continue  # an exclusive campaign only grants alone
-        grant = _decide(session, campaign, event, key, day, counts, global_cap, credits)
-        decisions.append(grant)
-        if grant.outcome == GrantOutcome.GRANTED.value:
+        decision = _decide(campaign, plan, counts, budgets, global_cap)
+        decisions.append(decision)
+        new.append(decision)
+        if decision.outcome == GrantOutcome.GRANTED.value:
             counts.record(campaign.id)
-        if grant.outcome in _HOLDS_SLOT:
+            paid.append((campaign, decision))
+        if decision.outcome in _HOLDS_SLOT:
             slot_taken = True
             if campaign.exclusive:
                 break
-    points.credit_many(session, event.customer_id, credits, event.at)
+    if new:
+        _write(session, idx, event, new, paid)
     return decisions
 
 
 def _decide(
-    session: Session,
     campaign: Campaign,
-    event: TriggerEvent,
-    key: str,
-    day: str,
+    plan: _Plan,
     counts: caps.GrantCounts,
+    budgets: dict[str, int],
     global_cap: int,
-    credits: list[points.Credit],
-) -> CampaignGrant:
-    """Holdout, caps, budget and reward; the grant row records the outcome either way.
-
-    No savepoint: source keys carry the customer and evaluation holds the customer's
-    row lock, so a duplicate cannot reach the insert; the unique constraint stays as the
-    guard that would fail the whole transaction rather than pay twice.
-    """
-    grant = CampaignGrant(
+) -> Decision:
+    """Holdout, caps and budget (read under lock): the outcome, before anything is written."""
+    event = plan.event
+    decision = Decision(
         id=new_id("grt"),
         campaign_id=campaign.id,
         customer_id=event.customer_id,
         store_id=event.store_id,
-        source_event=key,
+        source_event=plan.keys[campaign.id],
         trigger=campaign.trigger,
         outcome=GrantOutcome.GRANTED.value,
+        reason="",
         reward_kind=campaign.reward_kind,
+        coupon_id=None,
+        points=None,
         title=campaign.title,
-        store_day=day,
+        store_day=plan.day,
         at=event.at,
     )
     if rules.in_holdout(campaign, event.customer_id):
-        grant.outcome = GrantOutcome.HOLDOUT.value
+        decision.outcome = GrantOutcome.HOLDOUT.value
     elif reason := caps.cap_reason(campaign, counts, global_cap):
-        grant.outcome, grant.reason = GrantOutcome.CAPPED.value, reason
-    if grant.outcome != GrantOutcome.GRANTED.value:
-        session.add(grant)
+        decision.outcome, decision.reason = GrantOutcome.CAPPED.value, reason
+    elif not caps.reserve_budget(budgets, campaign, _cost(campaign)):
+        decision.outcome, decision.reason = GrantOutcome.CAPPED.value, "budget_exhausted"
+    if decision.outcome != GrantOutcome.GRANTED.value:
         log.info(
             "campaign grant not given",
-            extra={"campaign": campaign.id, "outcome": grant.outcome, "reason": grant.reason},
+            extra={"campaign": campaign.id, "outcome": decision.outcome, "reason": decision.reason},
         )
-        return grant
-    if caps.take_budget(session, campaign, _cost(campaign)):
-        _reward(session, campaign, grant, event.at, credits)
-    else:
-        grant.outcome, grant.reason = GrantOutcome.CAPPED.value, "budget_exhausted"
-    session.add(grant)
-    return grant
+    elif campaign.reward_kind == RewardKind.POINTS.value:
+        decision.points = campaign.points
+    return decision
 
 
 def _cost(campaign: Campaign) -> int:
@@ -268,50 +362,53 @@ def _cost(campaign: Campaign) -> int:
     return 1 if campaign.reward_kind == RewardKind.COUPON.value else int(campaign.points or 0)
 
 
-def _reward(
+def _write(
     session: Session,
-    campaign: Campaign,
-    grant: CampaignGrant,
-    now: datetime,
-    credits: list[points.Credit],
+    idx: index.CampaignIndex,
+    event: TriggerEvent,
+    new: list[Decision],
+    paid: list[tuple[Campaign, Decision]],
 ) -> None:
-    """Issue the coupon now; queue the points (credited together after the last decision)."""
-    customer_id = grant.customer_id or ""
-    if campaign.reward_kind == RewardKind.COUPON.value:
-        template = session.get(CouponTemplate, campaign.coupon_template_id)
-        assert template is not None  # checked when the campaign was created
-        coupon = coupons.issue(session, template, customer_id, now, campaign_id=campaign.id)
-        grant.coupon_id = coupon.id
-    else:
-        credits.append(
-            points.Credit(
-                delta=int(campaign.points or 0),
-                key=f"grant:{grant.id}",
-                reason=campaign.title or campaign.name,
-                campaign_id=campaign.id,
-                expires_at=now + POINTS_VALIDITY,
-            )
+    """Take the budgets, issue the coupons, credit the points, insert the grant rows."""
+    caps.take_budgets(session, [(c, _cost(c)) for c, _ in paid if c.budget_total is not None])
+    wanted = [
+        coupons.CampaignCoupon(
+            template_id=c.coupon_template_id or "",
+            valid_days=idx.template_valid_days[c.coupon_template_id or ""],
+            campaign_id=c.id,
         )
-        grant.points = campaign.points
+        for c, _ in paid
+        if c.reward_kind == RewardKind.COUPON.value
+    ]
+    issued = iter(coupons.issue_for_campaigns(session, wanted, event.customer_id, event.at))
+    credits = []
+    for campaign, decision in paid:
+        if campaign.reward_kind == RewardKind.COUPON.value:
+            decision.coupon_id, decision.coupon_code = next(issued)
+        else:
+            credits.append(
+                points.Credit(
+                    delta=int(campaign.points or 0),
+                    key=f"grant:{decision.id}",
+                    reason=campaign.title or campaign.name,
+                    campaign_id=campaign.id,
+                    expires_at=event.at + POINTS_VALIDITY,
+                )
+            )
+    points.credit_many(session, event.customer_id, credits, event.at)
+    session.connection().execute(_INSERT_GRANTS, [d.row() for d in new])
 
 
-def to_wire(session: Session, decisions: Sequence[CampaignGrant]) -> list[Grant]:
-    """The granted decisions as the wire's Grant list (coupon codes looked up)."""
-    out = []
-    for grant in decisions:
-        if grant.outcome != GrantOutcome.GRANTED.value:
-            continue
-        code = None
-        if grant.coupon_id:
-            coupon = session.get(Coupon, grant.coupon_id)
-            code = coupon.code if coupon else None
-        out.append(
-            Grant(
-                campaign_id=grant.campaign_id,
-                kind="coupon" if grant.reward_kind == RewardKind.COUPON.value else "points",
-                coupon_code=code,
-                points=grant.points,
-                title=grant.title,
-            )
+def to_wire(decisions: Sequence[Decision]) -> list[Grant]:
+    """The granted decisions as the wire's Grant list."""
+    return [
+        Grant(
+            campaign_id=d.campaign_id,
+            kind="coupon" if d.reward_kind == RewardKind.COUPON.value else "points",
+            coupon_code=d.coupon_code,
+            points=d.points,
+            title=d.title,
         )
-    return out
+        for d in decisions
+        if d.outcome == GrantOutcome.GRANTED.value
+    ]

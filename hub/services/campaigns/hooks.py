@@ -1,15 +1,28 @@
-"""Entry points the rest of the hub calls: check-ins, MQTT presence, kiosk sign-ins."""
+"""Entry points the rest of the hub calls: check-ins, MQTT presence, kiosk sign-ins.
+
+A check-in or a kiosk sign-in evaluates one customer at once. Presence events come in
+MQTT ingest batches, many customers in one transaction: they are collected and evaluated
+together just before that transaction commits, so that ``evaluation.evaluate_many`` can
+lock every customer of the batch (by id) before any budget. Evaluating each event as it
+is applied would lock customer A, then A's budgets and timers, then wait for customer B,
+whose check-in may be waiting for those: a deadlock on PostgreSQL.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlmodel import Session, col, select
 
 from hub.models.checkins import Visit
 from hub.services.campaigns import evaluation
 from hub.services.campaigns.rules import TriggerEvent
 from storewave.wire import Grant
+
+_PENDING_KEY = "campaigns_pending_presence"
+_LISTENING_KEY = "campaigns_pending_listener"
 
 
 def on_checkin(
@@ -33,7 +46,7 @@ def on_checkin(
         new_visit=new_visit,
         visit_started_at=visit.started_at,
     )
-    return evaluation.to_wire(session, evaluation.evaluate(session, event))
+    return evaluation.to_wire(evaluation.evaluate(session, event))
 
 
 def on_presence(
@@ -43,10 +56,11 @@ def on_presence(
     store_id: str,
     zone_id: str | None,
     event_id: str,
-) -> list[Grant]:
-    """Grants for a node hearing the customer's phone token (zone entry, dwell): to the inbox.
+) -> None:
+    """A node heard the customer's phone token (zone entry, dwell): grants go to the inbox.
 
-    The decisions are stored as grants, which is what the inbox API reads.
+    Decided when the caller's transaction commits (see the module docstring), in that
+    same transaction; the decisions are stored as grants, which the inbox API reads.
     """
     # Imported here: the check-in service imports this module (no import cycle at load).
     # A visit the check-in service would still extend is the visit this presence is part of.
@@ -61,17 +75,43 @@ def on_presence(
         )
         .order_by(col(Visit.started_at).desc())
     ).first()
-    event = TriggerEvent(
-        channel="mqtt",
-        event_id=event_id,
-        customer_id=customer_id,
-        store_id=store_id,
-        at=now,
-        zone_id=zone_id,
-        visit_id=visit.id if visit else None,
-        visit_started_at=visit.started_at if visit else None,
+    _defer(
+        session,
+        TriggerEvent(
+            channel="mqtt",
+            event_id=event_id,
+            customer_id=customer_id,
+            store_id=store_id,
+            at=now,
+            zone_id=zone_id,
+            visit_id=visit.id if visit else None,
+            visit_started_at=visit.started_at if visit else None,
+        ),
     )
-    return evaluation.to_wire(session, evaluation.evaluate(session, event))
+
+
+def _defer(session: Session, event: TriggerEvent) -> None:
+    """Queue ``event`` for evaluation when the session's transaction commits."""
+    if not session.info.get(_LISTENING_KEY):
+        sa_event.listen(session, "before_commit", evaluate_pending)
+        sa_event.listen(session, "after_transaction_end", _drop_pending)
+        session.info[_LISTENING_KEY] = True
+    session.info.setdefault(_PENDING_KEY, []).append(event)
+
+
+def evaluate_pending(session: Session) -> None:
+    """Evaluate the queued presence events together (also run by the commit itself)."""
+    if session.in_nested_transaction():
+        return  # a savepoint's release, not the transaction's commit
+    pending: list[TriggerEvent] = session.info.pop(_PENDING_KEY, None) or []
+    if pending:
+        evaluation.evaluate_many(session, pending)
+
+
+def _drop_pending(session: Session, transaction: Any) -> None:
+    """A rolled-back transaction's queued events go with it."""
+    if transaction.parent is None:
+        session.info.pop(_PENDING_KEY, None)
 
 
 def on_kiosk_signin(
@@ -81,4 +121,4 @@ def on_kiosk_signin(
     event = TriggerEvent(
         channel="kiosk", event_id=request_id, customer_id=customer_id, store_id=store_id, at=now
     )
-    return evaluation.to_wire(session, evaluation.evaluate(session, event))
+    return evaluation.to_wire(evaluation.evaluate(session, event))

@@ -1,0 +1,113 @@
+"""The live-campaign index: rule snapshots grouped by store, cached until a campaign changes.
+
+Building 200 ORM rows and testing every campaign's where/when on every check-in costs
+more than the rest of the check-in; most campaigns target other stores. The index keeps
+detached snapshots of the live campaigns (highest priority first) plus, per store, the
+short list that may run there, and the coupon templates' validity (templates are never
+edited). It is rebuilt when the set of live campaigns or any of their ``updated_at``
+changes: every lifecycle change (launch, pause, end, the end timer) sets ``updated_at``,
+so the check is one narrow query per evaluation and other hub processes see a change on
+their next evaluation. Budgets are never cached: they are read under lock each time.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, col, select
+
+from hub.models.campaigns import Campaign, CampaignState, RewardKind
+from hub.models.coupons import CouponTemplate
+from hub.models.registry import Store
+
+# One narrow query decides whether the cached index is current: raw column values
+# (no ORM rows, no datetime parsing), compared as a tuple.
+_VERSION_QUERY = (
+    select(Campaign.__table__.c.id, Campaign.__table__.c.updated_at)  # type: ignore[attr-defined]
+    .where(Campaign.__table__.c.state == CampaignState.LIVE.value)  # type: ignore[attr-defined]
+    .order_by(Campaign.__table__.c.id)  # type: ignore[attr-defined]
+)
+
+
+@dataclass
+class CampaignIndex:
+    """Live campaigns of one database at one version; read-only once built."""
+
+    version: tuple[object, ...]
+    campaigns: list[Campaign]  # detached copies, highest priority first (ties by id)
+    template_valid_days: dict[str, int]
+    _by_store: dict[tuple[str, str], list[Campaign]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def for_store(self, store: Store) -> list[Campaign]:
+        """The live campaigns that may run at ``store`` (its stores, regions, region)."""
+        key = (store.id, store.region_id)
+        found = self._by_store.get(key)
+        if found is None:
+            found = [c for c in self.campaigns if may_run_at(c, store)]
+            with self._lock:
+                self._by_store[key] = found
+        return found
+
+
+def may_run_at(campaign: Campaign, store: Store) -> bool:
+    """Whether the campaign's stores/regions/region include ``store`` (zones checked later)."""
+    where = campaign.where or {}
+    stores = where.get("stores")
+    if stores and store.id not in stores:
+        return False
+    regions = where.get("regions")
+    if regions and store.region_id not in regions:
+        return False
+    return not campaign.region_id or campaign.region_id == store.region_id
+
+
+# Per database URL: the current index. Request threads share it.
+_INDEXES: dict[str, CampaignIndex] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+def current(session: Session) -> CampaignIndex:
+    """The index for the session's database, rebuilt if a live campaign changed."""
+    version = tuple(session.connection().execute(_VERSION_QUERY).all())
+    key = str(session.get_bind().url)
+    with _INDEXES_LOCK:
+        cached = _INDEXES.get(key)
+    if cached is not None and cached.version == version:
+        return cached
+    index = _build(session, version)
+    with _INDEXES_LOCK:
+        _INDEXES[key] = index
+    return index
+
+
+def _build(session: Session, version: tuple[object, ...]) -> CampaignIndex:
+    """Detached copies of the live campaigns and the validity of their coupon templates."""
+    rows = session.exec(
+        select(Campaign)
+        .where(Campaign.state == CampaignState.LIVE.value)
+        .order_by(col(Campaign.priority).desc(), col(Campaign.id))
+    ).all()
+    campaigns = [Campaign(**row.model_dump()) for row in rows]
+    template_ids = {
+        c.coupon_template_id
+        for c in campaigns
+        if c.reward_kind == RewardKind.COUPON.value and c.coupon_template_id
+    }
+    valid_days: dict[str, int] = {}
+    if template_ids:
+        valid_days = dict(
+            session.exec(
+                select(CouponTemplate.id, CouponTemplate.valid_days).where(
+                    col(CouponTemplate.id).in_(template_ids)
+                )
+            ).all()
+        )
+    return CampaignIndex(version=version, campaigns=campaigns, template_valid_days=valid_days)
+
+
+def forget() -> None:
+    """Drop every cached index (tests that rewrite campaigns behind the services' back)."""
+    with _INDEXES_LOCK:
+        _INDEXES.clear()
