@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import event, func, insert, update
+from sqlalchemy import bindparam, event, func, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from hub.models.points import PointsAccount, PointsEntry, PointsKind
 from hub.models.timers import Timer, TimerState
+from hub.models.types import UtcDateTime
 from hub.services.errors import Conflict, Invalid
 from hub.services.timers import schedule, timer_handler
 
@@ -145,14 +146,13 @@ def credit_many(
     if any(c.delta <= 0 for c in credits):
         raise Invalid("a credit needs a positive amount")
     total = sum(c.delta for c in credits)
-    insert_for = _dialect_insert(session)
-    upsert = insert_for(_ACCOUNT).values(customer_id=customer_id, balance=total, updated_at=now)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=["customer_id"],
-        set_={"balance": _ACCOUNT.c.balance + total, "updated_at": now},
-    ).returning(_ACCOUNT.c.balance)
+    statements = _statements(session)
     conn = session.connection()
-    after = int(conn.execute(upsert).scalar_one())
+    after = int(
+        conn.execute(
+            statements.credit, {"customer_id": customer_id, "total": total, "now": now}
+        ).scalar_one()
+    )
     running = after - total
     rows = []
     for c in credits:
@@ -180,9 +180,48 @@ def credit_many(
         session.expire(account)
 
 
-def _dialect_insert(session: Session) -> Any:
-    """The dialect's INSERT with ON CONFLICT (PostgreSQL or SQLite)."""
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+@dataclass(frozen=True)
+class _Statements:
+    """The credit path's upserts for one dialect, built once."""
+
+    credit: Any  # create the account or add to it; RETURNING the new balance
+    expiry_timer: Any  # the expiry day's timer unless it exists
+
+
+_STATEMENTS: dict[str, _Statements] = {}
+
+
+def _statements(session: Session) -> _Statements:
+    """The upserts for the session's dialect (PostgreSQL or SQLite: both have ON CONFLICT)."""
+    dialect = session.get_bind().dialect.name
+    found = _STATEMENTS.get(dialect)
+    if found is None:
+        insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
+        total, now = bindparam("total"), bindparam("now", type_=UtcDateTime)
+        credit = (
+            insert_for(_ACCOUNT)
+            .values(customer_id=bindparam("customer_id"), balance=total, updated_at=now)
+            .on_conflict_do_update(
+                index_elements=["customer_id"],
+                set_={"balance": _ACCOUNT.c.balance + total, "updated_at": now},
+            )
+            .returning(_ACCOUNT.c.balance)
+        )
+        timer = (
+            insert_for(_TIMER)
+            .values(
+                kind=EXPIRE_TIMER,
+                key=bindparam("key"),
+                due_at=bindparam("due_at", type_=UtcDateTime),
+                payload={},
+                state=TimerState.PENDING.value,
+                attempts=0,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["kind", "key"])
+        )
+        found = _STATEMENTS[dialect] = _Statements(credit=credit, expiry_timer=timer)
+    return found
 
 
 def _ensure_expiry_timer(session: Session, expires_at: datetime, now: datetime) -> None:
@@ -194,17 +233,7 @@ def _ensure_expiry_timer(session: Session, expires_at: datetime, now: datetime) 
         return
     day_end = datetime.combine(day + timedelta(days=1), time.min, UTC)
     session.connection().execute(
-        _dialect_insert(session)(_TIMER)
-        .values(
-            kind=EXPIRE_TIMER,
-            key=key,
-            due_at=day_end,
-            payload={},
-            state=TimerState.PENDING.value,
-            attempts=0,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["kind", "key"])
+        _statements(session).expiry_timer, {"key": key, "due_at": day_end, "now": now}
     )
     _remember_scheduled(session, key)
 

@@ -33,6 +33,12 @@ _TAKE_BUDGET = (
     .where(_CAMPAIGN.c.id == bindparam("cid"), _CAMPAIGN.c.budget_remaining >= bindparam("n"))
     .values(budget_remaining=_CAMPAIGN.c.budget_remaining - bindparam("n"))
 )
+_LOCK_BUDGETS = (
+    select(_CAMPAIGN.c.id, _CAMPAIGN.c.budget_remaining)
+    .where(_CAMPAIGN.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_CAMPAIGN.c.id)
+    .with_for_update()
+)
 _COUNTS = (
     select(_GRANT.c.campaign_id, _GRANT.c.store_day, func.count())
     .where(
@@ -47,6 +53,9 @@ _SETTINGS: dict[str, CampaignSettings] = {}
 _SETTINGS_LOCK = threading.Lock()
 
 
+_DEFAULTS = CampaignSettings()
+
+
 def configure(database_url: str, settings: CampaignSettings) -> None:
     """Use ``settings`` for every evaluation on ``database_url`` (the hub calls this at start)."""
     with _SETTINGS_LOCK:
@@ -57,9 +66,6 @@ def global_daily_cap(session: Session) -> int:
     """Grants one customer may get per store day across all campaigns, for this database."""
     settings = _SETTINGS.get(str(session.get_bind().url))
     return (settings or _DEFAULTS).global_daily_cap
-
-
-_DEFAULTS = CampaignSettings()
 
 
 @dataclass
@@ -109,12 +115,7 @@ def lock_budgets(session: Session, campaign_ids: Iterable[str]) -> dict[str, int
     ids = sorted(campaign_ids)
     if not ids:
         return {}
-    rows = session.connection().execute(
-        select(_CAMPAIGN.c.id, _CAMPAIGN.c.budget_remaining)
-        .where(_CAMPAIGN.c.id.in_(ids))
-        .order_by(_CAMPAIGN.c.id)
-        .with_for_update()
-    )
+    rows = session.connection().execute(_LOCK_BUDGETS, {"ids": ids})
     return {cid: int(remaining or 0) for cid, remaining in rows}
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import bindparam, case, func, insert, select
 from sqlmodel import Session
 
 from hub.models.campaigns import Campaign, CampaignGrant, GrantOutcome, RewardKind
@@ -60,7 +60,6 @@ _TAG = CustomerTag.__table__  # type: ignore[attr-defined]
 _VISIT = Visit.__table__  # type: ignore[attr-defined]
 _COUPON = Coupon.__table__  # type: ignore[attr-defined]
 _FACT_COLUMNS = ("id", "gender", "age_band", "postal_code", *_CONSENT_FIELDS.values())
-_INSERT_GRANTS = insert(_GRANT)
 _DECISION_COLUMNS = (
     "id",
     "campaign_id",
@@ -77,6 +76,31 @@ _DECISION_COLUMNS = (
     "store_day",
     "at",
 )
+# Statements built once (building an expression costs more than running it on SQLite).
+_INSERT_GRANTS = insert(_GRANT)
+_EXISTING = (
+    select(*(_GRANT.c[n] for n in _DECISION_COLUMNS), _COUPON.c.code)
+    .select_from(_GRANT.outerjoin(_COUPON, _COUPON.c.id == _GRANT.c.coupon_id))
+    .where(
+        _GRANT.c.campaign_id.in_(bindparam("campaigns", expanding=True)),
+        _GRANT.c.source_event.in_(bindparam("keys", expanding=True)),
+    )
+)
+_LOCK_CUSTOMERS = (
+    select(*(_CUSTOMER.c[name] for name in _FACT_COLUMNS))
+    .where(_CUSTOMER.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_CUSTOMER.c.id)
+    .with_for_update()
+)
+_TAGS = select(_TAG.c.customer_id, _TAG.c.kind, _TAG.c.name).where(
+    _TAG.c.customer_id.in_(bindparam("ids", expanding=True))
+)
+_AT_STORE = _VISIT.c.store_id == bindparam("store_id")
+_HISTORY = select(
+    func.count(),
+    func.coalesce(func.sum(case((_AT_STORE, 1), else_=0)), 0),
+    func.max(case((_AT_STORE, _VISIT.c.last_seen_at), else_=None)),
+).where(_VISIT.c.customer_id == bindparam("customer_id"), _VISIT.c.id != bindparam("visit_id"))
 
 
 @dataclass(slots=True)
@@ -179,23 +203,14 @@ def evaluate_many(
 
 def _lock_customers(session: Session, customer_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Lock the customers' rows in id order; their audience columns by id."""
-    rows = session.connection().execute(
-        select(*(_CUSTOMER.c[name] for name in _FACT_COLUMNS))
-        .where(_CUSTOMER.c.id.in_(customer_ids))
-        .order_by(_CUSTOMER.c.id)
-        .with_for_update()
-    )
+    rows = session.connection().execute(_LOCK_CUSTOMERS, {"ids": customer_ids})
     return {row["id"]: dict(row) for row in rows.mappings()}
 
 
 def _tags(session: Session, customer_ids: list[str]) -> dict[str, frozenset[str]]:
     """Every ``kind:name`` tag of the customers, in one query."""
     out: dict[str, set[str]] = {}
-    for cid, kind, name in session.connection().execute(
-        select(_TAG.c.customer_id, _TAG.c.kind, _TAG.c.name).where(
-            _TAG.c.customer_id.in_(customer_ids)
-        )
-    ):
+    for cid, kind, name in session.connection().execute(_TAGS, {"ids": customer_ids}):
         out.setdefault(cid, set()).add(f"{kind}:{name}")
     return {cid: frozenset(t) for cid, t in out.items()}
 
@@ -204,14 +219,14 @@ def _history(
     session: Session, customer_id: str, store_id: str, visit_id: str | None
 ) -> tuple[int, int, datetime | None]:
     """Visits before this one: (all stores, this store, last seen in this store)."""
-    at_store = Visit.store_id == store_id
-    row = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((at_store, 1), else_=0)), 0),
-            func.max(case((at_store, Visit.last_seen_at), else_=None)),
-        ).where(Visit.customer_id == customer_id, Visit.id != (visit_id or ""))  # type: ignore[arg-type]
-    ).one()
+    row = (
+        session.connection()
+        .execute(
+            _HISTORY,
+            {"store_id": store_id, "customer_id": customer_id, "visit_id": visit_id or ""},
+        )
+        .one()
+    )
     return int(row[0]), int(row[1]), row[2]
 
 
@@ -258,12 +273,7 @@ def load_facts(
 def _existing(session: Session, plan: _Plan) -> dict[str, Decision]:
     """Decisions already stored for this event (a replay), by campaign, codes included."""
     rows = session.connection().execute(
-        select(*(_GRANT.c[n] for n in _DECISION_COLUMNS), _COUPON.c.code)
-        .select_from(_GRANT.outerjoin(_COUPON, _COUPON.c.id == _GRANT.c.coupon_id))
-        .where(
-            _GRANT.c.campaign_id.in_(list(plan.keys)),
-            _GRANT.c.source_event.in_(set(plan.keys.values())),
-        )
+        _EXISTING, {"campaigns": list(plan.keys), "keys": sorted(set(plan.keys.values()))}
     )
     out = {}
     for row in rows.mappings():
