@@ -68,7 +68,16 @@ def _prepare(url: str, crypto: HubCrypto) -> tuple[list[str], dict[int, bytes], 
         tokens = []
         for _ in range(CUSTOMERS):
             cid = new_id("cus")
-            session.add(Customer(id=cid, phone_hash=new_id("h"), phone_enc="-", created_at=now))
+            session.add(
+                Customer(
+                    id=cid,
+                    phone_hash=new_id("h"),
+                    phone_enc="-",
+                    created_at=now,
+                    microphone_disclosure_version="bench",
+                    microphone_accepted_at=now,
+                )
+            )
             session.flush()
             token, _ = new_token(SESSION_PREFIX)
             session.add(

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -17,7 +18,7 @@ from hub.clock import Clock
 from hub.context import HubContext
 from hub.db import read_only
 from hub.models.auth import Role
-from hub.services.auth import Principal, authenticate
+from hub.services.auth import Principal, authenticate, cached_principal
 from hub.services.errors import Forbidden, Unauthorized
 
 _bearer = HTTPBearer(
@@ -55,20 +56,28 @@ async def get_clock(ctx: ContextDep) -> Clock:
 ClockDep = Annotated[Clock, Depends(get_clock)]
 
 
-def get_principal(
+def _authenticate(ctx: HubContext, session: Session, token: str) -> Principal:
+    """Resolve ``token`` against the database (threadpool)."""
+    # A reader's transaction: on SQLite it neither waits for nor holds the write lock,
+    # and it ends in this same threadpool call before the route's own transaction starts.
+    read_only(session)
+    principal = authenticate(session, ctx.crypto, ctx.clock, token)
+    session.commit()
+    return principal
+
+
+async def get_principal(
     ctx: ContextDep,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The authenticated caller, or 401."""
+    """The authenticated caller, or 401 (a recently verified phone session: no DB, no thread)."""
     if credentials is None:
         raise Unauthorized("missing bearer token")
-    # A reader's transaction: on SQLite it neither waits for nor holds the write lock,
-    # and it ends in this same threadpool call before the route's own transaction starts.
-    read_only(session)
-    principal = authenticate(session, ctx.crypto, ctx.clock, credentials.credentials)
-    session.commit()
-    return principal
+    cached = cached_principal(ctx.crypto, ctx.clock, credentials.credentials)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(_authenticate, ctx, session, credentials.credentials)
 
 
 def require(*roles: Role) -> Callable[..., Principal]:

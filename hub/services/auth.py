@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
 from hub.clock import Clock
 from hub.models.auth import ApiKey, ApiKeyCreate, Role
-from hub.models.customers import CustomerSession
+from hub.models.customers import Customer, CustomerSession
 from hub.models.registry import Region, Store
 from hub.models.types import new_id
 from hub.security import HubCrypto, new_token
@@ -25,6 +30,13 @@ SESSION_PURPOSE = "session"
 # Roles whose keys are bound to a region / a store; admin is global; phone never has a key.
 REGION_ROLES = frozenset({Role.REGIONAL_OPS, Role.INSTALLER})
 STORE_ROLES = frozenset({Role.STORE_STAFF, Role.KIOSK})
+# A phone session found valid is trusted without a database read for this long (hub
+# clock). Sign-out and erase in this process drop it at once; another worker process
+# notices within this time. The check-in, the one write path on the hot loop, re-checks
+# the session row in the statement that locks the customer, so it never waits for this.
+SESSION_CACHE_TTL = timedelta(seconds=5)
+# Bounded memory: a worker rarely sees this many distinct phones within one TTL.
+SESSION_CACHE_SIZE = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +48,8 @@ class Principal:
     store_id: str | None = None
     customer_id: str | None = None
     key_id: str | None = None
+    # A phone caller's session (the keyed hash of its token, never the token).
+    session_hash: str | None = None
 
     def sees_store(self, store: Store) -> bool:
         """Whether ``store`` lies inside this caller's scope."""
@@ -131,8 +145,134 @@ def authenticate(session: Session, crypto: HubCrypto, clock: Clock, token: str) 
             role=Role(row.role), region_id=row.region_id, store_id=row.store_id, key_id=row.id
         )
     if kind == SESSION_PREFIX:
-        sess = session.get(CustomerSession, crypto.keyed_hash(SESSION_PURPOSE, token))
-        if sess is None or sess.revoked_at is not None or sess.expires_at <= clock.now():
+        digest = crypto.keyed_hash(SESSION_PURPOSE, token)
+        now = clock.now()
+        generation = SESSIONS.generation
+        sess = session.get(CustomerSession, digest)
+        if sess is None or sess.revoked_at is not None or sess.expires_at <= now:
             raise Unauthorized("unknown, expired or revoked session")
-        return Principal(role=Role.PHONE, customer_id=sess.customer_id)
+        SESSIONS.put(digest, sess.customer_id, sess.expires_at, now, generation)
+        return Principal(role=Role.PHONE, customer_id=sess.customer_id, session_hash=digest)
     raise Unauthorized("unknown kind of bearer token")
+
+
+def cached_principal(crypto: HubCrypto, clock: Clock, token: str) -> Principal | None:
+    """The phone caller of ``token`` if a fresh cache entry vouches for it, else None.
+
+    None means "ask the database" (:func:`authenticate`), never "refused".
+    """
+    if not token.startswith(SESSION_PREFIX + "_"):
+        return None
+    digest = crypto.keyed_hash(SESSION_PURPOSE, token)
+    customer_id = SESSIONS.get(digest, clock.now())
+    if customer_id is None:
+        return None
+    return Principal(role=Role.PHONE, customer_id=customer_id, session_hash=digest)
+
+
+class SessionCache:
+    """Phone sessions recently found valid: token hash -> customer, expiry, when cached.
+
+    ``generation`` grows on every invalidation; an entry read from the database before an
+    invalidation is not stored (it may be the row the invalidation was about).
+    """
+
+    def __init__(self) -> None:
+        """An empty cache."""
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[str, datetime, datetime]] = {}
+        self.generation = 0
+
+    def get(self, digest: str, now: datetime) -> str | None:
+        """The customer of session ``digest`` if cached, fresh and unexpired."""
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        customer_id, expires_at, cached_at = entry
+        if expires_at <= now or now - cached_at >= SESSION_CACHE_TTL or now < cached_at:
+            return None
+        return customer_id
+
+    def put(
+        self, digest: str, customer_id: str, expires_at: datetime, now: datetime, generation: int
+    ) -> None:
+        """Remember a session the database just vouched for (read at ``generation``)."""
+        with self._lock:
+            if generation != self.generation:
+                return
+            if len(self._entries) >= SESSION_CACHE_SIZE:
+                self._entries.clear()
+            self._entries[digest] = (customer_id, expires_at, now)
+
+    def forget(self, digests: set[str], customers: set[str]) -> None:
+        """Drop the given sessions and every session of the given customers."""
+        with self._lock:
+            self.generation += 1
+            for digest in digests:
+                self._entries.pop(digest, None)
+            if customers:
+                for digest, entry in list(self._entries.items()):
+                    if entry[0] in customers:
+                        del self._entries[digest]
+
+    def clear(self) -> None:
+        """Drop everything (a bulk change to sessions whose rows are not known here)."""
+        with self._lock:
+            self.generation += 1
+            self._entries.clear()
+
+
+SESSIONS = SessionCache()
+# Session.info key: what this transaction changed (to forget again once it commits).
+_CHANGED = "storewave_sessions_changed"
+
+
+def _changed(session: OrmSession) -> tuple[set[str], set[str], list[bool]]:
+    """This transaction's changed session hashes, erased customers and a 'clear all' flag."""
+    return session.info.setdefault(_CHANGED, (set(), set(), [False]))  # type: ignore[no-any-return]
+
+
+def _on_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
+    """A session revoked or a customer erased through the ORM: forget it now (and at commit)."""
+    digests: set[str] = set()
+    customers: set[str] = set()
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, CustomerSession):
+            digests.add(obj.token_hash)
+        elif isinstance(obj, Customer) and obj in session.deleted:
+            customers.add(obj.id)
+    if digests or customers:
+        changed = _changed(session)
+        changed[0].update(digests)
+        changed[1].update(customers)
+        SESSIONS.forget(digests, customers)
+
+
+def _on_orm_execute(state: Any) -> None:
+    """A bulk UPDATE/DELETE of sessions or customers (erase-my-data): forget every session."""
+    mapper = state.bind_mapper if state.is_update or state.is_delete else None
+    if mapper is not None and mapper.class_ in (CustomerSession, Customer):
+        _changed(state.session)[2][0] = True
+        SESSIONS.clear()
+
+
+def _on_commit(session: OrmSession) -> None:
+    """The change is now what every reader sees: forget whatever was cached meanwhile."""
+    changed = session.info.pop(_CHANGED, None)
+    if changed is None:
+        return
+    if changed[2][0]:
+        SESSIONS.clear()
+    else:
+        SESSIONS.forget(changed[0], changed[1])
+
+
+def _on_rollback(session: OrmSession) -> None:
+    """Nothing changed after all."""
+    session.info.pop(_CHANGED, None)
+
+
+event.listen(OrmSession, "before_flush", _on_flush)
+event.listen(OrmSession, "do_orm_execute", _on_orm_execute)
+event.listen(OrmSession, "after_commit", _on_commit)
+event.listen(OrmSession, "after_rollback", _on_rollback)

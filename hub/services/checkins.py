@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from sqlmodel import Session, col
+from sqlmodel import select as orm_select
 
 from edge.modem.codes import (
     DEFAULT_SLOT_WINDOW,
@@ -20,13 +25,13 @@ from edge.modem.codes import (
 from hub.clock import Clock
 from hub.metrics import CHECKINS
 from hub.models.checkins import CheckinAttempt, PhoneToken, Visit, VisitZone
-from hub.models.customers import Customer
-from hub.models.registry import Beacon, Store
+from hub.models.customers import Customer, CustomerSession
 from hub.models.types import new_id
 from hub.security import HubCrypto
-from hub.services import fraud
+from hub.services import fraud, registry_cache
 from hub.services.campaigns import hooks as campaign_hooks
-from hub.services.errors import CheckinRefused, NotFound, RateLimited
+from hub.services.errors import CheckinRefused, NotFound, RateLimited, Unauthorized
+from hub.services.registry_cache import CachedBeacon
 from storewave.wire import CheckinRequest, CheckinResponse, CodeKind, PhoneTokenResponse
 
 log = logging.getLogger(__name__)
@@ -40,85 +45,208 @@ VISIT_IDLE = timedelta(hours=1)
 PHONE_TOKEN_TTL = timedelta(minutes=2)
 # The generic refusal every code failure shares, so a forger learns nothing from it.
 CODE_NOT_ACCEPTED = "code not accepted"
+# A customer who has not accepted the microphone-use disclosure is refused (403) with
+# this code before any rule runs: the app must not listen for beacons without it.
+MICROPHONE_NOT_ACCEPTED = "microphone_not_accepted"
+
+
+_ATTEMPT = CheckinAttempt.__table__  # type: ignore[attr-defined]
+_VISIT = Visit.__table__  # type: ignore[attr-defined]
+_STEP = VisitZone.__table__  # type: ignore[attr-defined]
+_CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
+_SESSION = CustomerSession.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class _OpenVisit:
+    """The customer's visit to this store that a check-in now would extend."""
+
+    id: str
+    started_at: datetime
+    checkins: int
+    last_step_id: int | None
+    last_zone_id: str | None
 
 
 def _refuse(
-    session: Session,
-    attempt: CheckinAttempt,
-    outcome: str,
-    message: str,
+    session: Session, attempt: dict[str, Any], outcome: str, message: str
 ) -> CheckinRefused:
     """Record the refused attempt (committed: it feeds the rate limits) and build the error."""
-    attempt.outcome = outcome
-    session.add(attempt)
+    session.connection().execute(_INSERT_ATTEMPT, {**attempt, "outcome": outcome})
     session.commit()
     CHECKINS.labels(outcome).inc()
     return CheckinRefused(message, code=outcome)
 
 
-def _verify(crypto: HubCrypto, beacon: Beacon, payload: int, now: datetime) -> bool:
+def _verify(beacon: CachedBeacon, payload: int, now: datetime) -> bool:
     """Whether the code is this beacon's for a slot within the window (current or old key)."""
     now_slot = slot_of(now.timestamp(), beacon.slot_s)
-    keys = [beacon.key_enc]
-    if beacon.previous_key_enc and beacon.previous_key_until and beacon.previous_key_until > now:
-        keys.append(beacon.previous_key_enc)
-    for key_enc in keys:
-        key = bytes.fromhex(crypto.decrypt_cached(key_enc))
-        if verify_beacon_code(payload, key, now_slot, DEFAULT_SLOT_WINDOW) is not None:
+    for key in beacon.keys:
+        if key.until is not None and key.until <= now:
+            continue
+        if verify_beacon_code(payload, key.key, now_slot, DEFAULT_SLOT_WINDOW) is not None:
             return True
     return False
 
 
-def check_in(
-    session: Session, crypto: HubCrypto, clock: Clock, customer_id: str, req: CheckinRequest
-) -> CheckinResponse:
-    """Verify a heard beacon code and record the visit; raise CheckinRefused/RateLimited."""
-    now = clock.now()
-    # Lock the customer's row first: concurrent check-ins of one customer queue here, so
-    # "one visit per stay" holds (SQLite: the transaction already holds the write lock).
-    customer = session.exec(
-        select(Customer).where(Customer.id == customer_id).with_for_update()
-    ).first()
-    if customer is None:
+def _lock_customer(
+    connection: Connection, customer_id: str, session_hash: str | None, now: datetime
+) -> None:
+    """Lock the customer's row; refuse a revoked session or a customer without microphone consent.
+
+    Concurrent check-ins of one customer queue on this lock, so "one visit per stay"
+    holds (SQLite: the transaction already holds the write lock). Joining the caller's
+    session row here makes a sign-out or erase effective at once for check-ins, whatever
+    the authentication cache still believes, at no extra round trip.
+    """
+    params = {"ci_customer": customer_id, "ci_session": session_hash}
+    row = connection.execute(_lock_statement(session_hash is not None), params).first()
+    if row is None:
         raise NotFound("customer not found")
+    if session_hash is not None and (
+        row.expires_at is None or row.revoked_at is not None or row.expires_at <= now
+    ):
+        raise Unauthorized("unknown, expired or revoked session")
+    if row.microphone_accepted_at is None:
+        CHECKINS.labels(MICROPHONE_NOT_ACCEPTED).inc()
+        raise CheckinRefused(
+            "accept the microphone-use disclosure in the app before checking in "
+            "(PATCH /v1/me with microphone_disclosure_version and microphone_accepted)",
+            code=MICROPHONE_NOT_ACCEPTED,
+        )
+
+
+@functools.cache
+def _lock_statement(with_session: bool) -> Any:
+    """SELECT ... FOR UPDATE of the customer (and its session row), built once per variant."""
+    c = _CUSTOMER.c
+    query = select(c.microphone_accepted_at).where(c.id == bindparam("ci_customer"))
+    if with_session:
+        query = query.add_columns(_SESSION.c.revoked_at, _SESSION.c.expires_at).join(
+            _SESSION,
+            and_(_SESSION.c.customer_id == c.id, _SESSION.c.token_hash == bindparam("ci_session")),
+            isouter=True,
+        )
+    return query.with_for_update(of=_CUSTOMER)
+
+
+def _open_visit_columns() -> tuple[Any, ...]:
+    """Scalar subqueries reading the open visit and its last zone step (ride the counts)."""
+    v, z = _VISIT.c, _STEP.c
+    visit = (
+        select(v.id)
+        .where(
+            v.customer_id == bindparam("fr_customer"),
+            v.store_id == bindparam("ci_store"),
+            v.last_seen_at > bindparam("ci_visit_since"),
+        )
+        .order_by(v.started_at.desc())
+        .limit(1)
+    )
+    visit_id = visit.scalar_subquery()
+    step = select(z.id).where(z.visit_id == visit_id).order_by(z.id.desc()).limit(1)
+    return (
+        visit_id,
+        visit.with_only_columns(v.started_at).scalar_subquery(),
+        visit.with_only_columns(v.checkins).scalar_subquery(),
+        step.scalar_subquery(),
+        step.with_only_columns(z.zone_id).scalar_subquery(),
+    )
+
+
+@functools.cache
+def _reads_statement(with_device: bool, with_visit: bool) -> Any:
+    """Every counter of the fraud rules, plus the open visit when the code verified."""
+    return select(
+        *fraud.counts_columns(with_device), *(_open_visit_columns() if with_visit else ())
+    )
+
+
+_INSERT_ATTEMPT = insert(_ATTEMPT)
+_INSERT_VISIT = insert(_VISIT)
+_INSERT_STEP = insert(_STEP)
+_EXTEND_VISIT = (
+    update(_VISIT)
+    .where(_VISIT.c.id == bindparam("ci_visit"))
+    .values(last_seen_at=bindparam("ci_now"), checkins=_VISIT.c.checkins + 1)
+)
+_TOUCH_CUSTOMER = (
+    update(_CUSTOMER)
+    .where(_CUSTOMER.c.id == bindparam("ci_customer"))
+    .values(last_checkin_at=bindparam("ci_now"))
+)
+
+
+def check_in(
+    session: Session,
+    crypto: HubCrypto,
+    clock: Clock,
+    customer_id: str,
+    req: CheckinRequest,
+    session_hash: str | None = None,
+) -> CheckinResponse:
+    """Verify a heard beacon code and record the visit; raise CheckinRefused/RateLimited.
+
+    ``session_hash`` (the caller's phone session) is re-checked under the customer lock.
+    Statements: lock, one read of every counter and the open visit, then the writes
+    (attempt, visit, zone step if the zone changed, customer) and the campaign engine's.
+    """
+    now = clock.now()
+    connection = session.connection()
+    _lock_customer(connection, customer_id, session_hash, now)
+    # Pure work first (no rule decided yet): which beacon, and does its MAC verify?
+    payload = from_hex(req.code)
+    is_beacon = kind_of(payload) is CodeKind.BEACON
+    short_id = split_beacon_code(payload).short_id if is_beacon else None
+    registry = registry_cache.cache_for(session)
+    beacon = registry.beacon(session, crypto, short_id, now) if short_id is not None else None
+    verified = beacon is not None and _verify(beacon, payload, now)
+    params = fraud.counts_params(now, customer_id, req.device_id, req.code)
+    if verified:
+        params.update(ci_store=beacon.store_id, ci_visit_since=now - VISIT_IDLE)
+    row = connection.execute(_reads_statement(req.device_id is not None, verified), params).one()
+    counts, visit_row = fraud.counts_from_row(row), row[fraud.COUNT_COLUMNS :]
+    # The rules, in order: the first that fails decides the answer.
     try:
-        fraud.check_rate_limits(session, now, customer_id, req.device_id)
+        fraud.check_rate_limits(counts, req.device_id)
     except RateLimited as exc:
         session.rollback()  # release the lock now, not in a later teardown
         CHECKINS.labels(exc.code).inc()
         raise
-    attempt = CheckinAttempt(
-        customer_id=customer_id, device_id=req.device_id, code=req.code, at=now, outcome=""
-    )
+    attempt: dict[str, Any] = {
+        "customer_id": customer_id,
+        "device_id": req.device_id,
+        "code": req.code,
+        "at": now,
+        "short_id": short_id,
+        "store_id": None,
+    }
     if abs(req.heard_at - now) > MAX_HEARD_SKEW:
         raise _refuse(session, attempt, "stale_heard_at", "heard_at is too far from the hub's time")
-    payload = from_hex(req.code)
-    if kind_of(payload) is not CodeKind.BEACON:
+    if not is_beacon:
         raise _refuse(session, attempt, "not_beacon", "that is a phone token, not a beacon code")
-    attempt.short_id = split_beacon_code(payload).short_id
-    beacon = session.get(Beacon, attempt.short_id)
-    if beacon is None or not _verify(crypto, beacon, payload, now):
+    if beacon is None or not verified:
         raise _refuse(session, attempt, "bad_code", CODE_NOT_ACCEPTED)
-    store = session.get(Store, beacon.store_id)
+    store = registry.store(session, beacon.store_id, now)
     assert store is not None  # foreign key
-    attempt.store_id = store.id
+    attempt["store_id"] = store.id
     try:
-        fraud.check_code_use(session, now, req.code, store)
+        fraud.check_code_use(counts, store.capacity)
     except RateLimited as exc:
         raise _refuse(session, attempt, exc.code, exc.message) from None
-    if not fraud.is_open(store, now):
+    if not store.is_open(now):
         raise _refuse(session, attempt, "store_closed", "the store is closed at this time")
-    previous = _last_accepted(session, customer_id)
-    if previous is not None and previous.store_id and previous.store_id != store.id:
-        prev_store = session.get(Store, previous.store_id)
-        if prev_store and fraud.is_impossible_travel(prev_store, previous.at, store, now):
+    if counts.last_store_id and counts.last_at and counts.last_store_id != store.id:
+        previous = registry.store(session, counts.last_store_id, now)
+        if previous and fraud.is_impossible_travel(previous, counts.last_at, store, now):
             raise _refuse(session, attempt, "impossible_travel", "check-in refused")
-    visit, new_visit = _record_visit(session, customer_id, store.id, beacon.zone_id, now)
-    attempt.outcome = "accepted" if new_visit else "same_visit"
-    session.add(attempt)
-    customer.last_checkin_at = now
-    session.add(customer)
-    CHECKINS.labels(attempt.outcome).inc()
+    open_visit = _OpenVisit(*visit_row) if visit_row and visit_row[0] is not None else None
+    visit = _record_visit(connection, customer_id, store.id, beacon.zone_id, now, open_visit)
+    new_visit = open_visit is None
+    attempt["outcome"] = "accepted" if new_visit else "same_visit"
+    connection.execute(_INSERT_ATTEMPT, attempt)
+    connection.execute(_TOUCH_CUSTOMER, {"ci_customer": customer_id, "ci_now": now})
+    CHECKINS.labels(attempt["outcome"]).inc()
     # Campaign grants are decided in this same transaction (customer row already locked).
     grants = campaign_hooks.on_checkin(
         session, now, customer_id, store.id, beacon.zone_id, visit, new_visit
@@ -132,58 +260,58 @@ def check_in(
     )
 
 
-def _last_accepted(session: Session, customer_id: str) -> CheckinAttempt | None:
-    """The customer's most recent accepted check-in."""
-    return session.exec(
-        select(CheckinAttempt)
-        .where(
-            CheckinAttempt.customer_id == customer_id,
-            col(CheckinAttempt.outcome).in_(("accepted", "same_visit")),
-        )
-        .order_by(col(CheckinAttempt.at).desc(), col(CheckinAttempt.id).desc())
-    ).first()
-
-
 def _record_visit(
-    session: Session, customer_id: str, store_id: str, zone_id: str | None, now: datetime
-) -> tuple[Visit, bool]:
+    connection: Connection,
+    customer_id: str,
+    store_id: str,
+    zone_id: str | None,
+    now: datetime,
+    open_visit: _OpenVisit | None,
+) -> Visit:
     """Extend the open visit (adding a zone step if the zone changed) or start a new one."""
-    visit = session.exec(
-        select(Visit)
-        .where(
-            Visit.customer_id == customer_id,
-            Visit.store_id == store_id,
-            Visit.last_seen_at > now - VISIT_IDLE,
+    if open_visit is None:
+        visit_id = new_id("vis")
+        connection.execute(
+            _INSERT_VISIT,
+            {
+                "id": visit_id,
+                "customer_id": customer_id,
+                "store_id": store_id,
+                "started_at": now,
+                "last_seen_at": now,
+                "checkins": 1,
+            },
         )
-        .order_by(col(Visit.started_at).desc())
-    ).first()
-    if visit is None:
-        visit = Visit(
-            id=new_id("vis"),
+        connection.execute(
+            _INSERT_STEP, {"visit_id": visit_id, "zone_id": zone_id, "entered_at": now}
+        )
+        return Visit(
+            id=visit_id,
             customer_id=customer_id,
             store_id=store_id,
             started_at=now,
             last_seen_at=now,
+            checkins=1,
         )
-        session.add(visit)
-        session.flush()
-        session.add(VisitZone(visit_id=visit.id, zone_id=zone_id, entered_at=now))
-        return visit, True
-    visit.last_seen_at = now
-    visit.checkins += 1
-    session.add(visit)
-    last_step = session.exec(
-        select(VisitZone).where(VisitZone.visit_id == visit.id).order_by(col(VisitZone.id).desc())
-    ).first()
-    if last_step is None or last_step.zone_id != zone_id:
-        session.add(VisitZone(visit_id=visit.id, zone_id=zone_id, entered_at=now))
-    return visit, False
+    connection.execute(_EXTEND_VISIT, {"ci_visit": open_visit.id, "ci_now": now})
+    if open_visit.last_step_id is None or open_visit.last_zone_id != zone_id:
+        connection.execute(
+            _INSERT_STEP, {"visit_id": open_visit.id, "zone_id": zone_id, "entered_at": now}
+        )
+    return Visit(
+        id=open_visit.id,
+        customer_id=customer_id,
+        store_id=store_id,
+        started_at=open_visit.started_at,
+        last_seen_at=now,
+        checkins=open_visit.checkins + 1,
+    )
 
 
 def zone_path(session: Session, visit_id: str) -> list[str | None]:
     """The zones a visit went through, in order."""
     steps = session.exec(
-        select(VisitZone).where(VisitZone.visit_id == visit_id).order_by(col(VisitZone.id))
+        orm_select(VisitZone).where(VisitZone.visit_id == visit_id).order_by(col(VisitZone.id))
     ).all()
     return [s.zone_id for s in steps]
 
@@ -192,7 +320,7 @@ def issue_phone_token(session: Session, clock: Clock, customer_id: str) -> Phone
     """A fresh short-lived token for the phone to play; the customer's expired ones go."""
     now = clock.now()
     for old in session.exec(
-        select(PhoneToken).where(
+        orm_select(PhoneToken).where(
             PhoneToken.customer_id == customer_id, PhoneToken.expires_at <= now
         )
     ):

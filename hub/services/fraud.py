@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, false, or_
-from sqlmodel import Session, func, select
+from sqlalchemy import Connection, bindparam, func, literal, select
 
 from hub.models.checkins import CheckinAttempt
 from hub.models.registry import WEEKDAYS, Store
@@ -32,42 +34,112 @@ MAX_TRAVEL_SPEED_KMH = 300.0
 NEARBY_STORES_KM = 1.0
 EARTH_RADIUS_KM = 6371.0088
 MINUTES_PER_HOUR = 60
+_ATTEMPT = CheckinAttempt.__table__  # type: ignore[attr-defined]
 
 
-def _count(session: Session, *where: Any) -> int:
-    """Number of attempts matching ``where``."""
-    return int(session.exec(select(func.count()).select_from(CheckinAttempt).where(*where)).one())
+ACCEPTED_OUTCOMES = ("accepted", "same_visit")
 
 
-def check_rate_limits(
-    session: Session, now: datetime, customer_id: str, device_id: str | None
-) -> None:
-    """Refuse a customer or device that is attempting too often or failing too often."""
-    since = now - ATTEMPT_WINDOW
+@dataclass(frozen=True, slots=True)
+class AttemptCounts:
+    """The recent attempts every rate limit needs, read in one statement."""
+
+    by_customer: int
+    by_device: int
+    failures: int
+    code_uses: int
+    last_store_id: str | None
+    last_at: datetime | None
+
+
+def _count(*where: Any) -> Any:
+    """A scalar subquery counting attempts matching ``where``."""
+    return select(func.count()).select_from(_ATTEMPT).where(*where).scalar_subquery()
+
+
+@functools.cache
+def counts_columns(with_device: bool) -> tuple[Any, ...]:
+    """The counters of :class:`AttemptCounts` as scalar subqueries over bind parameters.
+
+    Built once per variant and reused: building and cache-keying a SQLAlchemy statement
+    costs more CPU than SQLite takes to run it. Each subquery uses its own index
+    (customer, device, code). Parameters: :func:`counts_params`.
+    """
+    a = _ATTEMPT.c
+    customer = bindparam("fr_customer")
+    last = (
+        select(a.store_id, a.at)
+        .where(a.customer_id == customer, a.outcome.in_(ACCEPTED_OUTCOMES))
+        .order_by(a.at.desc(), a.id.desc())
+        .limit(1)
+    )
     # No device id must match no row (``== None`` would mean every device-less attempt).
-    same_device = CheckinAttempt.device_id == device_id if device_id is not None else false()
-    failed = CheckinAttempt.outcome.not_in(("accepted", "same_visit"))  # type: ignore[attr-defined]
-    # One query for the three counters: this runs on every check-in.
-    by_customer, by_device, failures = session.exec(
-        select(
-            func.count(
-                case(
-                    (and_(CheckinAttempt.customer_id == customer_id, CheckinAttempt.at > since), 1)
-                )
-            ),
-            func.count(case((and_(same_device, CheckinAttempt.at > since), 1))),
-            func.count(case((and_(CheckinAttempt.customer_id == customer_id, failed), 1))),
-        ).where(
-            or_(CheckinAttempt.customer_id == customer_id, same_device),
-            CheckinAttempt.at > now - max(ATTEMPT_WINDOW, FAILURE_WINDOW),
-        )
-    ).one()
+    by_device = (
+        _count(a.device_id == bindparam("fr_device"), a.at > bindparam("fr_attempts_since"))
+        if with_device
+        else literal(0)
+    )
+    return (
+        _count(a.customer_id == customer, a.at > bindparam("fr_attempts_since")),
+        by_device,
+        _count(
+            a.customer_id == customer,
+            a.at > bindparam("fr_failures_since"),
+            a.outcome.not_in(ACCEPTED_OUTCOMES),
+        ),
+        _count(
+            a.code == bindparam("fr_code"),
+            a.at > bindparam("fr_code_since"),
+            a.outcome == "accepted",
+        ),
+        last.with_only_columns(a.store_id).scalar_subquery(),
+        last.with_only_columns(a.at).scalar_subquery(),
+    )
+
+
+def counts_params(
+    now: datetime, customer_id: str, device_id: str | None, code: str
+) -> dict[str, Any]:
+    """The bind parameters of :func:`counts_columns`."""
+    return {
+        "fr_customer": customer_id,
+        "fr_device": device_id,
+        "fr_code": code,
+        "fr_attempts_since": now - ATTEMPT_WINDOW,
+        "fr_failures_since": now - FAILURE_WINDOW,
+        "fr_code_since": now - CODE_WINDOW,
+    }
+
+
+def counts_from_row(row: Sequence[Any]) -> AttemptCounts:
+    """The :class:`AttemptCounts` in the first columns of a row that selected them."""
+    return AttemptCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]), row[4], row[5])
+
+
+COUNT_COLUMNS = 6
+
+
+def read_counts(
+    connection: Connection, now: datetime, customer_id: str, device_id: str | None, code: str
+) -> AttemptCounts:
+    """Every counter of the rules below and the customer's last accepted check-in, at once.
+
+    Run it after locking the customer's row so concurrent check-ins of one customer see
+    each other. (The check-in service adds its own reads to the same statement.)
+    """
+    query = select(*counts_columns(device_id is not None))
+    row = connection.execute(query, counts_params(now, customer_id, device_id, code)).one()
+    return counts_from_row(row)
+
+
+def check_rate_limits(counts: AttemptCounts, device_id: str | None) -> None:
+    """Refuse a customer or device that is attempting too often or failing too often."""
     retry_s = int(ATTEMPT_WINDOW.total_seconds())
-    if by_customer >= MAX_ATTEMPTS_PER_CUSTOMER:
+    if counts.by_customer >= MAX_ATTEMPTS_PER_CUSTOMER:
         raise RateLimited("too many check-ins from this account", retry_s, "customer_rate")
-    if device_id is not None and by_device >= MAX_ATTEMPTS_PER_DEVICE:
+    if device_id is not None and counts.by_device >= MAX_ATTEMPTS_PER_DEVICE:
         raise RateLimited("too many check-ins from this device", retry_s, "device_rate")
-    if failures >= MAX_FAILURES_PER_CUSTOMER:
+    if counts.failures >= MAX_FAILURES_PER_CUSTOMER:
         raise RateLimited(
             "too many refused check-ins; try again later",
             int(FAILURE_WINDOW.total_seconds()),
@@ -75,31 +147,42 @@ def check_rate_limits(
         )
 
 
-def check_code_use(session: Session, now: datetime, code: str, store: Store) -> None:
+def check_code_use(counts: AttemptCounts, capacity: int) -> None:
     """Refuse a code used by more customers than the store can hold (a shared recording)."""
-    uses = _count(
-        session,
-        CheckinAttempt.code == code,
-        CheckinAttempt.at > now - CODE_WINDOW,
-        CheckinAttempt.outcome == "accepted",
-    )
-    if uses >= store.capacity:
+    if counts.code_uses >= capacity:
         raise RateLimited(
             "this code has been used too often", int(CODE_WINDOW.total_seconds()), "code_rate"
         )
 
 
+OpeningSpans = tuple[tuple[tuple[int, int], ...], ...]
+
+
+def opening_spans(hours: dict[str, Any] | None) -> OpeningSpans | None:
+    """Hours ``{"mon": [["09:00", "21:00"]]}`` as [start, end) minutes per weekday (Monday 0).
+
+    None when there are no hours at all: a store that never closes.
+    """
+    if not hours:
+        return None
+    return tuple(
+        tuple((_minutes(start), _minutes(end)) for start, end in hours.get(day, []))
+        for day in WEEKDAYS
+    )
+
+
+def is_open_at(spans: OpeningSpans | None, timezone: ZoneInfo, when: datetime) -> bool:
+    """Whether a store with ``spans`` in ``timezone`` is open at ``when``."""
+    if spans is None:
+        return True
+    local = when.astimezone(timezone)
+    minute = local.hour * MINUTES_PER_HOUR + local.minute
+    return any(start <= minute < end for start, end in spans[local.weekday()])
+
+
 def is_open(store: Store, when: datetime) -> bool:
     """Whether ``store`` is open at ``when`` in its own time zone (no hours = always open)."""
-    hours: dict[str, list[list[str]]] = store.opening_hours or {}
-    if not hours:
-        return True
-    local = when.astimezone(ZoneInfo(store.timezone))
-    minute = local.hour * MINUTES_PER_HOUR + local.minute
-    for start, end in hours.get(WEEKDAYS[local.weekday()], []):
-        if _minutes(start) <= minute < _minutes(end):
-            return True
-    return False
+    return is_open_at(opening_spans(store.opening_hours), ZoneInfo(store.timezone), when)
 
 
 def _minutes(hhmm: str) -> int:
@@ -116,8 +199,16 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
 
 
+class Place(Protocol):
+    """Anything with a store id and coordinates (a Store row or a cached store)."""
+
+    id: str
+    latitude: float
+    longitude: float
+
+
 def is_impossible_travel(
-    previous: Store, previous_at: datetime, current: Store, now: datetime
+    previous: Place, previous_at: datetime, current: Place, now: datetime
 ) -> bool:
     """Whether reaching ``current`` by ``now`` from ``previous`` at ``previous_at`` is too fast."""
     if previous.id == current.id:

@@ -73,15 +73,33 @@ def last_sms_code(engine: Engine, phone: str) -> str:
     raise AssertionError("no SMS queued for that phone")
 
 
-def sign_in(client: TestClient, engine: Engine, phone: str, device_id: str | None = None) -> str:
-    """Sign a phone in through the API; return its session token."""
+# The microphone disclosure text version test phones accept (as the app does on first run).
+MIC_DISCLOSURE_VERSION = "2026-01"
+
+
+def sign_in(
+    client: TestClient,
+    engine: Engine,
+    phone: str,
+    device_id: str | None = None,
+    accept_microphone: bool = True,
+) -> str:
+    """Sign a phone in through the API (accepting the microphone disclosure); return its token."""
     assert client.post("/v1/phone/otp", json={"phone": phone}).status_code == 202
     code = last_sms_code(engine, phone)
     resp = client.post(
         "/v1/phone/session", json={"phone": phone, "code": code, "device_id": device_id}
     )
     assert resp.status_code == 200, resp.text
-    return str(resp.json()["token"])
+    token = str(resp.json()["token"])
+    if accept_microphone:
+        consent = {
+            "microphone_disclosure_version": MIC_DISCLOSURE_VERSION,
+            "microphone_accepted": True,
+        }
+        accepted = client.patch("/v1/me", json=consent, headers=auth(token))
+        assert accepted.status_code == 200, accepted.text
+    return token
 
 
 def live_code(engine: Engine, clock: ManualClock, short_id: int, slot_offset: int = 0) -> str:

@@ -28,7 +28,11 @@ _bearer = HTTPBearer(auto_error=False)
 # The phone's own recent visits: a screenful.
 MY_VISITS_LIMIT = 50
 _REFUSALS = {
-    403: {"description": "Check-in refused: `code` says why (bad_code, store_closed, ...)"},
+    401: {"description": "Missing, unknown, expired or revoked session"},
+    403: {
+        "description": "Check-in refused: `code` says why (microphone_not_accepted, "
+        "bad_code, store_closed, impossible_travel, ...)"
+    },
     429: {"description": "Rate limited: see Retry-After"},
 }
 
@@ -128,5 +132,11 @@ def new_token(ctx: ContextDep, session: SessionDep, caller: PhoneCaller) -> Phon
 def check_in(
     ctx: ContextDep, session: SessionDep, caller: PhoneCaller, body: CheckinRequest
 ) -> CheckinResponse:
-    """Check in with a beacon code the phone heard (verified against the slot window)."""
-    return checkins.check_in(session, ctx.crypto, ctx.clock, caller.customer_id or "", body)
+    """Check in with a beacon code the phone heard (verified against the slot window).
+
+    Refused with 403 ``microphone_not_accepted`` until the customer has accepted the
+    microphone-use disclosure (``PATCH /v1/me``).
+    """
+    return checkins.check_in(
+        session, ctx.crypto, ctx.clock, caller.customer_id or "", body, caller.session_hash
+    )

@@ -348,6 +348,9 @@ def _world(
                     phone_hash=f"h-{cid}",
                     phone_enc=CRYPTO.encrypt("+8613000000000"),
                     created_at=clock.now(),
+                    # Check-ins need the microphone disclosure accepted.
+                    microphone_disclosure_version="2026-01",
+                    microphone_accepted_at=clock.now(),
                 )
             )
         session.flush()

@@ -80,7 +80,7 @@ def test_bad_phone_and_code_are_clear_422s(client: TestClient) -> None:
 
 def test_profile_consents_and_microphone_disclosure(client: TestClient, engine: Engine) -> None:
     """Attributes and consents update; accepting the microphone needs the disclosure version."""
-    headers = auth(sign_in(client, engine, PHONE))
+    headers = auth(sign_in(client, engine, PHONE, accept_microphone=False))
     refused = client.patch("/v1/me", json={"microphone_accepted": True}, headers=headers)
     assert refused.status_code == 422 and refused.json()["code"] == "disclosure_missing"
     body = {

@@ -1,0 +1,200 @@
+"""What a check-in needs of the registry (beacon keys, store hours and place), cached per process.
+
+Beacons and stores change a few times a day; check-ins read them hundreds of times a
+second. The cache keeps, per database, each beacon's decrypted keys, store and zone, and
+each store's capacity, parsed opening hours and coordinates.
+
+Invalidation:
+- in this process, at once: any ORM insert, update or delete of a Beacon, Store, Zone or
+  Node (key rotation, range change, a node moved or revoked, new hours...) empties the
+  cache when it is flushed and again when its transaction commits (a check-in that
+  reloaded between the two would otherwise keep the old row);
+- in the hub's other worker processes, which see no ORM event: each entry lives at most
+  ``REGISTRY_CACHE_TTL`` of the hub clock. A rotated key's predecessor stays valid for the
+  slot window (90 s), far longer, so codes in the air are never lost; a new key's codes
+  may be refused by another worker for at most that long.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, event, select
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session
+
+from hub.models.registry import Beacon, Node, Store, Zone
+from hub.security import HubCrypto
+from hub.services import fraud
+
+# How stale another worker's view of a registry change may be (see the module docstring).
+REGISTRY_CACHE_TTL = timedelta(seconds=5)
+# Session.info flag: this transaction wrote registry rows (invalidate again on commit).
+_DIRTY = "storewave_registry_dirty"
+_REGISTRY_MODELS = (Beacon, Store, Zone, Node)
+_BEACON = Beacon.__table__  # type: ignore[attr-defined]
+_STORE = Store.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class BeaconKey:
+    """One key a beacon's codes may be signed with, valid until ``until`` (None: current)."""
+
+    key: bytes
+    until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CachedBeacon:
+    """What verifying a beacon's code needs."""
+
+    short_id: int
+    store_id: str
+    zone_id: str | None
+    slot_s: int
+    keys: tuple[BeaconKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CachedStore:
+    """What the fraud rules need of a store."""
+
+    id: str
+    capacity: int
+    latitude: float
+    longitude: float
+    timezone: ZoneInfo
+    hours: fraud.OpeningSpans | None
+
+    def is_open(self, when: datetime) -> bool:
+        """Whether the store is open at ``when`` in its own time zone."""
+        return fraud.is_open_at(self.hours, self.timezone, when)
+
+
+class RegistryCache:
+    """Cached beacons and stores of one database (thread-safe; entries expire by TTL)."""
+
+    def __init__(self) -> None:
+        """An empty cache."""
+        self._lock = threading.Lock()
+        self._beacons: dict[int, tuple[datetime, CachedBeacon | None]] = {}
+        self._stores: dict[str, tuple[datetime, CachedStore | None]] = {}
+        self._generation = 0
+
+    def clear(self) -> None:
+        """Forget everything (a registry row changed)."""
+        with self._lock:
+            self._beacons.clear()
+            self._stores.clear()
+            self._generation += 1
+
+    def size(self) -> int:
+        """How many beacons and stores are cached (for tests and metrics)."""
+        return len(self._beacons) + len(self._stores)
+
+    def beacon(
+        self, session: Session, crypto: HubCrypto, short_id: int, now: datetime
+    ) -> CachedBeacon | None:
+        """Beacon ``short_id`` (None if unknown), from the cache while fresh."""
+        hit = self._beacons.get(short_id)
+        if hit is not None and now - hit[0] < REGISTRY_CACHE_TTL:
+            return hit[1]
+        generation = self._generation
+        b = _BEACON.c
+        query = select(
+            b.store_id, b.zone_id, b.slot_s, b.key_enc, b.previous_key_enc, b.previous_key_until
+        ).where(b.short_id == short_id)
+        row = session.connection().execute(query).first()
+        beacon = None
+        if row is not None:
+            keys = [BeaconKey(bytes.fromhex(crypto.decrypt_cached(row.key_enc)), None)]
+            if row.previous_key_enc and row.previous_key_until:
+                previous = bytes.fromhex(crypto.decrypt_cached(row.previous_key_enc))
+                keys.append(BeaconKey(previous, row.previous_key_until))
+            beacon = CachedBeacon(short_id, row.store_id, row.zone_id, row.slot_s, tuple(keys))
+        self._put(self._beacons, short_id, (now, beacon), generation)
+        return beacon
+
+    def store(self, session: Session, store_id: str, now: datetime) -> CachedStore | None:
+        """Store ``store_id`` (None if unknown), from the cache while fresh."""
+        hit = self._stores.get(store_id)
+        if hit is not None and now - hit[0] < REGISTRY_CACHE_TTL:
+            return hit[1]
+        generation = self._generation
+        s = _STORE.c
+        query = select(s.capacity, s.latitude, s.longitude, s.timezone, s.opening_hours).where(
+            s.id == store_id
+        )
+        row = session.connection().execute(query).first()
+        store = None
+        if row is not None:
+            store = CachedStore(
+                store_id,
+                row.capacity,
+                row.latitude,
+                row.longitude,
+                ZoneInfo(row.timezone),
+                fraud.opening_spans(row.opening_hours),
+            )
+        self._put(self._stores, store_id, (now, store), generation)
+        return store
+
+    def _put(self, table: dict[Any, Any], key: Any, value: Any, generation: int) -> None:
+        """Store ``value`` unless the registry changed while it was being read."""
+        with self._lock:
+            if generation == self._generation:
+                table[key] = value
+
+
+_caches: weakref.WeakKeyDictionary[Engine, RegistryCache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def cache_for(session: Session) -> RegistryCache:
+    """The registry cache of the database ``session`` is bound to."""
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    cache = _caches.get(engine)
+    if cache is None:
+        with _caches_lock:
+            cache = _caches.setdefault(engine, RegistryCache())
+    return cache
+
+
+def invalidate_all() -> None:
+    """Empty every database's registry cache (a registry row changed in this process)."""
+    with _caches_lock:
+        caches = list(_caches.values())
+    for cache in caches:
+        cache.clear()
+
+
+def _on_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
+    """Registry rows about to be written: drop the cache now and once more at commit."""
+    if any(
+        isinstance(obj, _REGISTRY_MODELS)
+        for obj in (*session.new, *session.dirty, *session.deleted)
+    ):
+        session.info[_DIRTY] = True
+        invalidate_all()
+
+
+def _on_commit(session: OrmSession) -> None:
+    """The registry change is now visible to every reader: drop what they cached meanwhile."""
+    if session.info.pop(_DIRTY, False):
+        invalidate_all()
+
+
+def _on_rollback(session: OrmSession) -> None:
+    """A rolled-back change needs no second invalidation."""
+    session.info.pop(_DIRTY, None)
+
+
+event.listen(OrmSession, "before_flush", _on_flush)
+event.listen(OrmSession, "after_commit", _on_commit)
+event.listen(OrmSession, "after_rollback", _on_rollback)

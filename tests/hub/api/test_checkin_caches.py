@@ -1,0 +1,192 @@
+"""Check-ins against the caches: registry and session changes take effect, consent is required."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlmodel import Session, select
+
+from edge.modem.codes import beacon_code, slot_of, to_hex
+from hub.clock import ManualClock
+from hub.models.auth import Role
+from hub.models.checkins import CheckinAttempt, Visit
+from hub.models.registry import Beacon
+from hub.services import registry_cache
+from hub.services.auth import SESSION_CACHE_TTL
+from hub.services.registry_cache import REGISTRY_CACHE_TTL
+from tests.hub.factories import (
+    CRYPTO,
+    MIC_DISCLOSURE_VERSION,
+    api_key,
+    auth,
+    checkin_body,
+    live_code,
+    seed,
+    sign_in,
+)
+
+PHONE = "+8613800138000"
+GULOU_DOOR = 101
+# Gulou's hours in the seeds cover the test clock; these close it all week.
+CLOSED_ALL_WEEK = {day: [] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+
+
+def _check_in(
+    client: TestClient, engine: Engine, clock: ManualClock, headers: dict[str, str], short_id: int
+) -> tuple[int, dict[str, object]]:
+    resp = client.post(
+        "/v1/checkins",
+        json=checkin_body(live_code(engine, clock, short_id), clock),
+        headers=headers,
+    )
+    return resp.status_code, resp.json()
+
+
+def _world(client: TestClient, engine: Engine, clock: ManualClock) -> tuple[dict, dict]:
+    """Seeded registry, an admin and a signed-in phone (whose first check-in filled the cache)."""
+    seed(engine, clock)
+    admin = auth(api_key(engine, clock, Role.ADMIN))
+    phone = auth(sign_in(client, engine, PHONE, device_id="dev-1"))
+    status, body = _check_in(client, engine, clock, phone, GULOU_DOOR)
+    assert status == 200, body
+    return admin, phone
+
+
+def test_checkin_needs_the_microphone_disclosure_accepted(
+    client: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    """403 microphone_not_accepted (nothing recorded) until accepted, and again once withdrawn."""
+    seed(engine, clock)
+    headers = auth(sign_in(client, engine, PHONE, accept_microphone=False))
+    status, body = _check_in(client, engine, clock, headers, GULOU_DOOR)
+    assert (status, body["code"]) == (403, "microphone_not_accepted")
+    with Session(engine) as session:
+        assert session.exec(select(CheckinAttempt)).all() == []
+        assert session.exec(select(Visit)).all() == []
+    accept = {"microphone_disclosure_version": MIC_DISCLOSURE_VERSION, "microphone_accepted": True}
+    assert client.patch("/v1/me", json=accept, headers=headers).status_code == 200
+    assert _check_in(client, engine, clock, headers, GULOU_DOOR)[0] == 200
+    withdrawn = client.patch("/v1/me", json={"microphone_accepted": False}, headers=headers)
+    assert withdrawn.status_code == 200
+    status, body = _check_in(client, engine, clock, headers, GULOU_DOOR)
+    assert (status, body["code"]) == (403, "microphone_not_accepted")
+
+
+def test_rotated_key_works_at_once_and_old_key_for_the_window(
+    client: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    """Right after a rotation the new key's codes verify (cache dropped), the old ones still do."""
+    admin, phone = _world(client, engine, clock)
+    old_code = live_code(engine, clock, GULOU_DOOR)
+    assert client.post(f"/v1/beacons/{GULOU_DOOR}/rotate", headers=admin).status_code == 200
+    new_code = live_code(engine, clock, GULOU_DOOR)
+    assert new_code != old_code
+    for code in (new_code, old_code):
+        resp = client.post("/v1/checkins", json=checkin_body(code, clock), headers=phone)
+        assert resp.status_code == 200, resp.text
+
+
+def test_range_change_and_node_move_reach_the_cache(
+    client: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    """A range change empties the cache; a moved node's beacon checks in at its new store."""
+    admin, phone = _world(client, engine, clock)
+    with Session(engine) as session:
+        cache = registry_cache.cache_for(session)
+    assert cache.size() > 0
+    assert client.patch(f"/v1/beacons/{GULOU_DOOR}", json={"range_m": 3}, headers=admin).is_success
+    assert cache.size() == 0
+    moved = client.patch("/v1/nodes/fz-gulou-n1", json={"store_id": "fz-taijiang"}, headers=admin)
+    assert moved.status_code == 200, moved.text
+    clock.advance(timedelta(hours=2))  # a new visit, and no impossible travel within Fuzhou
+    status, body = _check_in(client, engine, clock, phone, GULOU_DOOR)
+    assert status == 200, body
+    assert body["store_id"] == "fz-taijiang" and body["new_visit"] is True
+
+
+def test_deleted_beacon_and_new_hours_take_effect_at_once(
+    client: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    """New opening hours refuse the next check-in; a deleted beacon's codes stop verifying."""
+    admin, phone = _world(client, engine, clock)
+    closed = client.patch(
+        "/v1/stores/fz-gulou", json={"opening_hours": CLOSED_ALL_WEEK}, headers=admin
+    )
+    assert closed.status_code == 200, closed.text
+    status, body = _check_in(client, engine, clock, phone, GULOU_DOOR)
+    assert (status, body["code"]) == (403, "store_closed")
+    code = live_code(engine, clock, 102)
+    with Session(engine) as session:
+        session.delete(session.get(Beacon, 102))
+        session.commit()
+    resp = client.post("/v1/checkins", json=checkin_body(code, clock), headers=phone)
+    assert (resp.status_code, resp.json()["code"]) == (403, "bad_code")
+
+
+def test_another_process_change_is_seen_within_the_ttl(
+    client: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    """A key change no ORM event announces (another worker did it) applies once the TTL ends."""
+    _, phone = _world(client, engine, clock)
+    old_key, other_key = _key(engine, GULOU_DOOR), _key(engine, 103)
+    with engine.begin() as conn:  # Core, as another process would: no event in this one
+        conn.execute(
+            text(
+                "UPDATE beacon SET key_enc = (SELECT b.key_enc FROM beacon AS b "
+                "WHERE b.short_id = 103) WHERE short_id = 101"
+            )
+        )
+    old_key_code = _code(GULOU_DOOR, old_key, clock)
+    ok = client.post("/v1/checkins", json=checkin_body(old_key_code, clock), headers=phone)
+    assert ok.status_code == 200, ok.text  # still the cached key: stale for at most the TTL
+    clock.advance(REGISTRY_CACHE_TTL)
+    new_key_code = _code(GULOU_DOOR, other_key, clock)
+    fresh = client.post("/v1/checkins", json=checkin_body(new_key_code, clock), headers=phone)
+    assert fresh.status_code == 200, fresh.text
+    stale = _code(GULOU_DOOR, old_key, clock)
+    refused = client.post("/v1/checkins", json=checkin_body(stale, clock), headers=phone)
+    assert (refused.status_code, refused.json()["code"]) == (403, "bad_code")
+
+
+def test_sign_out_and_erase_end_a_cached_session_at_once(
+    client: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    """The session cache forgets a signed-out or erased session in this process at once."""
+    _, phone = _world(client, engine, clock)
+    assert client.get("/v1/me", headers=phone).status_code == 200
+    assert client.delete("/v1/phone/session", headers=phone).status_code == 204
+    assert client.get("/v1/me", headers=phone).status_code == 401
+    assert _check_in(client, engine, clock, phone, GULOU_DOOR)[0] == 401
+    again = auth(sign_in(client, engine, PHONE))
+    assert client.get("/v1/me", headers=again).status_code == 200
+    assert client.delete("/v1/me", headers=again).status_code == 200
+    assert client.get("/v1/me", headers=again).status_code == 401
+
+
+def test_revocation_elsewhere_stops_checkins_at_once_and_reads_within_the_ttl(
+    client: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    """Revoked by another process: check-ins refuse it at once (401), other reads after the TTL."""
+    _, phone = _world(client, engine, clock)
+    assert client.get("/v1/me", headers=phone).status_code == 200
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE customer_session SET revoked_at = created_at"))
+    assert _check_in(client, engine, clock, phone, GULOU_DOOR)[0] == 401
+    assert client.get("/v1/me", headers=phone).status_code == 200  # cached, as documented
+    clock.advance(SESSION_CACHE_TTL)
+    assert client.get("/v1/me", headers=phone).status_code == 401
+
+
+def _key(engine: Engine, short_id: int) -> bytes:
+    """Beacon ``short_id``'s current key, as the database has it."""
+    with Session(engine) as session:
+        beacon = session.get(Beacon, short_id)
+        assert beacon is not None
+        return bytes.fromhex(CRYPTO.decrypt(beacon.key_enc))
+
+
+def _code(short_id: int, key: bytes, clock: ManualClock) -> str:
+    """Beacon ``short_id``'s code for now, signed with ``key``."""
+    return to_hex(beacon_code(short_id, key, slot_of(clock.now().timestamp())))
