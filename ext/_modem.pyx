@@ -17,9 +17,6 @@ from libc.math cimport M_PI, cos, sin
 
 cnp.import_array()
 
-# A K=9 code has 2**(K-1) states; fixed here because the Viterbi arrays are sized by it.
-DEF N_STATES = 256
-DEF N_REGS = 512
 
 
 cdef void _decimate(
@@ -412,76 +409,178 @@ def sync_scores(energy, band, tones, delays, shifts, Py_ssize_t neighbour, doubl
     return best, best_raw, arg
 
 
-cdef void _viterbi(
-    const double[::1] llr,
-    const double[:, ::1] signs,
-    unsigned char[:, ::1] decisions,
-    unsigned char[::1] bits,
+cdef void _window_energies(
+    const double[::1] xb,
+    const long[::1] starts,
+    const double[:, ::1] freqs,
+    Py_ssize_t length,
+    double rate,
+    double[:, ::1] energy,
+    double[::1] power,
 ) noexcept nogil:
-    """Max-log soft Viterbi for a rate-1/2, K=9 code, trellis terminated in state 0."""
-    cdef Py_ssize_t n_steps = bits.shape[0]
-    cdef double metric[N_STATES]
-    cdef double nxt[N_STATES]
-    cdef double bm[N_REGS]
-    cdef Py_ssize_t t, ns, r0, r1, st
-    cdef double m0, m1, neg = -1e300
-    for st in range(N_STATES):
-        metric[st] = neg
-    metric[0] = 0.0
-    for t in range(n_steps):
-        for r0 in range(N_REGS):
-            bm[r0] = 0.5 * (signs[r0, 0] * llr[2 * t] + signs[r0, 1] * llr[2 * t + 1])
-        for ns in range(N_STATES):
-            # The two predecessors differ in the bit that leaves the register.
-            r0 = ns
-            r1 = ns | N_STATES
-            m0 = metric[ns >> 1] + bm[r0]
-            m1 = metric[(ns >> 1) | (N_STATES >> 1)] + bm[r1]
-            if m1 > m0:
-                nxt[ns] = m1
-                decisions[t, ns] = 1
-            else:
-                nxt[ns] = m0
-                decisions[t, ns] = 0
-        for st in range(N_STATES):
-            metric[st] = nxt[st]
-    st = 0
-    for t in range(n_steps - 1, -1, -1):
-        bits[t] = st & 1
-        st = (st >> 1) | (decisions[t, st] * (N_STATES >> 1))
+    """|DFT|^2 of each window at its frequencies; the basis is a rotating phasor."""
+    cdef Py_ssize_t n_win = starts.shape[0]
+    cdef Py_ssize_t n_freq = freqs.shape[1]
+    cdef Py_ssize_t i, k, n, base
+    cdef double ang, cr, ci, pr, pi_, tr, ar, ai, xr, xi, pw
+    for i in range(n_win):
+        base = 2 * starts[i]
+        pw = 0.0
+        for n in range(length):
+            xr = xb[base + 2 * n]
+            xi = xb[base + 2 * n + 1]
+            pw = pw + xr * xr + xi * xi
+        power[i] = pw
+        for k in range(n_freq):
+            ang = -2.0 * M_PI * freqs[i, k] / rate
+            cr = cos(ang)
+            ci = sin(ang)
+            pr = 1.0
+            pi_ = 0.0
+            ar = 0.0
+            ai = 0.0
+            for n in range(length):
+                xr = xb[base + 2 * n]
+                xi = xb[base + 2 * n + 1]
+                ar = ar + xr * pr - xi * pi_
+                ai = ai + xr * pi_ + xi * pr
+                tr = pr * cr - pi_ * ci
+                pi_ = pr * ci + pi_ * cr
+                pr = tr
+            energy[i, k] = ar * ar + ai * ai
 
 
-def viterbi(llr, signs):
-    """Decode soft bits of a terminated rate-1/2, K=9 convolutional code.
+def window_energies(xb, starts, freqs, Py_ssize_t length, double rate):
+    """Energy of windows of a complex signal at given frequencies, and each window's power.
 
     Parameters
     ----------
-    llr : ndarray of float64, shape (2 n,)
-        Log-likelihood ratios, positive meaning bit 0, two per trellis step.
-    signs : ndarray of float64, shape (512, 2)
-        ``+1`` / ``-1`` for coded bit 0 / 1 of every 7-bit register value
-        (register = previous 8 inputs << 1 | new input).
+    xb : ndarray of complex128, shape (n,)
+        Baseband samples.
+    starts : ndarray of int, shape (w,)
+        First sample of each window (``0 <= start <= n - length``).
+    freqs : ndarray of float64, shape (w, k)
+        Frequencies (Hz, baseband) to evaluate in each window.
+    length : int
+        Window length in samples.
+    rate : float
+        Sample rate of ``xb`` in Hz.
 
     Returns
     -------
-    ndarray of uint8, shape (n,)
-        The most likely input bits (the last K-1 are the zero tail).
+    energy : ndarray of float64, shape (w, k)
+        ``|sum_n xb[start + n] exp(-j 2 pi f n / rate)|^2``.
+    power : ndarray of float64, shape (w,)
+        ``sum_n |xb[start + n]|^2``.
     """
-    lv = np.ascontiguousarray(llr, dtype=np.float64)
-    sg = np.ascontiguousarray(signs, dtype=np.float64)
-    if lv.ndim != 1 or lv.shape[0] % 2:
-        raise ValueError("llr must be 1-D with an even length")
-    if sg.shape != (N_REGS, 2):
-        raise ValueError("signs must have shape (512, 2)")
-    if not np.isfinite(lv).all():
-        raise ValueError("llr must be finite")
-    n_steps = lv.shape[0] // 2
-    bits = np.zeros(n_steps, dtype=np.uint8)
-    decisions = np.zeros((max(n_steps, 1), N_STATES), dtype=np.uint8)
-    cdef const double[::1] llv = lv
-    cdef const double[:, ::1] sv = sg
+    x = np.ascontiguousarray(xb, dtype=np.complex128)
+    st = np.ascontiguousarray(starts, dtype=np.int64)
+    fq = np.ascontiguousarray(freqs, dtype=np.float64)
+    if x.ndim != 1 or st.ndim != 1 or fq.ndim != 2 or fq.shape[0] != st.shape[0]:
+        raise ValueError("xb must be 1-D, starts (w,) and freqs (w, k)")
+    if length <= 0 or rate <= 0:
+        raise ValueError("length and rate must be positive")
+    if st.size and (st.min() < 0 or st.max() + length > x.shape[0]):
+        raise ValueError("a window falls outside the signal")
+    energy = np.zeros((st.shape[0], fq.shape[1]), dtype=np.float64)
+    power = np.zeros(st.shape[0], dtype=np.float64)
+    cdef const double[::1] xv = x.view(np.float64)
+    cdef const long[::1] sv = st
+    cdef const double[:, ::1] fv = fq
+    cdef double[:, ::1] ev = energy
+    cdef double[::1] pv = power
+    with nogil:
+        _window_energies(xv, sv, fv, length, rate, ev, pv)
+    return energy, power
+
+
+cdef void _viterbi_symbols(
+    const double[:, ::1] metric,
+    const long[::1] labels,
+    Py_ssize_t state_bits,
+    double[::1] acc,
+    double[::1] nxt,
+    unsigned char[:, ::1] decisions,
+    unsigned char[::1] bits,
+) noexcept nogil:
+    """Max-log Viterbi, one 16-ary symbol and two input bits per step, ends in state 0."""
+    cdef Py_ssize_t n_sym = metric.shape[0]
+    cdef Py_ssize_t n_states = acc.shape[0]
+    cdef Py_ssize_t top = state_bits - 2
+    cdef Py_ssize_t t, ns, st, half
+    cdef double best, m, m1, m2, m3
+    cdef unsigned char arg
+    cdef const double* row
+    for st in range(n_states):
+        acc[st] = -1e300
+    acc[0] = 0.0
+    for t in range(n_sym):
+        row = &metric[t, 0]
+        for ns in range(n_states):
+            # Predecessor k is (ns >> 2) | (k << top); its register is ns | (k << state_bits).
+            half = ns >> 2
+            best = acc[half] + row[labels[ns]]
+            m1 = acc[half | (1 << top)] + row[labels[ns | (1 << state_bits)]]
+            m2 = acc[half | (2 << top)] + row[labels[ns | (2 << state_bits)]]
+            m3 = acc[half | (3 << top)] + row[labels[ns | (3 << state_bits)]]
+            arg = 0
+            if m1 > best:
+                best = m1
+                arg = 1
+            if m2 > best:
+                best = m2
+                arg = 2
+            if m3 > best:
+                best = m3
+                arg = 3
+            nxt[ns] = best
+            decisions[t, ns] = arg
+        for st in range(n_states):
+            acc[st] = nxt[st]
+    st = 0
+    for t in range(n_sym - 1, -1, -1):
+        bits[2 * t] = (st >> 1) & 1
+        bits[2 * t + 1] = st & 1
+        st = (st >> 2) | (<Py_ssize_t> decisions[t, st] << top)
+
+
+def viterbi_symbols(metric, labels):
+    """Decode a terminated rate-2/4 code whose 4-bit labels are scored per symbol.
+
+    Parameters
+    ----------
+    metric : ndarray of float64, shape (n, 16)
+        Log-likelihood of every 4-bit label at each trellis step.
+    labels : ndarray of int, shape (4 * S,)
+        Label of every register value ``state << 2 | two new input bits`` for a
+        trellis of ``S`` states (a power of two, at least 4).
+
+    Returns
+    -------
+    ndarray of uint8, shape (2 n,)
+        The most likely input bits, two per step (the trellis starts and ends in state 0).
+    """
+    mv = np.ascontiguousarray(metric, dtype=np.float64)
+    lb = np.ascontiguousarray(labels, dtype=np.int64)
+    if mv.ndim != 2 or mv.shape[1] != 16:
+        raise ValueError("metric must have shape (n, 16)")
+    n_states = lb.shape[0] // 4
+    if lb.ndim != 1 or n_states < 4 or n_states & (n_states - 1) or lb.shape[0] != 4 * n_states:
+        raise ValueError("labels must have 4 * S entries, S a power of two >= 4")
+    if lb.min() < 0 or lb.max() > 15:
+        raise ValueError("labels must be in 0..15")
+    if not np.isfinite(mv).all():
+        raise ValueError("metric must be finite")
+    n_sym = mv.shape[0]
+    bits = np.zeros(2 * n_sym, dtype=np.uint8)
+    decisions = np.zeros((max(n_sym, 1), n_states), dtype=np.uint8)
+    cdef Py_ssize_t state_bits = n_states.bit_length() - 1
+    cdef const double[:, ::1] mtv = mv
+    cdef const long[::1] lv = lb
+    cdef double[::1] acc = np.empty(n_states, dtype=np.float64)
+    cdef double[::1] nxt = np.empty(n_states, dtype=np.float64)
     cdef unsigned char[:, ::1] dv = decisions
     cdef unsigned char[::1] bv = bits
     with nogil:
-        _viterbi(llv, sv, dv, bv)
+        _viterbi_symbols(mtv, lv, state_bits, acc, nxt, dv, bv)
     return bits

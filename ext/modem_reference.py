@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-N_STATES = 256  # 2**(K-1) for the K=9 code the Viterbi decodes
 
 
 def decimate(
@@ -103,25 +102,51 @@ def sync_scores(
     return clipped.max(axis=0) / n_sym, raw[arg, starts] / n_sym, arg.astype(np.int64)
 
 
-def viterbi(llr: npt.NDArray[np.float64], signs: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
-    """Same contract as ``ext._modem.viterbi``: terminated max-log soft Viterbi, K=9."""
-    lv = np.asarray(llr, dtype=np.float64)
-    sg = np.asarray(signs, dtype=np.float64)
-    n_steps = lv.shape[0] // 2
-    states = np.arange(N_STATES)
-    metric = np.full(N_STATES, -1e300)
-    metric[0] = 0.0
-    decisions = np.zeros((n_steps, N_STATES), dtype=np.uint8)
-    for t in range(n_steps):
-        bm = 0.5 * (sg[:, 0] * lv[2 * t] + sg[:, 1] * lv[2 * t + 1])
-        m0 = metric[states >> 1] + bm[states]
-        m1 = metric[(states >> 1) | (N_STATES >> 1)] + bm[states | N_STATES]
-        take1 = m1 > m0
-        decisions[t] = take1
-        metric = np.where(take1, m1, m0)
-    bits = np.zeros(n_steps, dtype=np.uint8)
+def window_energies(
+    xb: npt.NDArray[np.complex128],
+    starts: npt.ArrayLike,
+    freqs: npt.ArrayLike,
+    length: int,
+    rate: float,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Same contract as ``ext._modem.window_energies``: windowed DFT energies and powers."""
+    x = np.asarray(xb, dtype=np.complex128)
+    st = np.asarray(starts, dtype=np.int64)
+    fq = np.asarray(freqs, dtype=np.float64)
+    if st.size and (st.min() < 0 or st.max() + length > x.shape[0]):
+        raise ValueError("a window falls outside the signal")
+    seg = x[st[:, None] + np.arange(length)[None, :]]  # (w, n)
+    basis = np.exp(-2j * np.pi * fq[:, :, None] * np.arange(length)[None, None, :] / rate)
+    # einsum, not @: these are small, and BLAS would wake its thread pool.
+    return np.abs(np.einsum("wn,wkn->wk", seg, basis)) ** 2, (np.abs(seg) ** 2).sum(axis=1)
+
+
+def viterbi_symbols(
+    metric: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]
+) -> npt.NDArray[np.uint8]:
+    """Same contract as ``ext._modem.viterbi_symbols``: terminated max-log symbol Viterbi."""
+    mv = np.asarray(metric, dtype=np.float64)
+    lb = np.asarray(labels, dtype=np.int64)
+    n_states = lb.shape[0] // 4
+    state_bits = n_states.bit_length() - 1
+    top = state_bits - 2
+    n_sym = mv.shape[0]
+    states = np.arange(n_states)
+    k = np.arange(4)[:, None]
+    preds = (states[None, :] >> 2) | (k << top)  # (k, new state)
+    regs = states[None, :] | (k << state_bits)
+    acc = np.full(n_states, -1e300)
+    acc[0] = 0.0
+    decisions = np.zeros((n_sym, n_states), dtype=np.int64)
+    for t in range(n_sym):
+        cand = acc[preds] + mv[t, lb[regs]]
+        # argmax takes the first of equal maxima, as the kernel's strict '>' does.
+        decisions[t] = np.argmax(cand, axis=0)
+        acc = cand[decisions[t], states]
+    bits = np.zeros(2 * n_sym, dtype=np.uint8)
     st = 0
-    for t in range(n_steps - 1, -1, -1):
-        bits[t] = st & 1
-        st = (st >> 1) | (int(decisions[t, st]) * (N_STATES >> 1))
+    for t in range(n_sym - 1, -1, -1):
+        bits[2 * t] = (st >> 1) & 1
+        bits[2 * t + 1] = st & 1
+        st = (st >> 2) | (int(decisions[t, st]) << top)
     return bits

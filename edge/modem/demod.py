@@ -5,13 +5,14 @@ become symbol log-likelihoods under the noncoherent Rician model
 ``LL = -S/N0 + ln I0(2 sqrt(E S) / N0)``, with a per-tone noise level ``N0`` (median
 of that tone's energies without each symbol's strongest tone, fitted in dB) and a
 per-tone signal level ``S`` from a straight-line fit (in dB) over the preamble's
-tones, which absorbs microphone roll-off. Bit LLRs follow by log-sum-exp over the
-tones whose label has the bit at 0 or 1.
+tones, which absorbs microphone roll-off. The Viterbi decoder scores whole symbols
+with these (no bit LLRs: see :mod:`edge.modem.fec`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,10 @@ from edge.modem.frontend import GRID_STEP_HZ, FrontEnd
 # most half a step) and timing in baseband samples (sync grid is HOP samples).
 REFINE_SCALE_STEPS = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
 REFINE_SHIFT_SAMPLES = np.arange(-3, 4)
+# Second, whole-frame refinement: +/-8 Hz in 2 Hz steps (the coarse grid is 12.5 Hz;
+# 12.5 Hz of error alone cost ~0.4 dB at -7.5 dB) and +/-2 samples.
+FINE_SCALE_STEPS_HZ = np.arange(-4, 5) * 2.0
+FINE_SHIFT_SAMPLES = np.arange(-2, 3)
 BAND_HZ = frame.BAND_HIGH_HZ - frame.BAND_LOW_HZ
 # The median of an exponential variable is ln 2 times its mean.
 LN2 = float(np.log(2.0))
@@ -31,17 +36,12 @@ LN2 = float(np.log(2.0))
 MAX_TILT_DB = 20.0
 # Noise floor relative to the strongest tone energy (100 dB down: numerically silent).
 NOISE_FLOOR_REL = 1e-10
-# Bit LLRs beyond this add nothing but let one wild symbol dominate the path metric.
-MAX_BIT_LLR = 30.0
 # Floor on the per-tone signal estimate, relative to N0, so ln I0 stays informative.
 MIN_SIGNAL_RATIO = 0.05
 # Measured (60 s of white noise, CRC bypassed): the best Viterbi path through noise agrees
 # with 6-33% of the strongest tones; frames decoded at -7.5 dB SNR agree on 61-72%.
 # The gate sits between them, so a noise path must beat the CRC *and* this.
 MIN_AGREEMENT = 0.45
-BIT_TABLE = frame.symbol_bit_table()
-BIT_ZERO_MASK = (BIT_TABLE == 0).astype(np.float64)  # (tone, bit): 1 where the bit is 0
-BIT_ONE_MASK = 1.0 - BIT_ZERO_MASK
 
 
 @dataclass(frozen=True)
@@ -60,16 +60,12 @@ def _symbol_energies(
     starts: npt.NDArray[np.int64],
     offsets_hz: npt.NDArray[np.float64],
     fe: FrontEnd,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """DFT energy of each window at each offset frequency, plus each window's power."""
-    idx = starts[:, None] + np.arange(fe.window_len)[None, :]
-    seg = bb[idx]
-    basis = np.exp(
-        -2j * np.pi * np.outer(np.arange(fe.window_len), offsets_hz) / fe.baseband_rate
-    )
-    # einsum, not @: these matrices are tiny, and BLAS would wake its thread pool (whose
-    # spinning threads cost more CPU than the product itself on a small edge box).
-    return np.abs(np.einsum("sn,nk->sk", seg, basis)) ** 2, (np.abs(seg) ** 2).sum(axis=1)
+    k: ModuleType,
+) -> npt.NDArray[np.float64]:
+    """DFT energy of each window at every offset frequency: shape (window, offset)."""
+    freqs = np.broadcast_to(offsets_hz, (starts.shape[0], offsets_hz.shape[0]))
+    energy, _ = k.window_energies(bb, starts, freqs, fe.window_len, fe.baseband_rate)
+    return energy  # type: ignore[no-any-return]
 
 
 def _starts(frame_start: float, scale: float, first: int, count: int, fb: float) -> np.ndarray:
@@ -83,45 +79,89 @@ def _tone_offsets(scale: float) -> npt.NDArray[np.float64]:
     return frame.tone_freqs_hz() * (1.0 + scale) - frame.CARRIER_HZ
 
 
-def refine(
-    bb: npt.NDArray[np.complex128], frame_start: float, scale0: float, fe: FrontEnd
-) -> tuple[float, float]:
-    """Best (frame start, scale) near the sync estimate by preamble energy (local search)."""
-    step = GRID_STEP_HZ / frame.CARRIER_HZ
-    scales = scale0 + REFINE_SCALE_STEPS * step
-    tones = np.array(frame.PREAMBLE_TONES)
-    t = frame.RAMP_S + frame.SYMBOL_S * np.arange(frame.N_PREAMBLE)
-    # starts[scale, shift, symbol]
+def _local_search(
+    bb: npt.NDArray[np.complex128],
+    frame_start: float,
+    scales: npt.NDArray[np.float64],
+    shifts: npt.NDArray[np.int64],
+    tones: npt.NDArray[np.int64],
+    fe: FrontEnd,
+    k: ModuleType,
+) -> tuple[float, float] | None:
+    """(frame start, scale) on the grid whose windows hold the most energy at ``tones``.
+
+    ``tones[i]`` is the tone expected in symbol ``i`` (from 0); the score is the energy
+    at those tones over the windows' total energy. None if a window leaves ``bb``.
+    """
+    t = frame.RAMP_S + frame.SYMBOL_S * np.arange(tones.shape[0])
+    # [scale, shift, symbol]
     starts = np.rint(
         frame_start
-        + REFINE_SHIFT_SAMPLES[None, :, None]
+        + shifts[None, :, None]
         + t[None, None, :] * fe.baseband_rate / (1.0 + scales[:, None, None])
     ).astype(np.int64)
     if starts.min() < 0 or starts.max() + fe.window_len > bb.shape[0]:
-        return frame_start, scale0
-    seg = bb[starts[..., None] + np.arange(fe.window_len)]  # (scale, shift, symbol, n)
+        return None
     offs = np.stack([_tone_offsets(sc)[tones] for sc in scales])  # (scale, symbol)
-    basis = np.exp(
-        -2j * np.pi * offs[:, :, None] * np.arange(fe.window_len)[None, None, :]
-        / fe.baseband_rate
+    freqs = np.broadcast_to(offs[:, None, :], starts.shape)
+    energy, power = k.window_energies(
+        bb, starts.ravel(), freqs.reshape(-1, 1), fe.window_len, fe.baseband_rate
     )
-    energy = np.abs(np.einsum("kmsn,ksn->kms", seg, basis)) ** 2
-    power = (np.abs(seg) ** 2).sum(axis=(2, 3))
-    score = energy.sum(axis=2) / np.maximum(power, 1e-300)
-    k, m = np.unravel_index(int(np.argmax(score)), score.shape)
-    return frame_start + float(REFINE_SHIFT_SAMPLES[m]), float(scales[k])
+    score = energy.reshape(starts.shape).sum(axis=2) / np.maximum(
+        power.reshape(starts.shape).sum(axis=2), 1e-300
+    )
+    i, j = np.unravel_index(int(np.argmax(score)), score.shape)
+    return frame_start + float(shifts[j]), float(scales[i])
 
 
-def _dbfit(values: npt.NDArray[np.float64], x: npt.NDArray[np.float64]) -> np.ndarray:
-    """Straight-line fit in dB of positive ``values`` at tone indices ``x``, over all tones."""
+def refine(
+    bb: npt.NDArray[np.complex128], frame_start: float, scale0: float, fe: FrontEnd,
+    k: ModuleType,
+) -> tuple[float, float]:
+    """Best (frame start, scale) near the sync estimate, in two local searches.
+
+    First the preamble alone on a coarse grid (quarter sync steps, +/-3 samples); then
+    the whole frame, each data symbol's strongest tone there standing in for the unknown
+    data, on a fine grid (2 Hz, +/-2 samples): 45 symbols instead of 8 pin the frequency
+    and timing down far better (measured: ~0.25 dB more frame success at -8 dB).
+    """
+    step = GRID_STEP_HZ / frame.CARRIER_HZ
+    pre = np.array(frame.PREAMBLE_TONES, dtype=np.int64)
+    coarse = _local_search(
+        bb, frame_start, scale0 + REFINE_SCALE_STEPS * step, REFINE_SHIFT_SAMPLES, pre, fe, k
+    )
+    if coarse is None:
+        return frame_start, scale0
+    start1, scale1 = coarse
+    starts = _starts(start1, scale1, 0, frame.N_SYMBOLS, fe.baseband_rate)
+    if starts[0] < 0 or starts[-1] + fe.window_len > bb.shape[0]:
+        return start1, scale1
+    decided = np.argmax(_symbol_energies(bb, starts, _tone_offsets(scale1), fe, k), axis=1)
+    decided[: frame.N_PREAMBLE] = pre
+    fine = _local_search(
+        bb, start1, scale1 + FINE_SCALE_STEPS_HZ / frame.CARRIER_HZ, FINE_SHIFT_SAMPLES,
+        decided, fe, k,
+    )
+    return fine if fine is not None else (start1, scale1)
+
+
+def _dbfit(
+    values: npt.NDArray[np.float64],
+    x: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64] | None = None,
+) -> np.ndarray:
+    """Weighted straight-line fit in dB of positive ``values`` at tone indices ``x``."""
     v_db = 10.0 * np.log10(np.maximum(values, 1e-300))
+    w = np.ones_like(v_db) if weights is None else weights
     # Closed-form least squares (np.polyfit's general solver costs 50x more here).
-    xc = x - x.mean()
-    slope = float(np.dot(xc, v_db - v_db.mean()) / np.dot(xc, xc))
+    xm = float(np.dot(w, x) / w.sum())
+    vm = float(np.dot(w, v_db) / w.sum())
+    xc = x - xm
+    den = float(np.dot(w, xc * xc))
+    slope = float(np.dot(w, xc * (v_db - vm)) / den) if den > 0 else 0.0
     max_slope = MAX_TILT_DB / (frame.N_TONES - 1)
     slope = float(np.clip(slope, -max_slope, max_slope))
-    icept = float(np.mean(v_db - slope * x))
-    return 10.0 ** ((icept + slope * np.arange(frame.N_TONES)) / 10.0)
+    return 10.0 ** ((vm + slope * (np.arange(frame.N_TONES) - xm)) / 10.0)
 
 
 def noise_levels(data: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -146,12 +186,28 @@ def noise_levels(data: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.maximum(_dbfit(med, np.arange(frame.N_TONES, dtype=float)), floor)
 
 
-def _signal_levels(pre: npt.NDArray[np.float64], n0: npt.NDArray[np.float64]) -> np.ndarray:
-    """Per-tone signal energy from a dB-linear fit over the preamble tones (roll-off)."""
-    tones = np.array(frame.PREAMBLE_TONES)
-    sig = pre[np.arange(frame.N_PREAMBLE), tones] - n0[tones]
-    fit = _dbfit(np.maximum(sig, MIN_SIGNAL_RATIO * n0[tones]), tones.astype(float))
-    return np.maximum(fit, MIN_SIGNAL_RATIO * n0)
+def signal_levels(
+    pre: npt.NDArray[np.float64], data: npt.NDArray[np.float64], n0: npt.NDArray[np.float64]
+) -> np.ndarray:
+    """Per-tone signal energy: a dB-line fit over every symbol's tone (roll-off).
+
+    Each symbol contributes its tone's energy above the noise: the known tone in the
+    preamble, the strongest tone in the data. Pooling all 45 symbols per tone (weighted
+    by how often each tone was seen) keeps the fitted tilt steady at low SNR, where the
+    8 preamble symbols alone gave slopes wrong by several dB: measured, the estimate
+    from the preamble alone cost ~0.3 dB of frame success at -8 dB.
+    """
+    tones = np.concatenate(
+        [np.array(frame.PREAMBLE_TONES, dtype=np.int64), np.argmax(data, axis=1)]
+    )
+    energy = np.concatenate([pre, data])
+    excess = energy[np.arange(energy.shape[0]), tones] - n0[tones]
+    counts = np.bincount(tones, minlength=frame.N_TONES).astype(np.float64)
+    seen = counts > 0
+    means = np.bincount(tones, weights=excess, minlength=frame.N_TONES)[seen] / counts[seen]
+    floor = MIN_SIGNAL_RATIO * n0
+    fit = _dbfit(np.maximum(means, floor[seen]), np.flatnonzero(seen).astype(float), counts[seen])
+    return np.maximum(fit, floor)
 
 
 def symbol_loglik(
@@ -162,41 +218,27 @@ def symbol_loglik(
     return -signal[None, :] / n0[None, :] + np.log(i0e(x)) + x
 
 
-def bit_llrs(loglik: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Bit LLRs (positive = 0) in transmission order from per-symbol tone log-likelihoods.
-
-    Log-sum-exp over the tones labelled 0 and 1 for each bit, done as one matrix product
-    of the row-max-shifted likelihoods with the two label masks (the shift cancels).
-    """
-    shifted = np.exp(loglik - loglik.max(axis=1, keepdims=True))
-    zero = np.maximum(np.einsum("st,tb->sb", shifted, BIT_ZERO_MASK), 1e-300)
-    one = np.maximum(np.einsum("st,tb->sb", shifted, BIT_ONE_MASK), 1e-300)
-    return np.clip(np.log(zero / one).reshape(-1), -MAX_BIT_LLR, MAX_BIT_LLR)
-
-
 def decode_candidate(
     bb: npt.NDArray[np.complex128],
     bb_start: int,
     frame_start: float,
     scale0: float,
     fe: FrontEnd,
-    viterbi: fec.ViterbiFn,
+    k: ModuleType,
 ) -> Decoded | None:
     """Decode the frame whose start is near absolute baseband ``frame_start``, or None."""
-    local_start, scale = refine(bb, frame_start - bb_start, scale0, fe)
-    offs = _tone_offsets(scale)
-    data_starts = _starts(local_start, scale, frame.N_PREAMBLE, frame.N_DATA, fe.baseband_rate)
-    pre_starts = _starts(local_start, scale, 0, frame.N_PREAMBLE, fe.baseband_rate)
-    if pre_starts[0] < 0 or data_starts[-1] + fe.window_len > bb.shape[0]:
+    local_start, scale = refine(bb, frame_start - bb_start, scale0, fe, k)
+    starts = _starts(local_start, scale, 0, frame.N_SYMBOLS, fe.baseband_rate)
+    if starts[0] < 0 or starts[-1] + fe.window_len > bb.shape[0]:
         return None
-    data, _ = _symbol_energies(bb, data_starts, offs, fe)
-    pre, _ = _symbol_energies(bb, pre_starts, offs, fe)
+    energy = _symbol_energies(bb, starts, _tone_offsets(scale), fe, k)
+    pre, data = energy[: frame.N_PREAMBLE], energy[frame.N_PREAMBLE :]
     n0 = noise_levels(data)
-    signal = _signal_levels(pre, n0)
+    signal = signal_levels(pre, data, n0)
     loglik = symbol_loglik(data, signal, n0)
     if not np.isfinite(loglik).all():
         return None
-    payload, crc_ok = fec.decode_llr(bit_llrs(loglik), viterbi)
+    payload, crc_ok = fec.decode_symbols(loglik, k.viterbi_symbols)
     if not crc_ok:
         return None
     expected = frame.data_symbols(payload)

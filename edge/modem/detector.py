@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from edge.modem import demod, fec, frame
+from edge.modem import demod, frame
 from edge.modem.frontend import DECIMATION, HOP, FrontEnd, build_front_end, kernels
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,6 @@ class StreamingDetector:
         self.min_snr_db = min_snr_db
         self._fe: FrontEnd = build_front_end(sample_rate)
         self._k = kernels(backend)
-        self._viterbi = fec.viterbi_for(backend)
         fb = self._fe.baseband_rate
         self._frame_bb = int(np.ceil(frame.FRAME_DURATION_S * fb * (1 + MAX_SCALE)))
         self._keep_bb = self._frame_bb + int(np.ceil((MARGIN_S + frame.SYMBOL_S) * fb))
@@ -316,7 +315,7 @@ class StreamingDetector:
     def _decode(self, frame_start: float, scale: float, raw: float) -> Detection | None:
         """Run the candidate decoder and the duplicate / SNR gates."""
         dec = demod.decode_candidate(
-            self._bb, self._bb_start, frame_start, scale, self._fe, self._viterbi
+            self._bb, self._bb_start, frame_start, scale, self._fe, self._k
         )
         if dec is None:
             return None

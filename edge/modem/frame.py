@@ -11,9 +11,10 @@ Symbol: 11 ms slot = 1 ms raised-cosine cross-fade + 10 ms flat tone; the receiv
 integrates only the flat 10 ms, so early reflections up to 1 ms and +/-0.5 ms of
 timing error cost nothing, and there are no clicks (no amplitude or phase jumps).
 Frame: 8 preamble symbols (a Costas-like tone sequence: any time/frequency shift of it
-matches itself in at most one symbol, so sync has no side peaks), then 36 data
-symbols carrying 144 coded bits (48 payload + CRC-16 + 8 tail bits, K=9 rate 1/2).
-Airtime 44 x 11 ms + 1 ms = 485 ms; 48 payload bits per frame -> 99 bit/s net,
+matches itself in at most one symbol, so sync has no side peaks), then 37 data
+symbols: 48 payload + 16 CRC + 10 tail bits through a 1024-state rate-2/4 convolutional
+code, one tone per trellis step (see :mod:`edge.modem.fec`).
+Airtime 45 x 11 ms + 1 ms = 496 ms; 48 payload bits per frame -> 97 bit/s net,
 364 bit/s of channel bits (4 bits per 11 ms symbol).
 """
 
@@ -34,7 +35,7 @@ SYMBOL_S = RAMP_S + INTEGRATION_S
 # Costas-like: distinct tones, adjacent hops >= 8 tones (reverb tails land elsewhere).
 PREAMBLE_TONES = (6, 14, 0, 15, 4, 13, 1, 9)
 N_PREAMBLE = len(PREAMBLE_TONES)
-N_DATA = fec.CODED_BITS // BITS_PER_SYMBOL
+N_DATA = fec.N_SYMBOLS
 N_SYMBOLS = N_PREAMBLE + N_DATA
 FRAME_DURATION_S: float = N_SYMBOLS * SYMBOL_S + RAMP_S
 BAND_LOW_HZ = 18_000.0
@@ -43,7 +44,7 @@ SUPPORTED_RATES = (44_100, 48_000)
 NET_BIT_RATE = fec.PAYLOAD_BITS / FRAME_DURATION_S
 CHANNEL_BIT_RATE = BITS_PER_SYMBOL / SYMBOL_S
 
-assert fec.CODED_BITS % BITS_PER_SYMBOL == 0
+assert fec.BITS_PER_SYMBOL == BITS_PER_SYMBOL
 assert FRAME_DURATION_S <= 0.5
 
 
@@ -59,9 +60,7 @@ def tone_freqs_hz() -> npt.NDArray[np.float64]:
 
 def data_symbols(payload: int) -> npt.NDArray[np.int64]:
     """Tone index of each of the N_DATA data symbols of ``payload``."""
-    bits = fec.encode_bits(payload).reshape(N_DATA, BITS_PER_SYMBOL).astype(np.int64)
-    weights = 1 << np.arange(BITS_PER_SYMBOL - 1, -1, -1)
-    return bits @ weights
+    return fec.encode_symbols(payload)
 
 
 def frame_symbols(payload: int) -> npt.NDArray[np.int64]:
@@ -69,13 +68,6 @@ def frame_symbols(payload: int) -> npt.NDArray[np.int64]:
     if not 0 <= payload < (1 << fec.PAYLOAD_BITS):
         raise ValueError("payload must be a 48-bit unsigned integer")
     return np.concatenate([np.array(PREAMBLE_TONES, dtype=np.int64), data_symbols(payload)])
-
-
-def symbol_bit_table() -> npt.NDArray[np.uint8]:
-    """Bits (MSB first) carried by each tone index: shape (N_TONES, BITS_PER_SYMBOL)."""
-    tones = np.arange(N_TONES)[:, None]
-    shifts = np.arange(BITS_PER_SYMBOL - 1, -1, -1)[None, :]
-    return ((tones >> shifts) & 1).astype(np.uint8)
 
 
 def check_rate(sample_rate: int) -> None:

@@ -59,25 +59,55 @@ def test_sync_scores_match_reference(rng: np.random.Generator) -> None:
     np.testing.assert_array_equal(o1, o2)
 
 
-def test_viterbi_matches_reference_on_noisy_llrs(rng: np.random.Generator) -> None:
+def test_window_energies_match_reference(rng: np.random.Generator) -> None:
+    xb = rng.standard_normal(500) + 1j * rng.standard_normal(500)
+    starts = rng.integers(0, 461, size=60)
+    freqs = rng.uniform(-900.0, 900.0, size=(60, 16))
+    e1, p1 = fast.window_energies(xb, starts, freqs, 40, 4000.0)
+    e2, p2 = ref.window_energies(xb, starts, freqs, 40, 4000.0)
+    np.testing.assert_allclose(e1, e2, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(p1, p2, rtol=1e-12)
+
+
+def test_window_energies_of_a_tone() -> None:
+    n = np.arange(400)
+    xb = np.exp(2j * np.pi * 300.0 * n / 4000.0)
+    e, p = fast.window_energies(xb, np.array([0, 17]), np.array([[300.0, 400.0]] * 2), 40, 4000.0)
+    np.testing.assert_allclose(e[:, 0], 1600.0, rtol=1e-12)  # |40 samples of amplitude 1|^2
+    np.testing.assert_allclose(e[:, 1], 0.0, atol=1e-9)  # orthogonal over 10 ms
+    np.testing.assert_allclose(p, 40.0)
+    with pytest.raises(ValueError, match="outside"):
+        fast.window_energies(xb, np.array([361]), np.array([[300.0]]), 40, 4000.0)
+
+
+def test_viterbi_matches_reference_on_noisy_metrics(rng: np.random.Generator) -> None:
     for _ in range(20):
-        llr = rng.normal(0.0, 3.0, size=fec.CODED_BITS)
+        metric = rng.normal(0.0, 3.0, size=(fec.N_SYMBOLS, 16))
         np.testing.assert_array_equal(
-            fast.viterbi(llr, fec.REGISTER_SIGNS), ref.viterbi(llr, fec.REGISTER_SIGNS)
+            fast.viterbi_symbols(metric, fec.SYMBOL_LABELS),
+            ref.viterbi_symbols(metric, fec.SYMBOL_LABELS),
         )
 
 
-def test_viterbi_corrects_errors(rng: np.random.Generator) -> None:
-    info = rng.integers(0, 2, size=64).astype(np.uint8)
-    coded = fec.conv_encode(info)
-    llr = 4.0 * (1.0 - 2.0 * coded)
-    flip = rng.choice(coded.size, size=8, replace=False)
-    llr[flip] *= -0.5
-    np.testing.assert_array_equal(fast.viterbi(llr, fec.REGISTER_SIGNS)[:64], info)
+def test_viterbi_corrects_symbol_errors(rng: np.random.Generator) -> None:
+    info = rng.integers(0, 2, size=fec.INFO_BITS).astype(np.uint8)
+    labels = fec.conv_encode(info)
+    metric = np.zeros((labels.size, 16))
+    metric[np.arange(labels.size), labels] = 4.0
+    wrong = rng.choice(labels.size, size=2, replace=False)  # free distance 6: 2 are corrected
+    metric[wrong] = 0.0
+    metric[wrong, (labels[wrong] + 5) % 16] = 4.0
+    bits = fast.viterbi_symbols(metric, fec.SYMBOL_LABELS)
+    np.testing.assert_array_equal(bits[: fec.INFO_BITS], info)
+    np.testing.assert_array_equal(bits[fec.INFO_BITS :], 0)
 
 
 def test_viterbi_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="even"):
-        fast.viterbi(np.zeros(3), fec.REGISTER_SIGNS)
+    with pytest.raises(ValueError, match="16"):
+        fast.viterbi_symbols(np.zeros((3, 8)), fec.SYMBOL_LABELS)
+    with pytest.raises(ValueError, match="power of two"):
+        fast.viterbi_symbols(np.zeros((3, 16)), fec.SYMBOL_LABELS[:-4])
+    bad = np.zeros((3, 16))
+    bad[1, 2] = np.nan
     with pytest.raises(ValueError, match="finite"):
-        fast.viterbi(np.array([np.nan, 0.0]), fec.REGISTER_SIGNS)
+        fast.viterbi_symbols(bad, fec.SYMBOL_LABELS)
