@@ -106,6 +106,9 @@ def attributes(session: SessionDep, principal: Operators, q: ReportQueryDep) -> 
 def paths(session: SessionDep, principal: Operators, q: ReportQueryDep) -> Any:
     """Zone transitions, top paths and mean dwell per zone."""
     report = analytics.paths_report(session, principal, q.period, q.store_id)
+    if q.format in (Format.PNG, Format.SVG):
+        body = analytics_charts.movement_chart(report, "Movement", q.format.value)
+        return Response(content=body, media_type=analytics_charts.MEDIA_TYPES[q.format.value])
     return _export(report, q.format, ["table", "zone", "from", "to"], "count", "Movement")
 
 

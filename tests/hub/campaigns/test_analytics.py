@@ -135,6 +135,24 @@ def test_paths_transitions_and_dwell(world: Engine) -> None:
     assert dwell == {f"{z}door": 4.5, f"{z}phones": 8.0, f"{z}counter": 5.0}
 
 
+def test_movement_chart_ranks_transitions_with_counts(world: Engine) -> None:
+    """The paths chart: moves ranked busiest first with their counts, dwell per zone."""
+    with Session(world) as s:
+        report = analytics.paths_report(s, ADMIN, DAY, GULOU)
+    svg = analytics_charts.movement_chart(report, "Movement", "svg").decode()
+    # Words stay text in the SVG; the shared store prefix is the title, not every label.
+    first, second = svg.index("door \u2192 phones"), svg.index("phones \u2192 counter")
+    assert first < second  # rank 1 is drawn first (at the top)
+    assert f"Movement \u2014 {GULOU}" in svg and f"{GULOU}-door" not in svg
+    assert "8.0 min (" in svg and "4.5 min (" in svg
+    png = analytics_charts.movement_chart(report, "Movement", "png")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    empty = analytics_charts.movement_chart({"transitions": [], "dwell": []}, "M", "svg")
+    assert "No zone-to-zone moves" in empty.decode()
+    with pytest.raises(ValueError):
+        analytics_charts.movement_chart(report, "Movement", "gif")
+
+
 def test_conversion_counts_checked_in_redeemers(world: Engine) -> None:
     """2 of the 7 checked-in visitors redeemed (m3 redeemed without checking in: not counted)."""
     with Session(world) as s:
@@ -235,6 +253,7 @@ def test_reports_over_http_in_every_format(
     assert png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
     svg = client.get(f"/v1/analytics/paths?{query}&format=svg", headers=admin)
     assert svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
+    assert "door \u2192 phones" in svg.content.decode()  # the movement chart, not plain bars
     xm = client.get(f"/v1/analytics/visits?{query}", headers=ops_xm).json()
     assert {r["store_id"] for r in xm} == {SIMING}
     backwards = client.get("/v1/analytics/visits?start=2026-12-01&end=2026-11-30", headers=admin)
