@@ -17,18 +17,21 @@ time so a single bad timer is isolated (retried with backoff, failed after N tri
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, String, bindparam, select, text, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from hub.clock import Clock
 from hub.models.timers import Timer, TimerState
+from hub.models.types import UtcDateTime
 from hub.services.periodic import PeriodicWorker
 
 log = logging.getLogger(__name__)
@@ -44,8 +47,24 @@ class DueTimer:
     kind: str
     key: str
     due_at: datetime
-    payload: dict[str, Any]
+    raw_payload: Any  # JSON text (SQLite) or the decoded value (PostgreSQL)
     attempts: int
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The payload, decoded on first use (a handler that keys on ``key`` never pays)."""
+        raw = self.raw_payload
+        return json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+
+
+@lru_cache(maxsize=1024)
+def _utc_text(raw: str) -> datetime:
+    return datetime.fromisoformat(raw).replace(tzinfo=UTC)
+
+
+def _utc(value: Any) -> datetime:
+    """A timestamp as the driver returns it (SQLite text, PostgreSQL aware) in UTC."""
+    return _utc_text(value) if isinstance(value, str) else value.astimezone(UTC)
 
 
 BatchHandler = Callable[[Session, list[DueTimer], datetime], None]
@@ -255,27 +274,32 @@ def _failed_attempt(session: Session, timer_id: int, attempts: int, kind: str,
     session.execute(update(Timer).where(Timer.id == timer_id).values(**values))
 
 
+_MARK_DONE = text(
+    "UPDATE timer SET state = 'done', finished_at = :now WHERE id IN :ids"
+).bindparams(bindparam("now", type_=UtcDateTime()), bindparam("ids", expanding=True))
+
+
 def _mark_done(session: Session, ids: list[int], now: datetime) -> None:
-    session.execute(
-        update(Timer)
-        .where(Timer.id.in_(ids))  # type: ignore[union-attr]
-        .values(state=TimerState.DONE, finished_at=now)
-    )
+    # A text statement: ``Timer.id.in_(ids)`` would coerce each of thousands of ids.
+    session.execute(_MARK_DONE, {"now": now, "ids": ids})
 
 
 def _run_set(engine: Engine, kind: str, handler: BatchHandler, take: int,
              now: datetime) -> int:
     """Claim up to ``take`` due timers of a batch kind and run them in one call."""
     with Session(engine, expire_on_commit=False) as session:
+        # Raw driver values for the payload and due time: a batch of thousands would
+        # otherwise spend more on decoding JSON and timestamps than on running.
         query = (
-            select(Timer.id, Timer.key, Timer.due_at, Timer.payload, Timer.attempts)
+            select(Timer.id, Timer.key, type_coerce(Timer.due_at, String),
+                   type_coerce(Timer.payload, String), Timer.attempts)
             .where(Timer.kind == kind, Timer.state == TimerState.PENDING, Timer.due_at <= now)
             .order_by(Timer.due_at, Timer.id)
             .limit(take)
         )
         if engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        due = [DueTimer(tid, kind, key, due_at, payload, attempts)
+        due = [DueTimer(tid, kind, key, _utc(due_at), payload, attempts)
                for tid, key, due_at, payload, attempts in session.execute(query).all()]
         if not due:
             session.rollback()

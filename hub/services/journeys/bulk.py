@@ -66,6 +66,15 @@ class BulkSql:
         """Run ``sql`` once; return the rows it changed."""
         return int(self.connection.exec_driver_sql(self._text(sql), params).rowcount)
 
+    def rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Rows of a query as the driver returns them (plain tuples, no type processing)."""
+        cursor = self.connection.connection.cursor()
+        try:
+            cursor.execute(self._text(sql), tuple(params))
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
     def dt(self, value: datetime | None) -> Any:
         """A timestamp as the UtcDateTime column stores it (cached: batches share a few)."""
         if value is None:

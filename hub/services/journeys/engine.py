@@ -21,10 +21,11 @@ tasks and timers are inserted with ``ON CONFLICT DO NOTHING`` on their natural k
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from string import Template
 from typing import Any
@@ -63,16 +64,19 @@ QUIET_SUFFIX = ":quiet"
 _STAY = object()  # a step that must wait: the instance stays on it
 _ACTIVE = InstanceState.ACTIVE.value
 _T = JourneyInstance.__table__  # type: ignore[attr-defined]
-_INSTANCE_COLUMNS = (
-    _T.c.id, _T.c.definition_id, _T.c.journey, _T.c.customer_id, _T.c.store_id, _T.c.state,
-    _T.c.active_key, _T.c.current_step, _T.c.waiting, _T.c.context, _T.c.history,
-    _T.c.started_at, _T.c.deadline_at,
+_LOAD_SQL = (
+    "SELECT id, definition_id, journey, customer_id, store_id, state, active_key, "
+    "current_step, waiting, context, deadline_at FROM journey_instance WHERE "
 )
 
 
 @dataclass(slots=True, eq=False)
 class _Inst:
-    """An instance's row as plain values while its steps run."""
+    """An instance's row as plain values while its steps run.
+
+    ``history`` holds only the entries this pass adds (appended in SQL, so a wake never
+    reads or rewrites the whole record); for a new instance that is all of it.
+    """
 
     id: str
     definition_id: int
@@ -84,9 +88,9 @@ class _Inst:
     current_step: str | None
     waiting: str | None
     context: dict[str, Any]
-    history: list[Any]
-    started_at: datetime
     deadline_at: datetime
+    history: list[str] = field(default_factory=list)
+    started_at: datetime | None = None
     ended_at: datetime | None = None
     exit_reason: str | None = None
     new: bool = False
@@ -164,8 +168,12 @@ class _Batch:
         self.instances[inst.id] = inst
 
     def record(self, inst: _Inst, step_id: str, result: str) -> None:
-        """Append one executed step to the instance's history (the step's record)."""
-        inst.history.append([step_id, self.now_iso, result])
+        """Append one executed step to the instance's history (the step's record).
+
+        Kept as JSON text: step ids, results (``sent``, ``to:<step>``, ...) and ISO times
+        contain no character that needs escaping.
+        """
+        inst.history.append(f'["{step_id}","{self.now_iso}","{result}"]')
 
     def quiet_end(self, start: Any, end: Any, tz: str) -> datetime | None:
         """When quiet hours end in ``tz`` if now is inside them: once per zone per batch."""
@@ -194,54 +202,106 @@ class _Batch:
         """Write everything; return the ids of new instances that could not be inserted."""
         self.session.flush()  # pending ORM rows first (a trial, a customer) for the FKs
         sql = BulkSql(self.session)
-        dt, js = sql.dt, sql.js
-        old = [i for i in self.instances.values() if not i.new]
-        # Existing instances first: an exit frees its active slot before a restart's
-        # new instance takes it.
-        for with_context in (True, False):
-            rows = [i for i in old if i.context_changed is with_context]
-            sql.many(
-                "UPDATE journey_instance SET state = ?, active_key = ?, current_step = ?, "
-                "waiting = ?, history = ?j, ended_at = ?, exit_reason = ?"
-                + (", context = ?j" if with_context else "") + " WHERE id = ?",
-                [(i.state, i.active_key, i.current_step, i.waiting, js(i.history),
-                  dt(i.ended_at), i.exit_reason,
-                  *((js(i.context),) if with_context else ()), i.id) for i in rows])
+        dt = sql.dt
+        now = dt(self.now)
+        self._update_instances(sql, [i for i in self.instances.values() if not i.new])
         lost = self._insert_new(sql)
         if lost:
             self._drop(lost)
-        sql.many(
-            "INSERT INTO outbox (channel, recipient_enc, customer_id, body, dedupe_key, "
-            "created_at) SELECT ?, c.phone_enc, c.id, ?, ?, ? FROM customer c WHERE c.id = ? "
-            "ON CONFLICT (dedupe_key) DO NOTHING",
-            [(ch, body, key, dt(self.now), cid) for _, ch, cid, body, key, _ in self.messages])
-        sql.many(
-            "INSERT INTO outbox_delivery (outbox_id, status, purpose, attempts, "
-            "next_attempt_at, source_kind, source_id, updated_at) "
-            "SELECT o.id, 'queued', ?, 0, ?, ?, ?, ? FROM outbox o WHERE o.dedupe_key = ? "
-            "ON CONFLICT (outbox_id) DO NOTHING",
-            [(purpose, dt(self.now), SOURCE_KIND, iid, dt(self.now), key)
-             for iid, _, _, _, key, purpose in self.messages])
+        self._insert_messages(sql, now)
         sql.many(
             "INSERT INTO staff_task (instance_id, step_id, customer_id, store_id, kind, "
             "title, due_at, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?) "
             "ON CONFLICT (instance_id, step_id) DO NOTHING",
-            [(iid, sid, cid, store, kind, title, dt(due), dt(self.now))
+            [(iid, sid, cid, store, kind, title, dt(due), now)
              for iid, sid, cid, store, kind, title, due in self.tasks])
         sql.many(
             "INSERT INTO customer_tag (customer_id, kind, name, value, created_at) "
             "SELECT c.id, ?, ?, ?, ? FROM customer c WHERE c.id = ? "
             "ON CONFLICT (customer_id, kind, name) DO UPDATE SET value = excluded.value",
-            [(kind, name, value, dt(self.now), cid) for _, cid, kind, name, value in self.tags])
+            [(kind, name, value, now, cid) for _, cid, kind, name, value in self.tags])
         sql.many(
             "INSERT INTO timer (kind, key, due_at, payload, state, attempts, created_at) "
             "VALUES (?, ?, ?, ?j, 'pending', 0, ?) ON CONFLICT (kind, key) DO NOTHING",
-            [(STEP_TIMER, key, dt(due), js({"iid": iid, "step": step}), dt(self.now))
+            [(STEP_TIMER, key, dt(due), f'{{"iid":"{iid}","step":"{step}"}}', now)
              for iid, key, due, step in self.timers])
         _cancel_timers(sql, self.cancel_keys)
         self._write_exits(sql)
         _expire_orm_copies(self.session, self.instances)
         return lost
+
+    def _update_instances(self, sql: BulkSql, rows: list[_Inst]) -> None:
+        """Write back instances that existed before this batch.
+
+        They go first: an exit frees its active slot before a restart's new instance
+        takes it. An instance that only moved leaves its indexed columns (state, active
+        key) alone; history entries are appended in SQL (see _Inst).
+        """
+        dt, js = sql.dt, sql.js
+        append = ("history = (history::jsonb || ?j::jsonb)::json" if sql.postgres else
+                  "history = CASE WHEN history = '[]' THEN ? ELSE "
+                  "substr(history, 1, length(history) - 1) || ',' || substr(?, 2) END")
+        groups: dict[tuple[bool, bool, bool], list[_Inst]] = {}
+        for i in rows:
+            groups.setdefault((i.state == _ACTIVE, bool(i.history), i.context_changed),
+                              []).append(i)
+        for (moved, with_history, with_context), group in groups.items():
+            sets = (["current_step = ?, waiting = ?"] if moved else
+                    ["state = ?, active_key = ?, current_step = ?, waiting = ?, "
+                     "ended_at = ?, exit_reason = ?"])
+            if with_history:
+                sets.append(append)
+            if with_context:
+                sets.append("context = ?j")
+            params = []
+            for i in group:
+                row: list[Any] = ([i.current_step, i.waiting] if moved else
+                                  [i.state, i.active_key, i.current_step, i.waiting,
+                                   dt(i.ended_at), i.exit_reason])
+                if with_history:
+                    entries = _history_json(i.history)
+                    row += (entries,) if sql.postgres else (entries, entries)
+                if with_context:
+                    row.append(js(i.context))
+                row.append(i.id)
+                params.append(tuple(row))
+            sql.many(f"UPDATE journey_instance SET {', '.join(sets)} WHERE id = ?", params)
+
+    def _insert_messages(self, sql: BulkSql, now: Any) -> None:
+        """Queue the batch's messages: an ``outbox`` row and its ``outbox_delivery`` row each.
+
+        The recipient comes from the customer row (none: no message, as for a deleted
+        customer); a dedupe key already queued is left as it is.
+        """
+        messages = self.messages
+        if not messages:
+            return
+        first_id = None
+        if not sql.postgres:
+            # SQLite, inside this write transaction (no other writer): new rowids are
+            # max + 1, max + 2, ... in insert order, so when every row goes in, the
+            # deliveries need no lookup by dedupe key.
+            first_id = int(sql.rows("SELECT coalesce(max(id), 0) FROM outbox", ())[0][0]) + 1
+        inserted = sql.many(
+            "INSERT INTO outbox (channel, recipient_enc, customer_id, body, dedupe_key, "
+            "created_at) SELECT ?, c.phone_enc, c.id, ?, ?, ? FROM customer c WHERE c.id = ? "
+            "ON CONFLICT (dedupe_key) DO NOTHING",
+            [(ch, body, key, now, cid) for _, ch, cid, body, key, _ in messages])
+        if first_id is not None and inserted == len(messages):
+            sql.many(
+                "INSERT INTO outbox_delivery (outbox_id, status, purpose, attempts, "
+                "next_attempt_at, source_kind, source_id, updated_at) "
+                "VALUES (?, 'queued', ?, 0, ?, ?, ?, ?)",
+                [(first_id + n, purpose, now, SOURCE_KIND, iid, now)
+                 for n, (iid, _, _, _, _, purpose) in enumerate(messages)])
+            return
+        sql.many(
+            "INSERT INTO outbox_delivery (outbox_id, status, purpose, attempts, "
+            "next_attempt_at, source_kind, source_id, updated_at) "
+            "SELECT o.id, 'queued', ?, 0, ?, ?, ?, ? FROM outbox o WHERE o.dedupe_key = ? "
+            "ON CONFLICT (outbox_id) DO NOTHING",
+            [(purpose, now, SOURCE_KIND, iid, now, key)
+             for iid, _, _, _, key, purpose in messages])
 
     def _insert_new(self, sql: BulkSql) -> set[str]:
         """Insert new instances (final state); return ids a concurrent entry beat."""
@@ -256,7 +316,7 @@ class _Batch:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?j, ?j, ?, ?, ?, ?) "
             "ON CONFLICT (active_key) DO NOTHING",
             [(i.id, i.definition_id, i.journey, i.customer_id, i.store_id, i.state,
-              i.active_key, i.current_step, i.waiting, js(i.context), js(i.history),
+              i.active_key, i.current_step, i.waiting, js(i.context), _history_json(i.history),
               dt(i.started_at), dt(i.deadline_at), dt(i.ended_at), i.exit_reason)
              for i in new])
         if inserted == len(new):
@@ -299,6 +359,11 @@ class _Batch:
                                            "cancelled_tasks": tasks})
 
 
+def _history_json(entries: list[str]) -> str:
+    """History entries (JSON text each) as one JSON array."""
+    return "[" + ",".join(entries) + "]"
+
+
 def _cancel_timers(sql: BulkSql, keys: Sequence[str]) -> None:
     """Cancel the pending step timers with these keys.
 
@@ -328,18 +393,45 @@ def _expire_orm_copies(session: Session, instances: dict[str, _Inst]) -> None:
             session.expire(obj)
 
 
-def _load(session: Session, *where: Any, lock: bool) -> list[_Inst]:
-    """Instances matching ``where`` as ``_Inst`` records (row-locked on PostgreSQL)."""
-    query = select(*_INSTANCE_COLUMNS).where(*where).order_by(_T.c.id)
-    if lock:
-        query = query.with_for_update()
-    return [_Inst(*row) for row in session.execute(query).all()]
+def _load(session: Session, where: str, params: Sequence[Any], *, lock: bool) -> list[_Inst]:
+    """Instances matching the SQL condition ``where`` (row-locked on PostgreSQL).
+
+    Read with the driver directly: the context is decoded here once, the history is not
+    read at all, and timestamps come back as text on SQLite and aware on PostgreSQL.
+    """
+    sql = BulkSql(session)
+    text = _LOAD_SQL + where + " ORDER BY id" + (" FOR UPDATE" if lock and sql.postgres else "")
+    out = []
+    for (iid, definition_id, journey, customer_id, store_id, state, active_key, current_step,
+         waiting, context, deadline_at) in sql.rows(text, params):
+        out.append(_Inst(iid, definition_id, journey, customer_id, store_id, state,
+                         active_key, current_step, waiting,
+                         json.loads(context) if isinstance(context, str) else dict(context),
+                         _utc(deadline_at)))
+    return out
+
+
+def _in(column: str, values: Sequence[Any]) -> str:
+    """``column IN (?, ?, ...)`` for ``values``."""
+    return f"{column} IN ({', '.join('?' * len(values))})"
+
+
+@lru_cache(maxsize=4096)
+def _utc_text(raw: str) -> datetime:
+    return datetime.fromisoformat(raw).replace(tzinfo=UTC)
+
+
+def _utc(value: Any) -> datetime:
+    """A timestamp as the driver returns it (SQLite text, PostgreSQL aware) in UTC."""
+    if isinstance(value, str):
+        return _utc_text(value)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def _from_orm(inst: JourneyInstance) -> _Inst:
     return _Inst(inst.id, inst.definition_id, inst.journey, inst.customer_id, inst.store_id,
                  inst.state, inst.active_key, inst.current_step, inst.waiting,
-                 dict(inst.context), list(inst.history), inst.started_at, inst.deadline_at)
+                 dict(inst.context), inst.deadline_at)
 
 
 # --- entry points -------------------------------------------------------------------
@@ -408,14 +500,14 @@ def enrol_many(
         inst = _Inst(
             id=new_id("jin"), definition_id=row.id or 0, journey=journey, customer_id=cid,
             store_id=entry.store_id, state=_ACTIVE, active_key=f"{journey}:{cid}",
-            current_step=spec.start, waiting=None, context=ctx, history=[], started_at=now,
-            deadline_at=now + spec.max_length, new=True,
+            current_step=spec.start, waiting=None, context=ctx, deadline_at=now + spec.max_length,
+            started_at=now, new=True,
         )
         results.append(inst.id)
         batch.touch(inst)
     for part in chunks(restart):
-        for old in _load(session, _T.c.journey == journey, _T.c.customer_id.in_(part),
-                         _T.c.state == _ACTIVE, lock=True):
+        where = f"journey = ? AND state = 'active' AND {_in('customer_id', part)}"
+        for old in _load(session, where, [journey, *part], lock=True):
             batch.exit(old, _plan(session, old.definition_id), "restarted")
     for inst in [i for i in batch.instances.values() if i.new]:
         _advance(batch, inst, plan, now, resume=None)
@@ -480,10 +572,12 @@ def deliver_events(
     # result, instead of both moving the instance from the same step.
     session.flush()
     for part in chunks(customer_ids):
-        where = [_T.c.customer_id.in_(part), _T.c.state == _ACTIVE]
+        where = f"state = 'active' AND {_in('customer_id', part)}"
+        params: list[Any] = list(part)
         if journey is not None:
-            where.append(_T.c.journey == journey)
-        for inst in _load(session, *where, lock=True):
+            where += " AND journey = ?"
+            params.append(journey)
+        for inst in _load(session, where, params, lock=True):
             by_customer.setdefault(inst.customer_id, []).append(inst)
     batch = _Batch(session, now)
     touched = 0
@@ -525,20 +619,20 @@ def exit_instance(session: Session, inst: JourneyInstance, reason: str, now: dat
 def _on_step_timers(session: Session, due: list[timers.DueTimer], now: datetime) -> None:
     """Waits (or quiet hours) ended: resume every instance still on its timer's step."""
     session.flush()
-    ids = list(dict.fromkeys(t.payload["iid"] for t in due))
+    # Keys are "<instance>:<step>" or "<instance>:<step>:quiet" (neither part has a colon).
+    wakes = [(t.key.split(":", 2), t.due_at) for t in due]
+    ids = list(dict.fromkeys(parts[0] for parts, _ in wakes))
     instances: dict[str, _Inst] = {}
     for part in chunks(ids):
-        instances.update((i.id, i) for i in _load(session, _T.c.id.in_(part), lock=True))
+        instances.update((i.id, i) for i in _load(session, _in("id", part), part, lock=True))
     batch = _Batch(session, now)
-    for timer in due:
-        inst = instances.get(timer.payload["iid"])
-        step_id = timer.payload["step"]
+    for (iid, step_id, *_), due_at in wakes:
+        inst = instances.get(iid)
         if (inst is None or inst.state != _ACTIVE or inst.current_step != step_id
                 or inst.waiting is None):
             continue  # stale: the instance moved on or ended
         batch.touch(inst)
-        _advance(batch, inst, _plan(session, inst.definition_id), timer.due_at,
-                 resume=step_id)
+        _advance(batch, inst, _plan(session, inst.definition_id), due_at, resume=step_id)
     batch.flush()
 
 
@@ -576,55 +670,87 @@ def _advance(batch: _Batch, inst: _Inst, plan: _Plan, due: datetime,
 def _run(batch: _Batch, inst: _Inst, plan: _Plan, step: Any, due: datetime, *,
          resumed: bool) -> Any:
     """Run one step; return the next step id, None to complete, or _STAY to wait."""
-    now = batch.now
-    if isinstance(step, SendStep | TaskStep) and not resumed:
+    return _RUNNERS[type(step)](batch, inst, plan, step, due, resumed)
+
+
+def _run_send(batch: _Batch, inst: _Inst, plan: _Plan, step: SendStep, due: datetime,
+              resumed: bool) -> Any:
+    if not resumed:
         held_until = _quiet_end(batch, inst, plan.spec, step)
         if held_until is not None:
             return _wait(batch, inst, step.id, held_until, "quiet", suffix=QUIET_SUFFIX)
-    if isinstance(step, SendStep):
-        _send(batch, inst, step.id, step.channel.value, _render(step.template, inst.context),
-              step.purpose)
-        batch.record(inst, step.id, "sent")
+    _send(batch, inst, step.id, step.channel.value, _render(step.template, inst.context),
+          step.purpose)
+    batch.record(inst, step.id, "sent")
+    return step.next
+
+
+def _run_wait(batch: _Batch, inst: _Inst, plan: _Plan, step: WaitStep, due: datetime,
+              resumed: bool) -> Any:
+    if resumed:
+        batch.record(inst, step.id, "waited")
         return step.next
-    if isinstance(step, WaitStep):
-        if resumed:
-            batch.record(inst, step.id, "waited")
-            return step.next
-        until = _wait_target(inst, step, due)
-        if until is None:
-            batch.exit(inst, plan, f"error:{step.id}")
-            return _STAY
-        if until <= now:
-            batch.record(inst, step.id, "waited")
-            return step.next
-        return _wait(batch, inst, step.id, until, "wait")
-    if isinstance(step, WaitEventStep):
-        if resumed:
-            batch.record(inst, step.id, "timeout")
-            return step.on_timeout
-        return _wait(batch, inst, step.id, due + step.timeout, "event")
-    if isinstance(step, BranchStep):
-        for case in step.cases:
-            if all(_holds(c, inst.context) for c in case.when):
-                batch.record(inst, step.id, f"to:{case.next}")
-                return case.next
-        batch.record(inst, step.id, f"to:{step.otherwise}")
-        return step.otherwise
-    if isinstance(step, TaskStep):
-        title = _render(step.title, inst.context)
-        batch.tasks.append((inst.id, step.id, inst.customer_id, inst.store_id, step.kind,
-                            title, due + step.due_in))
-        if step.kind == "call":
-            _send(batch, inst, step.id, "call", title, "marketing")
-        batch.record(inst, step.id, "task")
+    until = _wait_target(inst, step, due)
+    if until is None:
+        batch.exit(inst, plan, f"error:{step.id}")
+        return _STAY
+    if until <= batch.now:
+        batch.record(inst, step.id, "waited")
         return step.next
-    if isinstance(step, TagStep):
-        batch.tags.append((inst.id, inst.customer_id, step.kind.value, step.name,
-                           _render(step.value, inst.context)))
-        batch.record(inst, step.id, "tagged")
-        return step.next
+    return _wait(batch, inst, step.id, until, "wait")
+
+
+def _run_wait_event(batch: _Batch, inst: _Inst, plan: _Plan, step: WaitEventStep,
+                    due: datetime, resumed: bool) -> Any:
+    if resumed:
+        batch.record(inst, step.id, "timeout")
+        return step.on_timeout
+    return _wait(batch, inst, step.id, due + step.timeout, "event")
+
+
+def _run_branch(batch: _Batch, inst: _Inst, plan: _Plan, step: BranchStep, due: datetime,
+                resumed: bool) -> Any:
+    for case in step.cases:
+        if all(_holds(c, inst.context) for c in case.when):
+            batch.record(inst, step.id, f"to:{case.next}")
+            return case.next
+    batch.record(inst, step.id, f"to:{step.otherwise}")
+    return step.otherwise
+
+
+def _run_task(batch: _Batch, inst: _Inst, plan: _Plan, step: TaskStep, due: datetime,
+              resumed: bool) -> Any:
+    if not resumed:
+        held_until = _quiet_end(batch, inst, plan.spec, step)
+        if held_until is not None:
+            return _wait(batch, inst, step.id, held_until, "quiet", suffix=QUIET_SUFFIX)
+    title = _render(step.title, inst.context)
+    batch.tasks.append((inst.id, step.id, inst.customer_id, inst.store_id, step.kind,
+                        title, due + step.due_in))
+    if step.kind == "call":
+        _send(batch, inst, step.id, "call", title, "marketing")
+    batch.record(inst, step.id, "task")
+    return step.next
+
+
+def _run_tag(batch: _Batch, inst: _Inst, plan: _Plan, step: TagStep, due: datetime,
+             resumed: bool) -> Any:
+    batch.tags.append((inst.id, inst.customer_id, step.kind.value, step.name,
+                       _render(step.value, inst.context)))
+    batch.record(inst, step.id, "tagged")
+    return step.next
+
+
+def _run_end(batch: _Batch, inst: _Inst, plan: _Plan, step: EndStep, due: datetime,
+             resumed: bool) -> Any:
     batch.record(inst, step.id, "end")
     return None
+
+
+_RUNNERS: dict[type, Any] = {
+    SendStep: _run_send, WaitStep: _run_wait, WaitEventStep: _run_wait_event,
+    BranchStep: _run_branch, TaskStep: _run_task, TagStep: _run_tag, EndStep: _run_end,
+}
 
 
 def _wait(batch: _Batch, inst: _Inst, step_id: str, until: datetime, mode: str,
