@@ -14,13 +14,14 @@ from textual.binding import Binding
 from textual.reactive import reactive
 
 from kiosk import DEFAULT_IDLE_TIMEOUT_S
-from kiosk.client import HubError, HubUnavailable, KioskClient, PhoneSession
-from kiosk.i18n import DEFAULT_LANGUAGE, other_language
+from kiosk.client import HubError, HubRefused, HubUnavailable, KioskClient, PhoneSession
+from kiosk.i18n import DEFAULT_LANGUAGE, LANGUAGES, other_language
 from kiosk.screens.attract import AttractScreen
 from kiosk.screens.common import KioskScreen
 from kiosk.screens.counter import QueueScreen, RatingScreen
 from kiosk.screens.home import HomeScreen
 from kiosk.screens.identify import IdentifyScreen
+from kiosk.screens.pickup import PickupScreen
 from kiosk.screens.services import ServicesScreen
 from kiosk.state import CustomerState
 
@@ -60,9 +61,14 @@ class KioskApp(App[None]):
         presence_poll_s: float = DEFAULT_PRESENCE_POLL_S,
         retry_s: float = DEFAULT_RETRY_S,
         monotonic: Callable[[], float] = time.monotonic,
+        default_language: str = DEFAULT_LANGUAGE,
     ) -> None:
         """Configure; nothing talks to the hub until the app runs."""
         super().__init__()
+        if default_language not in LANGUAGES:
+            raise ValueError(f"language must be one of {', '.join(LANGUAGES)}")
+        self.default_language = default_language
+        self.set_reactive(KioskApp.language, default_language)
         self.client = client
         self.idle_timeout_s = idle_timeout_s
         self.presence_poll_s = presence_poll_s
@@ -134,15 +140,19 @@ class KioskApp(App[None]):
             self.push_screen(IdentifyScreen())
 
     def customer_identified(self, customer_id: str, session: PhoneSession | None) -> None:
-        """Hold the customer in memory, show their home and load their data."""
+        """Hold the customer in memory, show their home and load their data (once)."""
         self.last_activity = self._monotonic()
+        if self.customer is not None:
+            # A second presence poll can land before the identify screen is gone; the
+            # customer is already here (a second sign-in would grant sign-in offers twice).
+            return
         self.customer = CustomerState(customer_id, self.client.new_request_id(), session)
         self.switch_screen(HomeScreen())
         self.load_customer()
 
     @work(exclusive=True, group="customer")
     async def load_customer(self) -> None:
-        """Sign-in grants, offers, and (with a phone session) points and coupons."""
+        """Sign-in grants, offers, recommendations, points and coupons."""
         customer = self.customer
         if customer is None:
             return
@@ -151,9 +161,13 @@ class KioskApp(App[None]):
             offers = await self.client.offers(customer.customer_id)
             pushes = await self.client.cross_sell(customer.customer_id)
             points, coupons = None, []
-            if customer.session is not None:
-                points = await self.client.my_points(customer.session)
-                coupons = await self.client.my_coupons(customer.session)
+            try:
+                wallet = await self.client.wallet(customer.customer_id, customer.session)
+                points, coupons = int(wallet["points"]), list(wallet["coupons"])
+            except HubRefused:
+                # Signed in by token presence but the phone was last heard too long ago:
+                # the home screen asks them to hold it near again.
+                log.info("wallet refused for the customer at the kiosk")
         except HubError as exc:
             self.report(exc)
             return
@@ -181,6 +195,11 @@ class KioskApp(App[None]):
         self.last_activity = self._monotonic()
         self.push_screen(RatingScreen())
 
+    def show_pickup(self) -> None:
+        """Pick up an online order by its code."""
+        self.last_activity = self._monotonic()
+        self.push_screen(PickupScreen())
+
     def check_idle_reset(self) -> None:
         """Back to the attract screen after ``idle_timeout_s`` without a touch."""
         idle_s = self._monotonic() - self.last_activity
@@ -197,10 +216,11 @@ class KioskApp(App[None]):
         customer, self.customer = self.customer, None
         self.workers.cancel_group(self, "customer")
         self.last_activity = self._monotonic()
-        for group in ("services", "counter"):
+        for group in ("services", "counter", "trial", "pickup"):
             self.workers.cancel_group(self, group)
         while len(self.screen_stack) > 2:  # [default, attract, ...]
             self.pop_screen()
+        self.language = self.default_language  # the next customer starts in the default
         if customer is not None and customer.session is not None:
             self.revoke(customer.session)
 

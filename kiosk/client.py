@@ -18,6 +18,23 @@ CONNECT_TIMEOUT_S: Final = 3.0
 # The hub names its refusals with these statuses (hub/services/errors.py).
 _UNAUTHORIZED, _INVALID, _RATE_LIMITED = 401, 422, 429
 _SERVER_ERROR_FLOOR = 500
+# The hub's error codes for the customer's own actions -> what the kiosk tells them.
+_CODE_KEYS: Final = {
+    "not_at_kiosk": "hold_again",
+    "handset_incompatible": "trial_handset",
+    "no_consent": "trial_consent",
+    "already_subscribed": "trial_already",
+    "already_trialled": "trial_already",
+    "trial_active": "trial_already",
+    "already_converted": "trial_kept_already",
+    "service_inactive": "refused",
+    "order_not_found": "order_not_found",
+    "not_for_pickup": "order_not_pickup",
+    "not_ready": "order_not_ready",
+    "already_collected": "order_collected",
+}
+# The header that carries the customer's phone session to the kiosk endpoints.
+CUSTOMER_SESSION_HEADER: Final = "X-Customer-Session"
 
 
 class HubError(Exception):
@@ -43,11 +60,13 @@ class HubRefused(HubError):
     """The hub answered with a refusal; the key says what to tell the customer."""
 
     def __init__(self, status: int, code: str | None) -> None:
-        """Map the hub's status to a plain-language message key."""
+        """Map the hub's status (and its error code) to a plain-language message key."""
         super().__init__(f"hub refused with {status} ({code or 'no code'})")
         self.status = status
         self.code = code
-        if code == "invalid_phone":
+        if code in _CODE_KEYS:
+            self.message_key = _CODE_KEYS[code]
+        elif code == "invalid_phone":
             self.message_key = "bad_phone"
         elif status == _UNAUTHORIZED or (status == _INVALID and code != "invalid_phone"):
             self.message_key = "bad_code"
@@ -83,11 +102,19 @@ class KioskClient:
         await self._http.aclose()
 
     async def _call(self, method: str, path: str, *, token: str | None = None,
-                    json: Any = None) -> Any:
-        """One request; JSON body back, or HubUnavailable / HubRefused."""
-        headers = {"Authorization": f"Bearer {token}"} if token else None
+                    json: Any = None, customer: PhoneSession | None = None) -> Any:
+        """One request; JSON body back, or HubUnavailable / HubRefused.
+
+        ``token`` replaces the kiosk key (the customer's own endpoints); ``customer`` adds
+        the customer's session to a kiosk call as proof that they are at the kiosk.
+        """
+        headers: dict[str, str] = {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if customer is not None:
+            headers[CUSTOMER_SESSION_HEADER] = customer.token
         try:
-            resp = await self._http.request(method, path, json=json, headers=headers)
+            resp = await self._http.request(method, path, json=json, headers=headers or None)
         except httpx.TimeoutException as exc:
             log.warning("hub timed out on %s %s", method, path.split("/")[2:3])
             raise HubUnavailable("the hub is too slow", slow=True) from exc
@@ -132,13 +159,43 @@ class KioskClient:
         """Revoke the customer's session when they leave the kiosk."""
         await self._call("DELETE", "/v1/phone/session", token=session.token)
 
-    async def my_points(self, session: PhoneSession) -> int:
-        """The customer's points balance."""
-        return int((await self._call("GET", "/v1/me/points", token=session.token))["balance"])
+    def _at_kiosk(self, customer_id: str) -> str:
+        """The path of the customer at this kiosk."""
+        return f"/v1/stores/{self.store_id}/kiosk/customers/{customer_id}"
 
-    async def my_coupons(self, session: PhoneSession) -> list[dict[str, Any]]:
-        """The customer's coupons, newest first."""
-        return list(await self._call("GET", "/v1/me/coupons", token=session.token))
+    async def wallet(self, customer_id: str, session: PhoneSession | None) -> dict[str, Any]:
+        """Points balance and coupons (needs the session, or the phone heard here just now)."""
+        path = f"{self._at_kiosk(customer_id)}/wallet"
+        return dict(await self._call("GET", path, customer=session))
+
+    async def service_standing(self, customer_id: str,
+                               session: PhoneSession | None) -> list[dict[str, Any]]:
+        """Per service: available, trial (with its id and end), trial_ended or subscribed."""
+        path = f"{self._at_kiosk(customer_id)}/services"
+        return list(await self._call("GET", path, customer=session))
+
+    async def start_trial(self, customer_id: str, session: PhoneSession | None,
+                          service_id: str, handset: list[str], consent_sms: bool
+                          ) -> dict[str, Any]:
+        """Start the customer's free trial of ``service_id``; the hub checks eligibility."""
+        body = {"customer_id": customer_id, "service_id": service_id, "handset": handset,
+                "consent_sms": consent_sms}
+        path = f"/v1/stores/{self.store_id}/kiosk/trials"
+        return dict(await self._call("POST", path, json=body, customer=session))
+
+    async def convert_trial(self, customer_id: str, session: PhoneSession | None,
+                            trial_id: str) -> dict[str, Any]:
+        """Keep the trial service, paid from now."""
+        path = f"/v1/stores/{self.store_id}/kiosk/trials/{trial_id}/convert"
+        return dict(await self._call("POST", path, json={"customer_id": customer_id},
+                                     customer=session))
+
+    async def pick_up(self, customer_id: str, session: PhoneSession | None,
+                      order_code: str) -> dict[str, Any]:
+        """Check in for an online order ready at this store, by its order code."""
+        body = {"customer_id": customer_id, "order_code": order_code}
+        path = f"/v1/stores/{self.store_id}/kiosk/pickups"
+        return dict(await self._call("POST", path, json=body, customer=session))
 
     def new_request_id(self) -> str:
         """A fresh id for one sign-in, reused on retries so the hub grants once."""

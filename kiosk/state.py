@@ -15,13 +15,9 @@ class CustomerState:
     customer_id: str
     request_id: str
     session: PhoneSession | None = None
+    # None until loaded, and when the hub would not show them (phone not heard lately).
     points: int | None = None
     coupons: list[dict[str, Any]] = field(default_factory=list)
     offers: list[dict[str, Any]] = field(default_factory=list)
     recommended: list[dict[str, Any]] = field(default_factory=list)
     loaded: bool = False
-
-    @property
-    def by_phone(self) -> bool:
-        """True when the customer typed their number (the kiosk holds their session)."""
-        return self.session is not None

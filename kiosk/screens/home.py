@@ -45,7 +45,7 @@ class HomeScreen(KioskScreen):
     HomeScreen #points-digits.-shown { display: block; }
     HomeScreen .offer { padding: 0 0 0 2; }
     HomeScreen #home-buttons { height: auto; dock: bottom; padding: 0 2 1 2; }
-    HomeScreen #home-buttons Button { width: 1fr; height: 3; margin: 0 0 0 1; }
+    HomeScreen #home-buttons Button { width: 1fr; min-width: 8; height: 3; margin: 0 0 0 1; }
     """
     BINDINGS = [Binding("escape", "done", "Sign out")]
 
@@ -66,6 +66,7 @@ class HomeScreen(KioskScreen):
             yield Button(id="done", variant="primary")
             yield Button(id="services")
             yield Button(id="queue")
+            yield Button(id="pickup")
             yield Button(id="rate")
             yield Button(id="language")
         yield HubStatus()
@@ -86,6 +87,7 @@ class HomeScreen(KioskScreen):
         self.query_one("#language", Button).label = self.t("language")
         self.query_one("#services", Button).label = self.t("services")
         self.query_one("#queue", Button).label = self.t("queue")
+        self.query_one("#pickup", Button).label = self.t("pickup")
         self.query_one("#rate", Button).label = self.t("rate")
         recommended = self.query_one("#recommended", Vertical)
         coupons = self.query_one("#coupons", Vertical)
@@ -97,15 +99,16 @@ class HomeScreen(KioskScreen):
             self.t("recommended") if shown else ""
         )
         digits = self.query_one("#points-digits", Digits)
-        digits.set_class(bool(customer and customer.loaded and customer.by_phone), "-shown")
+        has_wallet = bool(customer and customer.loaded and customer.points is not None)
+        digits.set_class(has_wallet, "-shown")
         if customer is None or not customer.loaded:
             self.query_one("#points-value", Static).update(self.t("loading"))
             digits.update("")
             return
-        if customer.by_phone:
-            digits.update(str(customer.points or 0))
+        if customer.points is not None:
+            digits.update(str(customer.points))
             self.query_one("#points-value", Static).update(
-                self.t("points_value", points=customer.points or 0)
+                self.t("points_value", points=customer.points)
             )
             usable = [c for c in customer.coupons if c.get("state") == USABLE_COUPON_STATE]
             coupons.mount_all(
@@ -113,8 +116,7 @@ class HomeScreen(KioskScreen):
                 or [Static(self.t("no_coupons"), classes="offer")]
             )
         else:
-            self.query_one("#points-value", Static).update(self.t("points_need_phone"))
-            coupons.mount(Static(self.t("coupons_need_phone"), classes="offer"))
+            self.query_one("#points-value", Static).update(self.t("points_hold_again"))
         offers.mount_all(
             [Static(self._offer_text(o), classes="offer") for o in customer.offers]
             or [Static(self.t("no_offers"), classes="offer")]
@@ -162,6 +164,11 @@ class HomeScreen(KioskScreen):
     def _queue_pressed(self) -> None:
         """Take a queue ticket."""
         self.kiosk.show_queue()
+
+    @on(Button.Pressed, "#pickup")
+    def _pickup_pressed(self) -> None:
+        """Pick up an online order."""
+        self.kiosk.show_pickup()
 
     @on(Button.Pressed, "#rate")
     def _rate_pressed(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -46,7 +47,7 @@ def phone() -> str:
     return f"+86139{next(_phones):08d}"
 
 
-def make_app(url: str, key: str, **options: float) -> KioskApp:
+def make_app(url: str, key: str, **options: Any) -> KioskApp:
     """A kiosk app for the test store with fast polling."""
     timeout = options.pop("timeout_s", 10.0)
     options.setdefault("presence_poll_s", FAST_POLL_S)
