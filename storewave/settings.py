@@ -206,6 +206,8 @@ class KioskSettings(SectionSettings):
     api_key: str = ""
     store_id: str = ""
     idle_timeout_s: float = Field(60.0, gt=0)
+    # The language every customer starts in (the reset returns to it): en or zh.
+    default_language: Literal["en", "zh"] = "en"
 
 
 class SimSettings(SectionSettings):
