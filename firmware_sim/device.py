@@ -14,6 +14,7 @@ the simulated flash, so events survive a watchdog restart and are resent until a
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -224,7 +225,7 @@ class Device:
             self._reject(config.version, f"version {config.version} is older than {current}")
             return
         self.config = config
-        self._next_emit = self._clock()
+        self._next_emit = self._clock() + self._until_turn(config.emit, self._wall())
         self._go(State.RUNNING, f"config v{config.version}")
         self.transitions.append((self.state, self.state, f"applied config v{config.version}"))
 
@@ -305,11 +306,25 @@ class Device:
         return True
 
     def _emit_if_due(self, now: float) -> None:
-        """Emit when the schedule says so."""
+        """Emit when the schedule says so: on its turn of the wall-clock cycle."""
         if self.config is None or now < self._next_emit:
             return
         self._emit(now)
-        self._next_emit = now + self.config.emit.period_s
+        period = self.config.emit.period_s
+        # Turns stay on the grid anchored when the config was applied; a node that fell
+        # behind (a stalled loop) skips the turns it missed rather than play off its turn.
+        self._next_emit += period
+        if self._next_emit <= now:
+            self._next_emit += math.ceil((now - self._next_emit) / period) * period
+
+    @staticmethod
+    def _until_turn(emit: wire.EmitSchedule, wall_s: float) -> float:
+        """Seconds from ``wall_s`` to this node's next frame start (``k*period + offset``).
+
+        The phase is read from the wall clock (shared by the store's nodes, NTP) once per
+        config; turns then follow the monotonic clock, which never jumps.
+        """
+        return emit.next_start(wall_s) - wall_s
 
     def _listen(self, now: float) -> None:
         """Turn what the detector heard into debounced detection events."""

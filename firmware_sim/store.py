@@ -22,6 +22,7 @@ from edge.modem import codes
 from firmware_sim import calibration as cal
 from firmware_sim.acoustics import Emission, Room
 from firmware_sim.acoustics.room import Point
+from storewave import wire
 
 # Floor size (m) by store tier: flagship, mall store, community shop.
 ROOM_BY_TIER: dict[str, tuple[float, float, float]] = {
@@ -30,9 +31,6 @@ ROOM_BY_TIER: dict[str, tuple[float, float, float]] = {
     "low": (10.0, 8.0, 3.0),
 }
 BEACON_HEIGHT_M = 2.5
-# Beacons of one store take turns (time-division): one frame slot each per period, so
-# frames of neighbouring beacons never overlap at a phone (a collision loses both).
-SLOT_S = 0.55
 # The door is in the middle of the front wall (y = 0).
 DOOR_INSET_M = 1.0
 # Zone beacons sit from 35 % of the floor's depth to the back wall (the front is the
@@ -124,11 +122,17 @@ def layout_from_seeds(
     noise_floor_db_spl: float = cal.DEFAULT_NOISE_FLOOR_DB_SPL,
     registry: dict[str, Any] | None = None,
     keys: dict[str, bytes] | None = None,
+    schedules: dict[str, wire.EmitSchedule] | None = None,
 ) -> StoreLayout:
     """Build the layout of ``store_id`` (default: the first store) from the seed registry.
 
     ``keys`` maps node ids to the beacon keys the hub generated (so its check-in service
     verifies what the phones hear); nodes without one get a key derived from ``seed``.
+    ``schedules`` maps node ids to the emit schedules the hub published in their
+    configs; without one a beacon takes the turn the hub would give it (beacons of a
+    store take turns in short-id order, :meth:`storewave.wire.EmitSchedule.time_shared`),
+    so frames of neighbouring beacons never overlap at a phone (a collision loses both).
+    Simulated time 0 stands for the start of the store's emission cycle.
     """
     reg = registry or load_registry()
     stores = {s["id"]: s for s in reg["stores"]}
@@ -145,24 +149,28 @@ def layout_from_seeds(
     size = ROOM_BY_TIER.get(store.get("tier", "medium"), ROOM_BY_TIER["medium"])
     room = Room(size_m=size)
     door = (size[0] / 2.0, DOOR_INSET_M, 1.2)
-    period = max(1.0, SLOT_S * len(nodes))
+    turns = sorted(int(n["beacon"]["short_id"]) for n in nodes)
     beacons = []
     for i, node in enumerate(nodes):
         position = _beacon_position(i, len(nodes), size)
         zone = zones.get(node["zone_id"], {"name": node["zone_id"]})
         range_m = float(node["beacon"]["range_m"])
+        short_id = int(node["beacon"]["short_id"])
+        schedule = (schedules or {}).get(node["id"]) or wire.EmitSchedule.time_shared(
+            turns.index(short_id), len(turns)
+        )
         beacons.append(
             Beacon(
                 node_id=node["id"],
                 zone_id=node["zone_id"],
                 zone_name=zone["name"],
-                short_id=int(node["beacon"]["short_id"]),
+                short_id=short_id,
                 key=(keys or {}).get(node["id"]) or _key(seed, node["id"]),
                 range_m=range_m,
                 position=position,
                 level_dbfs=cal.range_to_level_dbfs(range_m, noise_floor_db_spl),
-                period_s=period,
-                offset_s=i * SLOT_S,
+                period_s=schedule.period_s,
+                offset_s=schedule.offset_s,
             )
         )
     return StoreLayout(sid, store.get("name", sid), room, tuple(beacons), door)

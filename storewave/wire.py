@@ -20,6 +20,7 @@ topic                                 direction  QoS   payload
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -36,6 +37,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 PROTOCOL_VERSION = 1
@@ -313,12 +315,58 @@ class Ack(_Wire):
     seq: int = Field(ge=-1, lt=2**53)  # -1: nothing committed yet for this boot
 
 
+# One beacon's turn in its store's emission cycle: a frame's airtime (0.496 s,
+# ``edge.modem.frame.FRAME_DURATION_S``) plus 54 ms for the room's reverberation tail
+# and the clock skew between nodes (NTP keeps them within a few ms). The store
+# simulator decodes every beacon of a store at this spacing (tests/firmware_sim).
+EMIT_SLOT_S = 0.55
+# A lone beacon repeats every second: a phone hears it within ~1 s.
+DEFAULT_EMIT_PERIOD_S = 1.0
+# EmitSchedule.period_s allows up to 60 s: past this many beacons in one store the
+# cycle would be longer, so slots are shared (index modulo this) instead.
+MAX_EMIT_SLOTS = int(60 // EMIT_SLOT_S)
+
+
 class EmitSchedule(_Wire):
-    """How a beacon emits: one frame every ``period_s`` at ``level_dbfs``."""
+    """How a beacon emits: one frame every ``period_s`` at ``level_dbfs``, ``offset_s`` in.
+
+    Frames start at wall-clock (Unix) times ``k * period_s + offset_s``, so beacons of
+    one store given distinct offsets (the hub assigns them) take turns instead of
+    colliding. ``offset_s`` is left off the wire while 0: a node built before it existed
+    (which refuses unknown fields) still accepts a single-beacon store's config.
+    """
 
     enabled: bool = True
     level_dbfs: float = Field(-12.0, ge=-60, le=0)
-    period_s: float = Field(1.0, gt=0.2, le=60)
+    period_s: float = Field(DEFAULT_EMIT_PERIOD_S, gt=0.2, le=60)
+    offset_s: float = Field(0.0, ge=0, lt=60, exclude_if=lambda offset: offset == 0)
+
+    @model_validator(mode="after")
+    def _offset_within_period(self) -> EmitSchedule:
+        if self.offset_s >= self.period_s:
+            raise ValueError(f"offset_s {self.offset_s} must be less than period_s {self.period_s}")
+        return self
+
+    @classmethod
+    def time_shared(
+        cls, index: int, count: int, level_dbfs: float = -12.0, enabled: bool = True
+    ) -> EmitSchedule:
+        """The schedule of beacon ``index`` of the ``count`` sharing one store's air.
+
+        Each beacon gets its own ``EMIT_SLOT_S`` turn in a cycle of ``count`` turns (at
+        least :data:`DEFAULT_EMIT_PERIOD_S`), so frames of one store never overlap.
+        """
+        if not 0 <= index < count:
+            raise ValueError(f"slot index {index} outside 0..{count - 1}")
+        slots = min(count, MAX_EMIT_SLOTS)
+        period = round(max(DEFAULT_EMIT_PERIOD_S, slots * EMIT_SLOT_S), 6)
+        offset = round((index % slots) * EMIT_SLOT_S, 6)
+        return cls(enabled=enabled, level_dbfs=level_dbfs, period_s=period, offset_s=offset)
+
+    def next_start(self, wall_s: float) -> float:
+        """The first frame start at or after Unix time ``wall_s``."""
+        k = math.ceil((wall_s - self.offset_s) / self.period_s)
+        return k * self.period_s + self.offset_s
 
 
 class BeaconKey(_Wire):

@@ -1,4 +1,4 @@
-"""The beacon emitter: every period it re-derives the rotating code from the key and plays it."""
+"""The beacon emitter: on each turn of its schedule it re-derives the rotating code and plays it."""
 
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ class Emitter:
         self._thread: threading.Thread | None = None
         self.frames_emitted = 0
         self.errors = 0
+        # The turn (Unix time) of the frame the schedule plays or played last.
+        self.last_turn_s: float | None = None
 
     def configure(self, schedule: EmitSchedule, beacon: BeaconKey | None) -> None:
         """Take a new schedule and key; applies from the next frame, without a restart."""
@@ -88,8 +90,20 @@ class Emitter:
         self.frames_emitted += 1
         return code
 
+    def next_turn(self, schedule: EmitSchedule, now_s: float) -> float:
+        """The Unix time of this node's next frame: ``k * period_s + offset_s``, after the last.
+
+        Beacons of one store share a wall clock (NTP) and get distinct offsets from the
+        hub, so they take turns instead of colliding. A turn is never played twice, and
+        a late thread skips the turns it missed rather than play off its turn.
+        """
+        after = now_s
+        if self.last_turn_s is not None:
+            after = max(now_s, self.last_turn_s + schedule.period_s / 2)
+        return schedule.next_start(after)
+
     def _run(self) -> None:
-        """Emit every ``period_s`` while enabled; survive device errors."""
+        """Emit on each turn of the schedule while enabled; survive device errors."""
         while not self._stop.is_set():
             with self._lock:
                 schedule = self._schedule
@@ -98,17 +112,17 @@ class Emitter:
                 self._wake.wait()
                 self._wake.clear()
                 continue
-            started = time.monotonic()
+            turn = self.next_turn(schedule, self._clock())
+            if self._wake.wait(max(0.0, turn - self._clock())):
+                self._wake.clear()
+                continue  # reconfigured (or stopping) while waiting: look again
+            self.last_turn_s = turn
             try:
                 self.emit_now()
             except Exception:  # a flaky card must not kill the node; logged and retried
                 self.errors += 1
                 log.exception("emitter could not play a frame")
                 self._stop.wait(_ERROR_BACKOFF_S)
-                continue
-            remaining = schedule.period_s - (time.monotonic() - started)
-            if self._wake.wait(max(0.0, remaining)):
-                self._wake.clear()
 
     def start(self) -> None:
         """Start the emitting thread."""

@@ -6,7 +6,7 @@ import logging
 import secrets
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from edge.modem.codes import DEFAULT_SLOT_S, DEFAULT_SLOT_WINDOW, MAX_SHORT_ID, new_beacon_key
 from hub.clock import Clock
@@ -112,12 +112,17 @@ def move_node(
     if session.get(Store, store_id) is None:
         raise Invalid(f"store {store_id!r} does not exist")
     _check_zone(session, store_id, zone_id)
+    old_store = node.store_id
     node.store_id, node.zone_id = store_id, zone_id
     session.add(node)
     beacon = session.exec(select(Beacon).where(Beacon.node_id == node.id)).first()
     if beacon is not None:
         beacon.store_id, beacon.zone_id = store_id, zone_id
         session.add(beacon)
+        if store_id != old_store:  # both stores' beacons take new turns
+            session.flush()
+            for affected in (old_store, store_id):
+                republish_store(session, crypto, clock, control, affected)
     return node
 
 
@@ -159,7 +164,8 @@ def create_beacon(
     )
     session.add(beacon)
     session.flush()
-    publish_config(session, crypto, clock, control, node)
+    # Every beacon of the store gets its turn again (the cycle has one more turn).
+    republish_store(session, crypto, clock, control, node.store_id)
     return beacon
 
 
@@ -202,13 +208,37 @@ def _node_of(session: Session, beacon: Beacon) -> Node:
     return node
 
 
-def build_config(
-    crypto: HubCrypto, node: Node, beacon: Beacon | None, with_key: bool
-) -> NodeConfig:
-    """The node's config at its current version; ``beacon`` only when ``with_key``."""
-    emit = EmitSchedule(
-        enabled=beacon is not None, level_dbfs=beacon.level_dbfs if beacon else -12.0
+def emit_slot(session: Session, beacon: Beacon) -> tuple[int, int]:
+    """(this beacon's turn, beacons in its store): turns follow short ids, which never change.
+
+    Beacons of one store share the air, so each emits in its own slot of the store's
+    cycle (:meth:`storewave.wire.EmitSchedule.time_shared`) instead of on top of another.
+    """
+    ids = list(
+        session.exec(
+            select(Beacon.short_id)
+            .where(Beacon.store_id == beacon.store_id)
+            .order_by(col(Beacon.short_id))
+        )
     )
+    return ids.index(beacon.short_id), len(ids)
+
+
+def build_config(
+    crypto: HubCrypto,
+    node: Node,
+    beacon: Beacon | None,
+    with_key: bool,
+    slot: tuple[int, int] = (0, 1),
+) -> NodeConfig:
+    """The node's config at its current version; ``beacon`` only when ``with_key``.
+
+    ``slot`` is the beacon's (turn, turns in its store), from :func:`emit_slot`.
+    """
+    if beacon is None:
+        emit = EmitSchedule(enabled=False)
+    else:
+        emit = EmitSchedule.time_shared(*slot, level_dbfs=beacon.level_dbfs)
     return NodeConfig(
         version=node.config_version,
         emit=emit,
@@ -231,13 +261,27 @@ def publish_config(
     session.add(node)
     beacon = session.exec(select(Beacon).where(Beacon.node_id == node.id)).first()
     safe = control.retained_secrets_safe
-    config = build_config(crypto, node, beacon, with_key=safe)
+    slot = emit_slot(session, beacon) if beacon is not None else (0, 1)
+    config = build_config(crypto, node, beacon, with_key=safe, slot=slot)
     control.publish_config(node.id, config)
     if beacon is not None and not safe:
         control.send_command(
             node.id, set_beacon_command(crypto, clock.now(), beacon, node.config_version)
         )
     return config
+
+
+def republish_store(
+    session: Session, crypto: HubCrypto, clock: Clock, control: NodeControl, store_id: str
+) -> None:
+    """Publish a new config to every beacon node of ``store_id`` (their turns changed)."""
+    node_ids = session.exec(
+        select(Beacon.node_id).where(Beacon.store_id == store_id).order_by(col(Beacon.short_id))
+    ).all()
+    for node_id in node_ids:
+        node = session.get(Node, node_id)
+        if node is not None:
+            publish_config(session, crypto, clock, control, node)
 
 
 def set_beacon_command(

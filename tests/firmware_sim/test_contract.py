@@ -70,9 +70,10 @@ def test_node_firmware_runs_within_its_acl(acl_broker: Mosquitto, hub: HubSide) 
             device.state is dev.State.RUNNING
             and bool(hub.of_type("telemetry"))
             and (not device.storage.outbox)
+            and bool(device.emitted)  # its first turn comes within one emit period
         )
 
-    wait_for(running_and_acked, 10.0, "node running, telemetry delivered and acked")
+    wait_for(running_and_acked, 10.0, "node running, emitting, telemetry delivered and acked")
     assert device.emitted and device.config is not None and device.config.version == 2
     device.stop()
 

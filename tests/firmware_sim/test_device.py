@@ -114,6 +114,29 @@ def test_missing_config_runs_safe_then_applies_late_config(
     node.stop()
 
 
+def test_emits_on_its_turn_of_the_store_cycle(broker: Mosquitto, hub_side: HubSide) -> None:
+    """The hub's offset is honoured: frames start at wall times k * period + offset."""
+    turn = wire.EmitSchedule.time_shared(1, 2)  # the second of a store's two beacons
+    hub_side.publish(
+        topic("config"), config(2).model_copy(update={"emit": turn}).to_bytes(), retain=True
+    )
+    clock = FakeClock()
+    wall_offset = 1_790_000_000.123 - clock.t  # the wall clock runs with the monotonic one
+    node = make(broker, clock, wall=lambda: clock.t + wall_offset)
+    run_until(node, lambda: node.state is dev.State.RUNNING, "running")
+    step = 0.01
+    for _ in range(int(6 * turn.period_s / step)):
+        clock.t += step
+        node.tick()
+    walls = [at + wall_offset for at, _, _ in node.emitted]
+    assert len(walls) >= 5
+    turns = [round((w - turn.offset_s) / turn.period_s) for w in walls]
+    assert turns == list(range(turns[0], turns[0] + len(turns)))  # every turn, once
+    for w, k in zip(walls, turns, strict=True):
+        assert 0.0 <= w - (k * turn.period_s + turn.offset_s) < step + 1e-6
+    node.stop()
+
+
 def test_bad_and_stale_configs_are_rejected_and_old_one_kept(
     broker: Mosquitto, hub_side: HubSide
 ) -> None:

@@ -65,3 +65,17 @@ def test_saved_config_is_owner_only(tmp_path: Path) -> None:
     store = ConfigStore(tmp_path / "config.json")
     store.save(NodeConfig(version=1, beacon=BeaconKey(short_id=1, key_hex=KEY)))
     assert (tmp_path / "config.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_store_turn_is_taken_kept_on_disk_and_a_bad_one_refused(tmp_path: Path) -> None:
+    turn = EmitSchedule.time_shared(1, 2, level_dbfs=-30.0)
+    config = NodeConfig(version=2, emit=turn)
+    taken = validate_config(config.to_bytes(), NodeConfig(version=1))
+    assert taken is not None and taken.emit.offset_s == turn.offset_s > 0
+    store = ConfigStore(tmp_path / "config.json")
+    store.save(taken)
+    assert store.load() == taken
+    outside = b'{"version": 3, "emit": {"period_s": 1.1, "offset_s": 1.1}}'
+    with pytest.raises(ConfigRejected, match="offset_s") as info:
+        validate_config(outside, taken)
+    assert info.value.version == 3

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+import pytest
 
 from edge.audio.emitter import Emitter
 from edge.modem.codes import beacon_code
@@ -72,3 +75,41 @@ def test_schedule_runs_on_its_thread_and_stops_when_disabled() -> None:
     finally:
         emitter.stop()
     assert emitter.errors == 0
+
+
+def test_next_turn_follows_the_offset_grid_and_never_repeats_a_turn() -> None:
+    emitter = Emitter(_Recorder(), 48000, clock=_Clock(0.0))
+    schedule = EmitSchedule(period_s=1.1, offset_s=0.55)
+    first = emitter.next_turn(schedule, 1000.0)
+    assert first == pytest.approx(1000.45)  # 909 * 1.1 + 0.55
+    emitter.last_turn_s = first
+    assert emitter.next_turn(schedule, first) == pytest.approx(first + 1.1)
+    # A thread that woke 2.5 periods late skips the missed turns, still on the grid.
+    late = emitter.next_turn(schedule, first + 2.5 * 1.1)
+    assert late == pytest.approx(first + 3 * 1.1)
+
+
+def test_scheduled_frames_play_on_their_turns() -> None:
+    """Frames start no earlier than their turn, and turns are k * period + offset."""
+    emitter: Emitter
+    played: list[tuple[float, float | None]] = []
+
+    class _TurnRecorder(_Recorder):
+        def play(self, samples: np.ndarray) -> None:
+            played.append((time.time(), emitter.last_turn_s))
+
+    emitter = Emitter(_TurnRecorder(), 48000)
+    emitter.start()
+    try:
+        schedule = EmitSchedule(enabled=True, period_s=0.6, offset_s=0.25)
+        emitter.configure(schedule, BeaconKey(short_id=1, key_hex=KEY_HEX))
+        wait_for(lambda: len(played) >= 3, what="three scheduled frames")
+    finally:
+        emitter.stop()
+    turns = [turn for _, turn in played]
+    assert all(t is not None for t in turns)
+    assert turns == sorted(set(turns))  # each turn once, in order
+    for at, turn in played:
+        assert turn is not None and at >= turn - 0.005  # not before its turn
+        k = (turn - 0.25) / 0.6
+        assert k == pytest.approx(round(k), abs=1e-6)
