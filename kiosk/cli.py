@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
 from kiosk.client import DEFAULT_TIMEOUT_S, KioskClient
 from storewave.settings import KioskSettings
@@ -33,6 +34,10 @@ def run_kiosk(
     config: Path | None = typer.Option(
         None, "--config", help="TOML settings file with a [kiosk] table (else $STOREWAVE_CONFIG)"
     ),
+    language: str | None = typer.Option(
+        None, "--language", help="The language each customer starts in: en or zh "
+        "([kiosk] default_language)"
+    ),
     timeout_s: float = typer.Option(DEFAULT_TIMEOUT_S, "--timeout", min=0.5,
                                     help="Seconds to wait for the hub"),
     demo: Path | None = typer.Option(
@@ -43,8 +48,15 @@ def run_kiosk(
     """Run the kiosk full screen until Ctrl+Q (flags override the [kiosk] settings)."""
     from kiosk.app import KioskApp
 
-    given = {"hub_url": hub, "store_id": store, "api_key": key, "idle_timeout_s": idle_s}
-    settings = KioskSettings.load(config, **{k: v for k, v in given.items() if v is not None})
+    given = {"hub_url": hub, "store_id": store, "api_key": key, "idle_timeout_s": idle_s,
+             "default_language": language}
+    try:
+        settings = KioskSettings.load(config, **{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        typer.secho(f"[kiosk] {where}: {first['msg']}", fg="red", err=True)
+        raise typer.Exit(2) from None
     store_id = settings.store_id or DEMO_STORE
     hub_url, api_key = settings.hub_url, settings.api_key
     demo_hub = None
@@ -58,7 +70,8 @@ def run_kiosk(
         raise typer.Exit(2)
     try:
         client = KioskClient(hub_url, store_id, api_key, timeout_s=timeout_s)
-        KioskApp(client, idle_timeout_s=settings.idle_timeout_s).run()
+        KioskApp(client, idle_timeout_s=settings.idle_timeout_s,
+                 default_language=settings.default_language).run()
     finally:
         if demo_hub is not None:
             demo_hub.stop()

@@ -53,3 +53,15 @@ def test_settings_file_supplies_the_kiosk_section(tmp_path) -> None:  # type: ig
     bad.write_text("[kiosk]\nidle_timeout_s = -1\n")
     result = runner.invoke(app, ["kiosk", "--config", str(bad)], env={"STOREWAVE_KIOSK_KEY": ""})
     assert result.exit_code != 0
+
+
+def test_unknown_default_language_is_refused_plainly(tmp_path: Path) -> None:
+    """--language fr (or default_language = "fr" in [kiosk]) stops with one clear line."""
+    result = runner.invoke(app, ["kiosk", "--language", "fr", "--hub", "http://127.0.0.1:9",
+                                 "--key", "swk_x_y"])
+    assert result.exit_code == 2 and "default_language" in result.output
+    assert "Traceback" not in result.output
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text('[kiosk]\ndefault_language = "fr"\n')
+    result = runner.invoke(app, ["kiosk", "--config", str(cfg)], env={"STOREWAVE_KIOSK_KEY": ""})
+    assert result.exit_code == 2 and "'en' or 'zh'" in result.output
