@@ -131,12 +131,14 @@ def reserve_budget(budgets: dict[str, int], campaign: Campaign, amount: int) -> 
 
 
 def take_budgets(session: Session, taken: Sequence[tuple[Campaign, int]]) -> None:
-    """Write the reserved amounts: one conditional UPDATE per campaign (rows already locked)."""
+    """Write the reserved amounts: the conditional UPDATE for each campaign, in one call."""
     per_campaign: Counter[str] = Counter()
     for campaign, amount in taken:
         per_campaign[campaign.id] += amount
-    for campaign_id, amount in sorted(per_campaign.items()):
-        changed = session.connection().execute(_TAKE_BUDGET, {"cid": campaign_id, "n": amount})
-        if changed.rowcount != 1:
-            # Unreachable while the rows stay locked; fail the transaction rather than overrun.
-            raise RuntimeError(f"budget of campaign {campaign_id} changed under its lock")
+    if not per_campaign:
+        return
+    params = [{"cid": cid, "n": n} for cid, n in sorted(per_campaign.items())]
+    changed = session.connection().execute(_TAKE_BUDGET, params).rowcount
+    if changed != len(params):
+        # Unreachable while the rows stay locked; fail the transaction rather than overrun.
+        raise RuntimeError("a campaign budget changed under its lock")

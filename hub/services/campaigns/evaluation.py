@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, insert, select
 from sqlmodel import Session
 
-from hub.models.campaigns import Campaign, CampaignGrant, GrantOutcome, RewardKind
+from hub.models.campaigns import Campaign, CampaignGrant, GrantOutcome, RewardKind, Trigger
 from hub.models.checkins import Visit
 from hub.models.coupons import Coupon
 from hub.models.customers import Customer, CustomerTag
@@ -53,6 +53,8 @@ _CONSENT_FIELDS = {
     "analytics": "consent_analytics",
 }
 _HOLDS_SLOT = (GrantOutcome.GRANTED.value, GrantOutcome.HOLDOUT.value)
+# Triggers whose rules read the visit history (first visit, return after N days).
+_HISTORY_TRIGGERS = (Trigger.FIRST_VISIT.value, Trigger.RETURN_AFTER_DAYS.value)
 
 _GRANT = CampaignGrant.__table__  # type: ignore[attr-defined]
 _CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
@@ -177,13 +179,17 @@ def evaluate_many(
     if not customer_ids:
         return [[] for _ in plans]
     customers = _lock_customers(session, customer_ids)
-    tags = _tags(session, list(customers))
+    considered = [c for p in plans for c in p.candidates]
+    tags = _tags(session, list(customers)) if any(map(_reads_tags, considered)) else {}
+    history = any(map(_reads_history, considered))
     for plan in plans:
         row = customers.get(plan.event.customer_id)
         if row is None or plan.store is None:
             plan.candidates = []
             continue
-        facts = _facts(session, row, tags.get(row["id"], frozenset()), plan.store.id, plan.event)
+        facts = _facts(
+            session, row, tags.get(row["id"], frozenset()), plan.store.id, plan.event, history
+        )
         plan.eligible = [
             c
             for c in plan.candidates
@@ -230,15 +236,36 @@ def _history(
     return int(row[0]), int(row[1]), row[2]
 
 
+def _reads_tags(campaign: Campaign) -> bool:
+    """Whether the campaign's audience looks at the customer's tags."""
+    audience = campaign.audience or {}
+    return bool(audience.get("tags_all") or audience.get("tags_none"))
+
+
+def _reads_history(campaign: Campaign) -> bool:
+    """Whether the campaign looks at the customer's visit history."""
+    audience = campaign.audience or {}
+    return (
+        campaign.trigger in _HISTORY_TRIGGERS
+        or audience.get("min_visits") is not None
+        or audience.get("max_visits") is not None
+    )
+
+
 def _facts(
     session: Session,
     row: dict[str, Any],
     tags: frozenset[str],
     store_id: str,
     event: TriggerEvent,
+    history: bool,
 ) -> CustomerFacts:
-    """What the audience and history rules read, from the locked row and one history query."""
-    visits, store_visits, previous = _history(session, row["id"], store_id, event.visit_id)
+    """What the audience and history rules read: the locked row, and one history query
+    when a candidate reads the history (otherwise those facts stay zero: nobody reads them).
+    """
+    visits, store_visits, previous = (
+        _history(session, row["id"], store_id, event.visit_id) if history else (0, 0, None)
+    )
     return CustomerFacts(
         gender=row["gender"],
         age_band=row["age_band"],

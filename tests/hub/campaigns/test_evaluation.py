@@ -235,3 +235,17 @@ def test_same_event_twice_grants_once(world: Engine, clock: ManualClock) -> None
     assert fire(world, clock, visit_id=vid) == [(cid, "granted", "")]
     with Session(world) as session:
         assert points.balance(session, "c1") == 10
+
+
+def test_tags_and_visit_counts_are_read_when_an_audience_needs_them(
+    world: Engine, clock: ManualClock
+) -> None:
+    """Evaluation loads tags and visit history only for audiences that read them, correctly."""
+    family = live_campaign(world, clock, audience={"tags_all": ["profile:family"]}, priority=4)
+    no_family = live_campaign(world, clock, audience={"tags_none": ["profile:family"]}, priority=3)
+    regular = live_campaign(world, clock, audience={"min_visits": 2}, priority=2)
+    customer(world, clock, "c2")  # no tags, no earlier visits
+    for _ in range(2):
+        visit(world, "c1", TAIJIANG, clock.now() - timedelta(days=3))
+    assert fire(world, clock) == [(family, "granted", ""), (regular, "granted", "")]
+    assert fire(world, clock, cid="c2") == [(no_family, "granted", "")]
