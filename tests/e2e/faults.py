@@ -1,12 +1,18 @@
-"""Helpers for the fault tests: a network link that can be cut, bounded waits."""
+"""Helpers for the fault tests: a network link that can be cut, a tiny disk, bounded waits."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
 
 # How often the accept loop checks whether the link was cut (a blocked accept() is not
 # woken by close() on Linux, so it polls).
@@ -111,3 +117,38 @@ class CuttableLink:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+
+
+def not_runnable(reason: str) -> None:
+    """A fault test that this machine cannot stage: a loud skip, a failure on CI.
+
+    Listed at the end of the run by tests/conftest.py; CI (``CI=true``) refuses to pass
+    with it unless ``STOREWAVE_ALLOW_MISSING_SERVICES=1``, as tests/run.sh does.
+    """
+    from tests.conftest import _note_not_run
+
+    if os.environ.get("CI") == "true" and os.environ.get("STOREWAVE_ALLOW_MISSING_SERVICES") != "1":
+        pytest.fail(f"{reason} (CI=true: a fault test that cannot run is a failure)")
+    _note_not_run(reason)
+    pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def tiny_filesystem(size_bytes: int) -> Iterator[Path]:
+    """A real file system of ``size_bytes`` (tmpfs) for the disk-full tests: writes past it
+    fail with ENOSPC, as on a full flash. Needs the right to mount (root here); without it
+    the test is reported as not run (see :func:`not_runnable`)."""
+    mountpoint = Path(tempfile.mkdtemp(prefix="sw-tiny-fs-"))
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_bytes},mode=0700", "tmpfs", str(mountpoint)],
+        capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        mountpoint.rmdir()
+        not_runnable(f"disk-full fault tests NOT RUN: cannot mount a tmpfs ({done.stderr.strip()})")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, check=False)
+        with contextlib.suppress(OSError):
+            mountpoint.rmdir()
