@@ -18,7 +18,12 @@ from hub.clock import Clock
 from hub.context import HubContext
 from hub.db import read_only
 from hub.models.auth import Role
-from hub.services.auth import Principal, authenticate, cached_principal
+from hub.services.auth import (
+    Principal,
+    authenticate,
+    cached_principal,
+    deferred_phone_principal,
+)
 from hub.services.errors import Forbidden, Unauthorized
 
 _bearer = HTTPBearer(
@@ -80,6 +85,32 @@ async def get_principal(
     return await run_in_threadpool(_authenticate, ctx, session, credentials.credentials)
 
 
+async def phone_session_caller(
+    ctx: ContextDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """A phone caller whose session the route itself verifies in its own transaction.
+
+    For a phone session token this reads nothing: it hashes the token, and the route
+    (the check-in) locks the customer through that session row, refusing an unknown,
+    expired or revoked one with 401. Any other token is authenticated here as usual and
+    refused with 403, like ``require(Role.PHONE)``.
+    """
+    if credentials is None:
+        raise Unauthorized("missing bearer token")
+    token = credentials.credentials
+    principal = deferred_phone_principal(ctx.crypto, ctx.clock, token)
+    if principal is None:
+        principal = await run_in_threadpool(_authenticate, ctx, session, token)
+    if principal.role is not Role.PHONE:
+        raise Forbidden(f"role {principal.role.value} may not call this endpoint")
+    return principal
+
+
+phone_session_caller.allowed_roles = frozenset({Role.PHONE})  # type: ignore[attr-defined]
+
+
 def require(*roles: Role) -> Callable[..., Principal]:
     """A dependency that admits only ``roles`` (403 for the others) and returns the caller.
 
@@ -124,6 +155,8 @@ AnyStaff = Annotated[
     Depends(require(Role.ADMIN, Role.REGIONAL_OPS, Role.INSTALLER, Role.STORE_STAFF, Role.KIOSK)),
 ]
 PhoneCaller = Annotated[Principal, Depends(require(Role.PHONE))]
+# The check-in: a phone whose session the route re-checks under its customer lock.
+PhoneSessionCaller = Annotated[Principal, Depends(phone_session_caller)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 

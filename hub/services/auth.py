@@ -170,6 +170,21 @@ def cached_principal(crypto: HubCrypto, clock: Clock, token: str) -> Principal |
     return Principal(role=Role.PHONE, customer_id=customer_id, session_hash=digest)
 
 
+def deferred_phone_principal(crypto: HubCrypto, clock: Clock, token: str) -> Principal | None:
+    """A phone caller for a route that verifies the session itself (None: not a phone token).
+
+    A fresh cache entry gives the customer; otherwise ``customer_id`` is None and only
+    ``session_hash`` is known: the route must look the session up (and refuse it) in its
+    own transaction, as :func:`hub.services.checkins.check_in` does.
+    """
+    if not token.startswith(SESSION_PREFIX + "_"):
+        return None
+    cached = cached_principal(crypto, clock, token)
+    if cached is not None:
+        return cached
+    return Principal(role=Role.PHONE, session_hash=crypto.keyed_hash(SESSION_PURPOSE, token))
+
+
 class SessionCache:
     """Phone sessions recently found valid: token hash -> customer, expiry, when cached.
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlmodel import Session, col
 from sqlmodel import select as orm_select
 
@@ -29,6 +29,7 @@ from hub.models.customers import Customer, CustomerSession
 from hub.models.types import new_id
 from hub.security import HubCrypto
 from hub.services import fraud, registry_cache
+from hub.services.auth import SESSIONS
 from hub.services.campaigns import hooks as campaign_hooks
 from hub.services.errors import CheckinRefused, NotFound, RateLimited, Unauthorized
 from hub.services.registry_cache import CachedBeacon
@@ -90,23 +91,27 @@ def _verify(beacon: CachedBeacon, payload: int, now: datetime) -> bool:
 
 
 def _lock_customer(
-    connection: Connection, customer_id: str, session_hash: str | None, now: datetime
-) -> None:
-    """Lock the customer's row; refuse a revoked session or a customer without microphone consent.
+    connection: Connection, customer_id: str | None, session_hash: str | None, now: datetime
+) -> str:
+    """Lock the customer's row and return its id; refuse a bad session or no microphone consent.
 
-    Concurrent check-ins of one customer queue on this lock, so "one visit per stay"
-    holds (SQLite: the transaction already holds the write lock). Joining the caller's
-    session row here makes a sign-out or erase effective at once for check-ins, whatever
-    the authentication cache still believes, at no extra round trip.
+    With ``session_hash`` (the phone's session) the customer is found through the session
+    row, which must exist, be unrevoked and unexpired (else 401): the check-in's own
+    transaction authenticates the caller, so a sign-out or erase stops check-ins at once
+    and no separate authentication transaction is needed. Concurrent check-ins of one
+    customer queue on this lock, so "one visit per stay" holds (SQLite: the transaction
+    already holds the write lock).
     """
-    params = {"ci_customer": customer_id, "ci_session": session_hash}
-    row = connection.execute(_lock_statement(session_hash is not None), params).first()
-    if row is None:
-        raise NotFound("customer not found")
-    if session_hash is not None and (
-        row.expires_at is None or row.revoked_at is not None or row.expires_at <= now
-    ):
-        raise Unauthorized("unknown, expired or revoked session")
+    generation = SESSIONS.generation
+    if session_hash is not None:
+        row = connection.execute(_LOCK_BY_SESSION, {"ci_session": session_hash}).first()
+        if row is None or row.revoked_at is not None or row.expires_at <= now:
+            raise Unauthorized("unknown, expired or revoked session")
+        SESSIONS.put(session_hash, row.id, row.expires_at, now, generation)
+    else:
+        row = connection.execute(_LOCK_BY_ID, {"ci_customer": customer_id}).first()
+        if row is None:
+            raise NotFound("customer not found")
     if row.microphone_accepted_at is None:
         CHECKINS.labels(MICROPHONE_NOT_ACCEPTED).inc()
         raise CheckinRefused(
@@ -114,20 +119,25 @@ def _lock_customer(
             "(PATCH /v1/me with microphone_disclosure_version and microphone_accepted)",
             code=MICROPHONE_NOT_ACCEPTED,
         )
+    return str(row.id)
 
 
-@functools.cache
-def _lock_statement(with_session: bool) -> Any:
-    """SELECT ... FOR UPDATE of the customer (and its session row), built once per variant."""
-    c = _CUSTOMER.c
-    query = select(c.microphone_accepted_at).where(c.id == bindparam("ci_customer"))
-    if with_session:
-        query = query.add_columns(_SESSION.c.revoked_at, _SESSION.c.expires_at).join(
-            _SESSION,
-            and_(_SESSION.c.customer_id == c.id, _SESSION.c.token_hash == bindparam("ci_session")),
-            isouter=True,
-        )
-    return query.with_for_update(of=_CUSTOMER)
+_LOCK_BY_ID = (
+    select(_CUSTOMER.c.id, _CUSTOMER.c.microphone_accepted_at)
+    .where(_CUSTOMER.c.id == bindparam("ci_customer"))
+    .with_for_update(of=_CUSTOMER)
+)
+_LOCK_BY_SESSION = (
+    select(
+        _CUSTOMER.c.id,
+        _CUSTOMER.c.microphone_accepted_at,
+        _SESSION.c.revoked_at,
+        _SESSION.c.expires_at,
+    )
+    .select_from(_SESSION.join(_CUSTOMER, _CUSTOMER.c.id == _SESSION.c.customer_id))
+    .where(_SESSION.c.token_hash == bindparam("ci_session"))
+    .with_for_update(of=_CUSTOMER)
+)
 
 
 def _open_visit_columns() -> tuple[Any, ...]:
@@ -181,19 +191,20 @@ def check_in(
     session: Session,
     crypto: HubCrypto,
     clock: Clock,
-    customer_id: str,
+    customer_id: str | None,
     req: CheckinRequest,
     session_hash: str | None = None,
 ) -> CheckinResponse:
     """Verify a heard beacon code and record the visit; raise CheckinRefused/RateLimited.
 
-    ``session_hash`` (the caller's phone session) is re-checked under the customer lock.
+    The customer is ``customer_id``, or with ``session_hash`` (the phone's session, as the
+    route passes it) whoever that session belongs to, verified under the customer lock.
     Statements: lock, one read of every counter and the open visit, then the writes
     (attempt, visit, zone step if the zone changed, customer) and the campaign engine's.
     """
     now = clock.now()
     connection = session.connection()
-    _lock_customer(connection, customer_id, session_hash, now)
+    customer_id = _lock_customer(connection, customer_id, session_hash, now)
     # Pure work first (no rule decided yet): which beacon, and does its MAC verify?
     payload = from_hex(req.code)
     is_beacon = kind_of(payload) is CodeKind.BEACON

@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from hub.api.deps import ContextDep, PhoneCaller, Public, SessionDep
+from hub.api.deps import ContextDep, PhoneCaller, PhoneSessionCaller, Public, SessionDep
 from hub.api.transactional import TransactionalRoute
 from hub.models.checkins import Visit, VisitPublic
 from hub.models.customers import (
@@ -130,7 +130,7 @@ def new_token(ctx: ContextDep, session: SessionDep, caller: PhoneCaller) -> Phon
 
 @router.post("/checkins", response_model=CheckinResponse, responses=_REFUSALS)
 def check_in(
-    ctx: ContextDep, session: SessionDep, caller: PhoneCaller, body: CheckinRequest
+    ctx: ContextDep, session: SessionDep, caller: PhoneSessionCaller, body: CheckinRequest
 ) -> CheckinResponse:
     """Check in with a beacon code the phone heard (verified against the slot window).
 
@@ -138,5 +138,5 @@ def check_in(
     microphone-use disclosure (``PATCH /v1/me``).
     """
     return checkins.check_in(
-        session, ctx.crypto, ctx.clock, caller.customer_id or "", body, caller.session_hash
+        session, ctx.crypto, ctx.clock, caller.customer_id, body, caller.session_hash
     )

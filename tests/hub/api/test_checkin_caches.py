@@ -190,3 +190,28 @@ def _key(engine: Engine, short_id: int) -> bytes:
 def _code(short_id: int, key: bytes, clock: ManualClock) -> str:
     """Beacon ``short_id``'s code for now, signed with ``key``."""
     return to_hex(beacon_code(short_id, key, slot_of(clock.now().timestamp())))
+
+
+def test_checkin_authenticates_in_its_own_transaction(
+    client: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    """Unknown, malformed or expired phone sessions get 401; a staff key 403; nothing recorded."""
+    seed(engine, clock)
+    token = sign_in(client, engine, PHONE)
+    staff = auth(api_key(engine, clock, Role.STORE_STAFF, store_id="fz-gulou"))
+    body = checkin_body(live_code(engine, clock, GULOU_DOOR), clock)
+    for headers, status in (
+        (auth("sws_00000000_" + "x" * 32), 401),
+        (auth("sws_nonsense"), 401),
+        (staff, 403),
+    ):
+        assert client.post("/v1/checkins", json=body, headers=headers).status_code == status
+    clock.advance(timedelta(days=31))  # past the session's 30 days
+    expired = client.post(
+        "/v1/checkins",
+        json=checkin_body(live_code(engine, clock, GULOU_DOOR), clock),
+        headers=auth(token),
+    )
+    assert expired.status_code == 401
+    with Session(engine) as session:
+        assert session.exec(select(CheckinAttempt)).all() == []
