@@ -432,11 +432,32 @@ class Outbox:
     def sequence(self, limit: int) -> list[OutboxRow]:
         """Give the oldest ``limit`` unsent rows this boot's next seqs; return them in order.
 
-        On a full disk (after shedding telemetry) nothing is sequenced: ``[]``, and the
-        rows stay unsent for a later call.
+        On a full disk this is done a few rows per transaction (checkpointing between),
+        and may return fewer rows, or none, when even that finds no room; the rest stay
+        unsent for a later call.
         """
-        if self.disk_full:
-            limit = min(limit, _FULL_DISK_SEQUENCE_ROWS)  # a few pages per transaction
+        if not self.disk_full:
+            try:
+                return self._sequence(limit)
+            except sqlite3.OperationalError as exc:
+                self._rollback()
+                if not _is_disk_full(exc):
+                    raise
+            self._enter_disk_full()
+            self._shed_telemetry()
+        out: list[OutboxRow] = []
+        while len(out) < limit:
+            chunk = self._sequence_chunk(min(limit - len(out), _FULL_DISK_SEQUENCE_ROWS))
+            if not chunk:
+                break
+            out += chunk
+        self._compact()
+        return out
+
+    def _sequence_chunk(self, limit: int) -> list[OutboxRow]:
+        """Disk-full sequencing: one small transaction, and one retry after giving up the
+        reserve (sequencing rewrites rows in place; it must go on, or nothing is ever
+        sent, acked and freed)."""
         for attempt in range(2):
             try:
                 rows = self._sequence(limit)
@@ -444,17 +465,12 @@ class Outbox:
                 self._rollback()
                 if not _is_disk_full(exc):
                     raise
-            else:
-                if attempt:
-                    self._compact()
-                return rows
-            # Sequencing rewrites rows in place; it must go on even on a full disk, or
-            # nothing is ever sent, acked and freed: the reserve is given up for it.
-            self._enter_disk_full()
-            self._shed_telemetry()
-            limit = min(limit, _FULL_DISK_SEQUENCE_ROWS)
-        self._compact()
-        return []  # the publisher asks again with the next event or heartbeat
+                if attempt == 0:
+                    self._enter_disk_full()
+                continue
+            self._checkpoint()
+            return rows
+        return []
 
     def _sequence(self, limit: int) -> list[OutboxRow]:
         """One transaction stamping ``limit`` rows (rolled back whole on failure)."""
