@@ -61,13 +61,14 @@ def sim(
 def campaigns(
     samples: int = typer.Option(500, "--samples", help="Check-ins measured per condition."),
     out_dir: Path = typer.Option(RESULTS_DIR, "--out", help="Where campaigns.json goes."),
+    pg_url: str = typer.Option("", "--pg-url", help="Also run on this PostgreSQL server."),
 ) -> None:
     """Campaign evaluation: latency it adds to a check-in with 200 live campaigns (5 ms p99)."""
     from hub.services.campaigns.bench import run_campaigns_bench
     from storewave.logs import setup_logging
 
     setup_logging("ERROR")
-    run_campaigns_bench(samples=samples, out_dir=out_dir)
+    run_campaigns_bench(samples=samples, out_dir=out_dir, pg_url=pg_url or None)
 
 
 @bench_app.command("arc")
