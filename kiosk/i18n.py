@@ -10,8 +10,9 @@ DEFAULT_LANGUAGE: Final = "en"
 _STRINGS: Final[dict[str, dict[str, str]]] = {
     "welcome": {"en": "Welcome to {store}", "zh": "欢迎光临 {store}"},
     "can_do": {
-        "en": "See your points and coupons · Offers for you today · Sign in with your phone",
-        "zh": "查看积分和优惠券 · 今日专属优惠 · 用手机登录",
+        "en": "Points and coupons · Offers for you · Try services free · "
+        "Pick up online orders · Queue tickets",
+        "zh": "积分和优惠券 · 专属优惠 · 免费试用业务 · 网上订单自提 · 排队取号",
     },
     "touch_to_start": {"en": "Touch to start", "zh": "点击开始"},
     "language": {"en": "中文", "zh": "English"},

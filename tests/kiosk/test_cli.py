@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
-from kiosk.demo import start_demo_hub
+from kiosk.demo import DEMO_ORDER, start_demo_hub
 from storewave.cli import app
 from tests.kiosk.conftest import STORE, WAIT_S
 
@@ -38,6 +38,11 @@ def test_demo_hub_writes_texted_codes_to_its_sms_file(tmp_path: Path) -> None:
             store = kiosk.get(f"/v1/stores/{STORE}",
                               headers={"Authorization": f"Bearer {demo.kiosk_key}"})
         assert store.json()["id"] == STORE
+        # The demo phone's SIM order waits at the store, accepted, to try pickup with.
+        with demo.hub.client() as admin:
+            orders = admin.get("/v1/orders").json()
+        demo_order = next(o for o in orders if o["client_order_key"] == DEMO_ORDER)
+        assert (demo_order["store_id"], demo_order["status"]) == (STORE, "accepted")
     finally:
         demo.stop()
 
