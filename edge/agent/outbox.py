@@ -10,15 +10,16 @@ dropped first; detections and other events are never dropped below ``hard_cap``;
 hard cap the oldest unsent detection goes (codes older than the hub's slot window would
 be refused anyway), and every drop is counted, logged and reported in telemetry.
 
-Disk full (SQLITE_FULL from a real ENOSPC) follows the same order, and never stops the
-node: every SQLite write, a delete included, needs room in the write-ahead log, so the
-outbox keeps a small reserve file beside the database and gives it up the moment the disk
-is full; then it checkpoints the log and sheds every unsent telemetry row. During the
-episode a new row goes in only while the reserve could be put back (so acks can always
-run); a row with no room is refused, counted as dropped and logged as an error: the
-detections already queued are kept. A full disk never corrupts the outbox (SQLite rolls
-the failed transaction back). Once acks free rows and the file system has room again,
-the episode ends with a log line.
+Disk full (SQLITE_FULL from a real ENOSPC) follows the same order and never stops the
+node. The outbox keeps a small reserve file beside the database and gives it up the
+moment the disk is full (deletes and checkpoints need a little room too), logs one error
+for the episode, and sheds every unsent telemetry row. During the episode new telemetry
+is refused outright, a new detection goes in only while there is room that acks will not
+need (free pages in the file, or the reserve back), and a row with no room is refused,
+counted as dropped and logged: the detections already queued are always kept. Sending
+goes on in small transactions, so acks keep freeing room. A full disk never corrupts
+the outbox (SQLite rolls the failed transaction back); once acks have made room, the
+episode ends with a log line.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ _WAL_AUTOCHECKPOINT_PAGES = 100
 # Rows deleted (or sequenced) per transaction while the disk is full: a few pages each.
 _ACK_CHUNK_ROWS = 64
 _FULL_DISK_SEQUENCE_ROWS = 64
+# On a full disk a new row goes in while the file has this much free space inside it
+# (pages freed by shedding or acks): a few rows' worth, so one insert never grows it.
+_FULL_DISK_FREE_PAGES_BYTES = 16 * 1024
 
 T = TypeVar("T")
 
@@ -137,6 +141,7 @@ class Outbox:
         # Disk-full episode: set by the first SQLITE_FULL, cleared when the reserve is back.
         self.disk_full = False
         self.disk_full_episodes = 0
+        self._refusal_logged = False
         self._reserve_tried_at = 0.0
         self._dropped_unsaved = 0
         self._db = sqlite3.connect(
@@ -216,6 +221,7 @@ class Outbox:
         if not self.disk_full:
             self.disk_full = True
             self.disk_full_episodes += 1
+            self._refusal_logged = False
             log.error(
                 "edge outbox: disk full; shedding unsent telemetry, keeping detections",
                 extra={"path": str(self.path), "free_bytes": self._free_bytes()},
@@ -252,11 +258,11 @@ class Outbox:
 
     def _room_to_insert(self) -> bool:
         """Outside an episode always; inside one only while the reserve is (back) in place
-        or the file has free pages to spare: a new row must never take the room that acks
-        and shedding need."""
+        or the file has free pages to reuse (a row there does not grow the file): a new
+        row must never take the room that acks and shedding need."""
         if not self.disk_full or self.reserve_bytes <= 0 or self.reserve_path.exists():
             return True
-        return self._free_pages_bytes() >= self.reserve_bytes
+        return self._free_pages_bytes() >= _FULL_DISK_FREE_PAGES_BYTES
 
     def _maybe_leave_disk_full(self, force: bool = False) -> None:
         """After rows were freed: end the episode once there is room again (free pages in
@@ -270,7 +276,7 @@ class Outbox:
                 return
             self._reserve_tried_at = now
             self._compact()
-            room = self._room_to_insert()
+            room = self.reserve_path.exists()
         if room:
             self.disk_full = False
             self._try_save_dropped()
@@ -320,6 +326,11 @@ class Outbox:
         raises here.
         """
         created = time.time() if now is None else now
+        if self.disk_full and kind is EventKind.TELEMETRY:
+            # The room left is for detections; the drop shows in the next heartbeat
+            # that does fit (queue_dropped).
+            self._count_dropped(1, persist=False)
+            return 0
         shed_once = False
         while True:
             if self._room_to_insert():
@@ -342,10 +353,12 @@ class Outbox:
                 self._compact()
                 continue
             self._count_dropped(1, persist=False)
-            log.error(
-                "edge outbox: disk full; an event could not be stored",
-                extra={"kind": kind.value, "dropped_total": self.dropped_total},
-            )
+            if not self._refusal_logged:  # once an episode; the count says the rest
+                self._refusal_logged = True
+                log.error(
+                    "edge outbox: disk full; new events are refused until acks make room",
+                    extra={"kind": kind.value, "dropped_total": self.dropped_total},
+                )
             return 0
 
     def _insert(self, envelope: bytes, kind: EventKind, leaf: str, created: float) -> int:
