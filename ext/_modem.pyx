@@ -296,6 +296,7 @@ cdef void _sync_scores(
     const long[:, ::1] delays,
     const long[::1] shifts,
     Py_ssize_t neighbour,
+    Py_ssize_t reach,
     double window_len,
     double clip,
     double[::1] inv_band,
@@ -307,8 +308,9 @@ cdef void _sync_scores(
     cdef Py_ssize_t n_pos = best.shape[0]
     cdef Py_ssize_t n_sym = tones.shape[0]
     cdef Py_ssize_t n_off = shifts.shape[0]
-    cdef Py_ssize_t j, o, i, col
-    cdef double acc, raw, r, top, top_raw
+    cdef Py_ssize_t j, o, i, col, q
+    cdef double acc, raw, r, top, top_raw, around
+    cdef double weight = 0.5 / reach
     cdef long arg, row
     for col in range(band.shape[0]):
         inv_band[col] = 1.0 / (window_len * band[col]) if band[col] > 0.0 else 0.0
@@ -322,12 +324,15 @@ cdef void _sync_scores(
             for i in range(n_sym):
                 col = j + delays[o, i]
                 row = tones[i] + shifts[o]
-                # Contrast with the same tone one symbol before and after: a preamble
-                # tone lasts one symbol, a steady tone (music, hum) cancels itself.
-                r = energy[row, col] * inv_band[col] - 0.5 * (
-                    energy[row, col - neighbour] * inv_band[col - neighbour]
-                    + energy[row, col + neighbour] * inv_band[col + neighbour]
-                )
+                # Contrast with the same tone ``reach`` symbols before and after: a
+                # preamble tone lasts one symbol, a steady tone (music, hum) cancels itself.
+                around = 0.0
+                for q in range(1, reach + 1):
+                    around = around + (
+                        energy[row, col - q * neighbour] * inv_band[col - q * neighbour]
+                        + energy[row, col + q * neighbour] * inv_band[col + q * neighbour]
+                    )
+                r = energy[row, col] * inv_band[col] - weight * around
                 acc = acc + (r if r < clip else clip)
                 raw = raw + r
             if acc > top:
@@ -340,8 +345,8 @@ cdef void _sync_scores(
         best_offset[j] = arg
 
 
-def sync_scores(energy, band, tones, delays, shifts, Py_ssize_t neighbour, double window_len,
-                double clip):
+def sync_scores(energy, band, tones, delays, shifts, Py_ssize_t neighbour, Py_ssize_t reach,
+                double window_len, double clip):
     """Preamble match score at every start position, maximised over frequency offsets.
 
     Parameters
@@ -358,9 +363,11 @@ def sync_scores(energy, band, tones, delays, shifts, Py_ssize_t neighbour, doubl
     shifts : ndarray of int, shape (o,)
         Grid rows added to every tone for each offset.
     neighbour : int
-        Windows from one symbol to the next; each symbol's normalised energy minus the
-        mean of the same tone ``neighbour`` windows before and after is what counts
-        (needs ``neighbour <= min(delays)``).
+        Windows from one symbol to the next.
+    reach : int
+        Each symbol's normalised energy minus the mean of the same tone 1 .. ``reach``
+        symbols (multiples of ``neighbour`` windows) before and after is what counts
+        (needs ``reach * neighbour <= min(delays)``).
     window_len : float
         Samples per window; ``energy / (window_len * band)`` is 1 for a pure tone.
     clip : float
@@ -369,7 +376,7 @@ def sync_scores(energy, band, tones, delays, shifts, Py_ssize_t neighbour, doubl
 
     Returns
     -------
-    score : ndarray of float64, shape (n - max(delays) - neighbour,)
+    score : ndarray of float64, shape (n - max(delays) - reach * neighbour,)
         Mean over preamble symbols of the clipped energy contrast, best offset: the
         detection statistic.
     raw : ndarray of float64, shape like ``score``
@@ -389,9 +396,9 @@ def sync_scores(energy, band, tones, delays, shifts, Py_ssize_t neighbour, doubl
     rows = tn[None, :] + sh[:, None]
     if rows.min() < 0 or rows.max() >= e.shape[0] or dl.min() < 0:
         raise ValueError("tone + shift outside the grid, or a negative delay")
-    if neighbour < 0 or dl.min() < neighbour:
-        raise ValueError("neighbour must be in 0..min(delays)")
-    n_pos = max(e.shape[1] - int(dl.max()) - neighbour, 0)
+    if neighbour < 0 or reach < 1 or dl.min() < reach * neighbour:
+        raise ValueError("need neighbour >= 0, reach >= 1 and reach * neighbour <= min(delays)")
+    n_pos = max(e.shape[1] - int(dl.max()) - reach * neighbour, 0)
     best = np.zeros(n_pos, dtype=np.float64)
     best_raw = np.zeros(n_pos, dtype=np.float64)
     arg = np.zeros(n_pos, dtype=np.int64)
@@ -405,7 +412,8 @@ def sync_scores(energy, band, tones, delays, shifts, Py_ssize_t neighbour, doubl
     cdef long[::1] av = arg
     cdef double[::1] ib = np.zeros(bd.shape[0], dtype=np.float64)
     with nogil:
-        _sync_scores(ev, bv, tv, dv, shv, neighbour, window_len, clip, ib, out, out_raw, av)
+        _sync_scores(ev, bv, tv, dv, shv, neighbour, reach, window_len, clip, ib, out, out_raw,
+                     av)
     return best, best_raw, arg
 
 
@@ -415,14 +423,23 @@ cdef void _window_energies(
     const double[:, ::1] freqs,
     Py_ssize_t length,
     double rate,
+    double[:, ::1] basis_re,
+    double[:, ::1] basis_im,
+    double[::1] basis_freq,
     double[:, ::1] energy,
     double[::1] power,
 ) noexcept nogil:
-    """|DFT|^2 of each window at its frequencies; the basis is a rotating phasor."""
+    """|DFT|^2 of each window at its frequencies.
+
+    The basis of frequency column ``k`` is rebuilt (rotating phasor) only when that
+    column's frequency changes from the previous window, so windows that share
+    frequencies (all symbols of a frame, every timing shift of one symbol) pay for the
+    trigonometry once and run a plain multiply-add loop the compiler vectorises.
+    """
     cdef Py_ssize_t n_win = starts.shape[0]
     cdef Py_ssize_t n_freq = freqs.shape[1]
     cdef Py_ssize_t i, k, n, base
-    cdef double ang, cr, ci, pr, pi_, tr, ar, ai, xr, xi, pw
+    cdef double ang, cr, ci, pr, pi_, tr, ar, ai, xr, xi, pw, f
     for i in range(n_win):
         base = 2 * starts[i]
         pw = 0.0
@@ -432,21 +449,27 @@ cdef void _window_energies(
             pw = pw + xr * xr + xi * xi
         power[i] = pw
         for k in range(n_freq):
-            ang = -2.0 * M_PI * freqs[i, k] / rate
-            cr = cos(ang)
-            ci = sin(ang)
-            pr = 1.0
-            pi_ = 0.0
+            f = freqs[i, k]
+            if i == 0 or f != basis_freq[k]:
+                basis_freq[k] = f
+                ang = -2.0 * M_PI * f / rate
+                cr = cos(ang)
+                ci = sin(ang)
+                pr = 1.0
+                pi_ = 0.0
+                for n in range(length):
+                    basis_re[k, n] = pr
+                    basis_im[k, n] = pi_
+                    tr = pr * cr - pi_ * ci
+                    pi_ = pr * ci + pi_ * cr
+                    pr = tr
             ar = 0.0
             ai = 0.0
             for n in range(length):
                 xr = xb[base + 2 * n]
                 xi = xb[base + 2 * n + 1]
-                ar = ar + xr * pr - xi * pi_
-                ai = ai + xr * pi_ + xi * pr
-                tr = pr * cr - pi_ * ci
-                pi_ = pr * ci + pi_ * cr
-                pr = tr
+                ar = ar + xr * basis_re[k, n] - xi * basis_im[k, n]
+                ai = ai + xr * basis_im[k, n] + xi * basis_re[k, n]
             energy[i, k] = ar * ar + ai * ai
 
 
@@ -489,8 +512,11 @@ def window_energies(xb, starts, freqs, Py_ssize_t length, double rate):
     cdef const double[:, ::1] fv = fq
     cdef double[:, ::1] ev = energy
     cdef double[::1] pv = power
+    cdef double[:, ::1] b_re = np.zeros((fq.shape[1], length), dtype=np.float64)
+    cdef double[:, ::1] b_im = np.zeros((fq.shape[1], length), dtype=np.float64)
+    cdef double[::1] b_f = np.zeros(fq.shape[1], dtype=np.float64)
     with nogil:
-        _window_energies(xv, sv, fv, length, rate, ev, pv)
+        _window_energies(xv, sv, fv, length, rate, b_re, b_im, b_f, ev, pv)
     return energy, power
 
 
@@ -500,15 +526,21 @@ cdef void _viterbi_symbols(
     Py_ssize_t state_bits,
     double[::1] acc,
     double[::1] nxt,
+    double[::1] bm,
     unsigned char[:, ::1] decisions,
     unsigned char[::1] bits,
 ) noexcept nogil:
-    """Max-log Viterbi, one 16-ary symbol and two input bits per step, ends in state 0."""
+    """Max-log Viterbi, one 16-ary symbol and two input bits per step, ends in state 0.
+
+    Per step, the branch metric of every register value is gathered once into ``bm``;
+    the add-compare-select loop is then branch-free (the compiler vectorises it).
+    """
     cdef Py_ssize_t n_sym = metric.shape[0]
     cdef Py_ssize_t n_states = acc.shape[0]
+    cdef Py_ssize_t n_regs = bm.shape[0]
     cdef Py_ssize_t top = state_bits - 2
-    cdef Py_ssize_t t, ns, st, half
-    cdef double best, m, m1, m2, m3
+    cdef Py_ssize_t t, ns, st, r, half
+    cdef double best, c1, c2, c3
     cdef unsigned char arg
     cdef const double* row
     for st in range(n_states):
@@ -516,23 +548,21 @@ cdef void _viterbi_symbols(
     acc[0] = 0.0
     for t in range(n_sym):
         row = &metric[t, 0]
+        for r in range(n_regs):
+            bm[r] = row[labels[r]]
         for ns in range(n_states):
             # Predecessor k is (ns >> 2) | (k << top); its register is ns | (k << state_bits).
             half = ns >> 2
-            best = acc[half] + row[labels[ns]]
-            m1 = acc[half | (1 << top)] + row[labels[ns | (1 << state_bits)]]
-            m2 = acc[half | (2 << top)] + row[labels[ns | (2 << state_bits)]]
-            m3 = acc[half | (3 << top)] + row[labels[ns | (3 << state_bits)]]
-            arg = 0
-            if m1 > best:
-                best = m1
-                arg = 1
-            if m2 > best:
-                best = m2
-                arg = 2
-            if m3 > best:
-                best = m3
-                arg = 3
+            best = acc[half] + bm[ns]
+            c1 = acc[half | (1 << top)] + bm[ns | (1 << state_bits)]
+            c2 = acc[half | (2 << top)] + bm[ns | (2 << state_bits)]
+            c3 = acc[half | (3 << top)] + bm[ns | (3 << state_bits)]
+            arg = 1 if c1 > best else 0
+            best = c1 if c1 > best else best
+            arg = 2 if c2 > best else arg
+            best = c2 if c2 > best else best
+            arg = 3 if c3 > best else arg
+            best = c3 if c3 > best else best
             nxt[ns] = best
             decisions[t, ns] = arg
         for st in range(n_states):
@@ -579,8 +609,9 @@ def viterbi_symbols(metric, labels):
     cdef const long[::1] lv = lb
     cdef double[::1] acc = np.empty(n_states, dtype=np.float64)
     cdef double[::1] nxt = np.empty(n_states, dtype=np.float64)
+    cdef double[::1] bm = np.empty(4 * n_states, dtype=np.float64)
     cdef unsigned char[:, ::1] dv = decisions
     cdef unsigned char[::1] bv = bits
     with nogil:
-        _viterbi_symbols(mtv, lv, state_bits, acc, nxt, dv, bv)
+        _viterbi_symbols(mtv, lv, state_bits, acc, nxt, bm, dv, bv)
     return bits

@@ -71,6 +71,7 @@ def sync_scores(
     delays: npt.ArrayLike,
     shifts: npt.ArrayLike,
     neighbour: int,
+    reach: int,
     window_len: float,
     clip: float,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
@@ -80,7 +81,7 @@ def sync_scores(
     tn = np.asarray(tones, dtype=np.int64)
     dl = np.asarray(delays, dtype=np.int64)
     sh = np.asarray(shifts, dtype=np.int64)
-    n_pos = max(e.shape[1] - int(dl.max()) - neighbour, 0)
+    n_pos = max(e.shape[1] - int(dl.max()) - reach * neighbour, 0)
     starts = np.arange(n_pos)
     inv = np.where(bd > 0, 1.0 / (window_len * np.where(bd > 0, bd, 1.0)), 0.0)
     ratio = e * inv
@@ -89,9 +90,11 @@ def sync_scores(
     for o in range(sh.shape[0]):
         cols = starts[None, :] + dl[o][:, None]
         rows = (tn + sh[o])[:, None]
-        contrast = ratio[rows, cols] - 0.5 * (
-            ratio[rows, cols - neighbour] + ratio[rows, cols + neighbour]
+        around = sum(
+            ratio[rows, cols - q * neighbour] + ratio[rows, cols + q * neighbour]
+            for q in range(1, reach + 1)
         )
+        contrast = ratio[rows, cols] - (0.5 / reach) * around
         clipped[o] = np.minimum(contrast, clip).sum(axis=0)
         raw[o] = contrast.sum(axis=0)
     if n_pos == 0:

@@ -215,7 +215,7 @@ def kernel_speed(backend: str, seconds: float) -> float:
         sums, power = k.subblock_dft(bb, fe.table, 0, HOP)
         energy, band = k.sliding_energy(sums, power, fe.window_subblocks)
         k.sync_scores(energy, band, fe.preamble_rows, fe.delays, fe.shifts, fe.neighbour,
-                      float(fe.window_len), SYNC_CLIP)
+                      fe.reach, float(fe.window_len), SYNC_CLIP)
     return seconds / max(time.process_time() - start, 1e-9)
 
 

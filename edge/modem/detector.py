@@ -15,15 +15,23 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.modem import demod, frame
-from edge.modem.frontend import DECIMATION, HOP, FrontEnd, build_front_end, kernels
+from edge.modem.frontend import (
+    DECIMATION,
+    HOP,
+    SYNC_REACH,
+    FrontEnd,
+    build_front_end,
+    kernels,
+)
 
 log = logging.getLogger(__name__)
 
 # Sync score: mean over the 8 preamble symbols of each tone's normalised energy (1 = a
-# clean tone) minus the same tone's one symbol before/after. White noise alone, best of 5
-# offsets: median ~0.013, 99.99th percentile ~0.064 (a few candidates a minute reach
-# the decoder); a frame at -7 dB in-band SNR peaks at ~0.08 (5th percentile ~0.07).
-SYNC_THRESHOLD = 0.06
+# clean tone) minus the mean of the same tone 1 and 2 symbols before and after. On white
+# noise alone, best of 5 offsets, ~20 local peaks a minute reach this (they cost ~0.4 ms
+# each: most stop at demod's data-evidence test); it catches ~88% of frames at -8.5 dB
+# in-band SNR (94% at 0.05, but 60 candidates a minute).
+SYNC_THRESHOLD = 0.055
 # Cap per preamble symbol (0.3 / 8 < SYNC_THRESHOLD), so neither a loud tone onset on
 # one preamble tone nor one chance match inside a strong frame's data triggers sync.
 SYNC_CLIP = 0.3
@@ -46,8 +54,8 @@ MIN_BATCH_S = 0.25
 # Noise-floor tracker: exponential average over about this many seconds of audio.
 NOISE_FLOOR_TAU_S = 2.0
 IN_BAND_HZ = frame.BAND_HIGH_HZ - frame.BAND_LOW_HZ
-# Silence assumed before the stream (> one symbol: the sync contrast looks back one).
-LEAD_S = 2 * frame.SYMBOL_S
+# Silence assumed before the stream (> SYNC_REACH symbols: the sync contrast looks back).
+LEAD_S = (SYNC_REACH + 1) * frame.SYMBOL_S
 # Largest |scale| refinement may reach: the sync search range plus half a grid step.
 MAX_SCALE = 0.006
 
@@ -83,7 +91,7 @@ class StreamingDetector:
         self._frame_bb = int(np.ceil(frame.FRAME_DURATION_S * fb * (1 + MAX_SCALE)))
         self._keep_bb = self._frame_bb + int(np.ceil((MARGIN_S + frame.SYMBOL_S) * fb))
         self._peak_w = max(1, int(round(PEAK_HALF_WIDTH_S * fb / HOP)))
-        self._d_max = int(self._fe.delays.max()) + self._fe.neighbour
+        self._d_max = int(self._fe.delays.max()) + self._fe.lead
         self.reset()
 
     def reset(self) -> None:
@@ -246,7 +254,7 @@ class StreamingDetector:
         if self._energy.shape[1] > self._d_max:
             score, raw, off = self._k.sync_scores(
                 self._energy, self._band, fe.preamble_rows, fe.delays, fe.shifts,
-                fe.neighbour, float(fe.window_len), SYNC_CLIP,
+                fe.neighbour, fe.reach, float(fe.window_len), SYNC_CLIP,
             )
             if self._score.shape[0] == 0:
                 self._score_start = self._win_start
@@ -289,8 +297,8 @@ class StreamingDetector:
         fb = self._fe.baseband_rate
         still: list[tuple[int, int, float]] = []
         for pos, off, raw in self._pending:
-            # Score position pos has its first preamble window at pos + neighbour.
-            frame_start = (pos + self._fe.neighbour) * HOP - frame.RAMP_S * fb
+            # Score position pos has its first preamble window at pos + lead.
+            frame_start = (pos + self._fe.lead) * HOP - frame.RAMP_S * fb
             if frame_start + self._frame_bb + MARGIN_S * fb > bb_end and not final:
                 still.append((pos, off, raw))
                 continue

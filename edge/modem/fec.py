@@ -122,11 +122,16 @@ def conv_encode(bits: Bits) -> npt.NDArray[np.int64]:
     return out
 
 
+def symbols_of_bits(info: Bits) -> npt.NDArray[np.int64]:
+    """Tone index (0..15) of each data symbol, in transmission order, for the INFO_BITS."""
+    sent = np.zeros(N_SYMBOLS, dtype=np.int64)
+    sent[INTERLEAVE] = conv_encode(info) ^ WHITENING
+    return sent
+
+
 def encode_symbols(payload: int) -> npt.NDArray[np.int64]:
     """Tone index (0..15) of each of the N_SYMBOLS data symbols, in transmission order."""
-    sent = np.zeros(N_SYMBOLS, dtype=np.int64)
-    sent[INTERLEAVE] = conv_encode(info_bits(payload)) ^ WHITENING
-    return sent
+    return symbols_of_bits(info_bits(payload))
 
 
 ViterbiFn = Callable[[npt.NDArray[np.float64], npt.NDArray[np.int64]], Bits]
@@ -137,9 +142,15 @@ def trellis_metric(loglik: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.ascontiguousarray(np.take_along_axis(loglik[INTERLEAVE], UNWHITEN_COLUMNS, axis=1))
 
 
-def decode_symbols(loglik: npt.NDArray[np.float64], viterbi: ViterbiFn) -> tuple[int, bool]:
-    """Decode per-symbol tone log-likelihoods (transmission order); (payload, crc_ok)."""
+def decode_symbols(
+    loglik: npt.NDArray[np.float64], viterbi: ViterbiFn
+) -> tuple[int, bool, npt.NDArray[np.int64]]:
+    """Decode per-symbol tone log-likelihoods (transmission order).
+
+    Returns (payload, crc_ok, tones): ``tones`` are the decoded path's data symbols
+    in transmission order (the re-encoded decision, right or wrong).
+    """
     bits = viterbi(trellis_metric(loglik), SYMBOL_LABELS)
     payload = bits_to_int(bits[:PAYLOAD_BITS])
     crc = bits_to_int(bits[PAYLOAD_BITS:INFO_BITS])
-    return payload, crc == crc16(payload)
+    return payload, crc == crc16(payload), symbols_of_bits(bits[:INFO_BITS])

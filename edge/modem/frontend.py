@@ -34,6 +34,10 @@ MAX_SHIFT_STEPS = 2
 GRID_HALF = int(round((frame.N_TONES - 1) / 2 * frame.TONE_SPACING_HZ / GRID_STEP_HZ)) + (
     MAX_SHIFT_STEPS
 )
+# The sync score contrasts each preamble tone with the same tone this many symbols
+# before and after (mean of 4 neighbours: less noise than 2, measured ~0.x dB more
+# sensitive sync at the same false-candidate rate).
+SYNC_REACH = 2
 BACKENDS = ("cython", "numpy")
 
 
@@ -51,7 +55,13 @@ class FrontEnd:
     shifts: npt.NDArray[np.int64]
     scales: npt.NDArray[np.float64]
     delays: npt.NDArray[np.int64]
-    neighbour: int  # windows per symbol; delays include this lead (see sync_scores)
+    neighbour: int  # windows per symbol
+    reach: int  # sync contrast neighbours each side; delays include reach * neighbour
+
+    @property
+    def lead(self) -> int:
+        """Windows from a sync score position to its first preamble window."""
+        return self.reach * self.neighbour
 
     @property
     def group_delay(self) -> float:
@@ -82,7 +92,7 @@ def build_front_end(sample_rate: int) -> FrontEnd:
     scales = shifts * GRID_STEP_HZ / frame.CARRIER_HZ
     sym = np.arange(frame.N_PREAMBLE)
     neighbour = int(round(frame.SYMBOL_S * fb / HOP))
-    delays = neighbour + np.rint(
+    delays = SYNC_REACH * neighbour + np.rint(
         sym[None, :] * frame.SYMBOL_S * fb / (1.0 + scales[:, None]) / HOP
     )
     return FrontEnd(
@@ -97,6 +107,7 @@ def build_front_end(sample_rate: int) -> FrontEnd:
         scales=scales,
         delays=delays.astype(np.int64),
         neighbour=neighbour,
+        reach=SYNC_REACH,
     )
 
 

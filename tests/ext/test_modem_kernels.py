@@ -50,7 +50,7 @@ def test_sync_scores_match_reference(rng: np.random.Generator) -> None:
     energy = rng.exponential(size=(fe.table.shape[0], 600))
     band = rng.exponential(size=600) * 40
     band[5] = 0.0  # a silent window must not divide by zero
-    args = (energy, band, fe.preamble_rows, fe.delays, fe.shifts, fe.neighbour,
+    args = (energy, band, fe.preamble_rows, fe.delays, fe.shifts, fe.neighbour, fe.reach,
             float(fe.window_len), 0.4)
     b1, r1, o1 = fast.sync_scores(*args)
     b2, r2, o2 = ref.sync_scores(*args)
