@@ -6,7 +6,6 @@ import numpy as np
 import numpy.typing as npt
 
 
-
 def decimate(
     x: npt.NDArray[np.float32],
     taps: npt.NDArray[np.complex128],

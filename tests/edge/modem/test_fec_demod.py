@@ -1,0 +1,89 @@
+"""The symbol code and the candidate decoder's estimators, without the detector around them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.modem import demod, fec, frame
+from ext import load_kernel
+
+fast = load_kernel("_modem")
+
+
+def _perfect_loglik(tones: np.ndarray) -> np.ndarray:
+    """Log-likelihoods that say exactly which tone each symbol carried."""
+    ll = np.zeros((tones.size, fec.N_TONES))
+    ll[np.arange(tones.size), tones] = 5.0
+    return ll
+
+
+def test_symbols_round_trip_and_crc(rng: np.random.Generator) -> None:
+    for _ in range(20):
+        payload = int(rng.integers(0, 1 << 48))
+        tones = fec.encode_symbols(payload)
+        assert tones.shape == (fec.N_SYMBOLS,) and tones.min() >= 0 and tones.max() < 16
+        got, crc_ok, path = fec.decode_symbols(_perfect_loglik(tones), fast.viterbi_symbols)
+        assert (got, crc_ok) == (payload, True)
+        np.testing.assert_array_equal(path, tones)
+
+
+def test_two_wrong_symbols_are_corrected(rng: np.random.Generator) -> None:
+    payload = int(rng.integers(0, 1 << 48))
+    tones = fec.encode_symbols(payload)
+    ll = _perfect_loglik(tones)
+    for s in rng.choice(fec.N_SYMBOLS, size=2, replace=False):
+        ll[s] = 0.0
+        ll[s, (tones[s] + 7) % 16] = 5.0
+    assert fec.decode_symbols(ll, fast.viterbi_symbols)[:2] == (payload, True)
+
+
+def test_code_free_distance_is_six_symbols() -> None:
+    """Shortest detour from the all-zero path: 6 symbols with a non-zero label."""
+    n_states = 1 << fec.STATE_BITS
+    top = fec.STATE_BITS - 2
+    weight = (fec.SYMBOL_LABELS != 0).astype(np.int64)
+    ns = np.arange(n_states)
+    preds = np.stack([(ns >> 2) | (k << top) for k in range(4)])
+    regs = np.stack([ns | (k << fec.STATE_BITS) for k in range(4)])
+    big = 10**6
+    cost = np.full(n_states, big)
+    cost[1:4] = weight[1:4]  # leave state 0 with a non-zero input
+    best = big
+    for _ in range(40):
+        step = (cost[preds] + weight[regs]).min(axis=0)
+        best = min(best, int(step[0]))
+        step[0] = big
+        cost = step
+    assert best == 6
+    assert cost.min() > best  # no long detour stays light (the code is not catastrophic)
+
+
+def test_whitening_keeps_constant_payloads_off_one_tone() -> None:
+    for payload in (0, (1 << 48) - 1):
+        assert np.bincount(fec.encode_symbols(payload), minlength=16).max() <= 8
+
+
+def test_signal_levels_follow_a_roll_off(rng: np.random.Generator) -> None:
+    """Tone energies falling 9 dB across the band are fitted as such from all symbols."""
+    true = 10.0 ** (-np.linspace(0, 9, 16) / 10.0) * 20.0
+    n0 = np.ones(16)
+    tones = rng.integers(0, 16, size=frame.N_SYMBOLS)
+    tones[: frame.N_PREAMBLE] = frame.PREAMBLE_TONES
+    energy = rng.exponential(size=(frame.N_SYMBOLS, 16))
+    energy[np.arange(frame.N_SYMBOLS), tones] += true[tones]
+    fit = demod.signal_levels(energy[: frame.N_PREAMBLE], energy[frame.N_PREAMBLE :], n0)
+    ratio_db = 10 * np.log10(fit[0] / fit[-1])
+    assert 6.0 < ratio_db < 12.0
+
+
+def test_data_evidence_separates_noise_from_a_frame(rng: np.random.Generator) -> None:
+    noise = rng.exponential(size=(200, frame.N_SYMBOLS, 16))
+    quiet = np.array([demod.data_evidence(e) for e in noise])
+    assert 3.2 < np.median(quiet) < 3.5  # the mean largest of 16 exponentials, ~3.38
+    assert np.mean(quiet >= demod.MIN_EVIDENCE) < 0.15
+    tones = rng.integers(0, 16, size=(200, frame.N_SYMBOLS))
+    framed = noise.copy()
+    np.put_along_axis(framed, tones[..., None], np.take_along_axis(noise, tones[..., None], 2)
+                      + 4.0, axis=2)  # 6 dB per-symbol SNR: a frame at about -7 dB
+    loud = np.array([demod.data_evidence(e) for e in framed])
+    assert np.mean(loud >= demod.MIN_EVIDENCE) > 0.95
