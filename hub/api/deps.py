@@ -85,9 +85,14 @@ async def get_principal(
     return await run_in_threadpool(_authenticate, ctx, session, credentials.credentials)
 
 
+def _authenticate_alone(ctx: HubContext, token: str) -> Principal:
+    """Resolve ``token`` against the database in a session of its own (threadpool)."""
+    with Session(ctx.engine, expire_on_commit=False) as session:
+        return _authenticate(ctx, session, token)
+
+
 async def phone_session_caller(
     ctx: ContextDep,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """A phone caller whose session the route itself verifies in its own transaction.
@@ -95,14 +100,15 @@ async def phone_session_caller(
     For a phone session token this reads nothing: it hashes the token, and the route
     (the check-in) locks the customer through that session row, refusing an unknown,
     expired or revoked one with 401. Any other token is authenticated here as usual and
-    refused with 403, like ``require(Role.PHONE)``.
+    refused with 403, like ``require(Role.PHONE)``. It needs no request session, so a
+    route using it can do all its database work in one threadpool call.
     """
     if credentials is None:
         raise Unauthorized("missing bearer token")
     token = credentials.credentials
     principal = deferred_phone_principal(ctx.crypto, ctx.clock, token)
     if principal is None:
-        principal = await run_in_threadpool(_authenticate, ctx, session, token)
+        principal = await run_in_threadpool(_authenticate_alone, ctx, token)
     if principal.role is not Role.PHONE:
         raise Forbidden(f"role {principal.role.value} may not call this endpoint")
     return principal
