@@ -383,6 +383,12 @@ def arc_rows(data: Mapping[str, Any]) -> list[Row]:
     duplicates = int(_num(data["duplicates"]))
     # The target is for 100,000 instances: a smaller run meets it only by scaling, so say no.
     met = total < target and n >= ARC_TARGET_INSTANCES
+    if "speedup_cpu_vs_one_at_a_time" in data:  # set-based engine: same engine, one at a time
+        ratio = _num(data["speedup_cpu_vs_one_at_a_time"])
+        ratio_to = "CPU per instance: one at a time / set-based"
+    else:
+        ratio = _num(data["ratio_advance_to_noop_baseline"])
+        ratio_to = "31-day advance / as many no-op timer runs"
     return [
         Row(
             "arc",
@@ -391,8 +397,8 @@ def arc_rows(data: Mapping[str, Any]) -> list[Row]:
             "s",
             f"< {target:g} s for {ARC_TARGET_INSTANCES:,}",
             met,
-            _num(data["ratio_advance_to_noop_baseline"]),
-            "31-day advance / as many no-op timer runs",
+            ratio,
+            ratio_to,
         ),
         Row(
             "arc",
