@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import create_engine, make_url, text
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from hub.clock import ManualClock
 from hub.db import make_engine, migrate
@@ -119,6 +119,8 @@ def _samples(
             )
             session.add(visit)
             session.commit()
+            # Where the check-in calls the hook: its own transaction, customer row locked.
+            session.exec(select(Customer).where(Customer.id == cid).with_for_update()).one()
             t0, c0 = time.perf_counter(), time.thread_time()
             hooks.on_checkin(session, clock.now(), cid, store, None, visit, True)
             session.commit()

@@ -155,19 +155,33 @@ def candidates_for(idx: index.CampaignIndex, store: Store, event: TriggerEvent) 
 
 
 def evaluate(
-    session: Session, event: TriggerEvent, *, global_cap: int | None = None
+    session: Session,
+    event: TriggerEvent,
+    *,
+    global_cap: int | None = None,
+    locked: Customer | None = None,
 ) -> list[Decision]:
-    """Decide every live campaign for ``event``; returns the decisions (new and replayed)."""
-    return evaluate_many(session, [event], global_cap=global_cap)[0]
+    """Decide every live campaign for ``event``; returns the decisions (new and replayed).
+
+    ``locked``: the event's customer, whose row the caller already holds locked in this
+    transaction (the check-in locks it first): its loaded attributes are used as they are.
+    """
+    held = [locked] if locked is not None else []
+    return evaluate_many(session, [event], global_cap=global_cap, locked=held)[0]
 
 
 def evaluate_many(
-    session: Session, events: Sequence[TriggerEvent], *, global_cap: int | None = None
+    session: Session,
+    events: Sequence[TriggerEvent],
+    *,
+    global_cap: int | None = None,
+    locked: Sequence[Customer] = (),
 ) -> list[list[Decision]]:
     """Decide every event (in order) in the caller's transaction; the decisions per event.
 
     All the customers are locked first (by id), then every budget any of them may use
-    (by id): see the module docstring for why the order matters.
+    (by id): see the module docstring for why the order matters. Customers in
+    ``locked`` are already locked by the caller (before anything else it did).
     """
     idx = index.current(session)
     cap = caps.global_daily_cap(session) if global_cap is None else global_cap
@@ -178,7 +192,10 @@ def evaluate_many(
     customer_ids = sorted({p.event.customer_id for p in plans if p.candidates})
     if not customer_ids:
         return [[] for _ in plans]
-    customers = _lock_customers(session, customer_ids)
+    customers = {c.id: _fact_row(c) for c in locked if c.id in customer_ids}
+    missing = [cid for cid in customer_ids if cid not in customers]
+    if missing:
+        customers.update(_lock_customers(session, missing))
     considered = [c for p in plans for c in p.candidates]
     tags = _tags(session, list(customers)) if any(map(_reads_tags, considered)) else {}
     history = any(map(_reads_history, considered))
@@ -278,11 +295,16 @@ def _facts(
     )
 
 
+def _fact_row(customer: Customer) -> dict[str, Any]:
+    """The audience columns of a loaded customer, as ``_lock_customers`` returns them."""
+    return {name: getattr(customer, name) for name in _FACT_COLUMNS}
+
+
 def load_facts(
     session: Session, customer: Customer, store_id: str, visit_id: str | None
 ) -> CustomerFacts:
     """The customer's attributes, consents, tags and visit history (dry runs)."""
-    row = {name: getattr(customer, name) for name in _FACT_COLUMNS}
+    row = _fact_row(customer)
     tags = _tags(session, [customer.id]).get(customer.id, frozenset())
     visits, store_visits, previous = _history(session, customer.id, store_id, visit_id)
     return CustomerFacts(
@@ -319,7 +341,9 @@ def _evaluate_one(
 ) -> list[Decision]:
     """Walk one event's candidates in priority order, then write what was decided."""
     event = plan.event
-    existing = _existing(session, plan)
+    # A source created in this transaction (the visit a check-in just opened) cannot
+    # have decisions yet: no replay lookup.
+    existing = {} if event.new_source else _existing(session, plan)
     eligible = {c.id for c in plan.eligible}
     counts = caps.load_counts(session, event.customer_id, plan.day)
     decisions: list[Decision] = []

@@ -14,9 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as sa_event
+from sqlalchemy import inspect as sa_inspect
 from sqlmodel import Session, col, select
 
 from hub.models.checkins import Visit
+from hub.models.customers import Customer
 from hub.services.campaigns import evaluation
 from hub.services.campaigns.rules import TriggerEvent
 from storewave.wire import Grant
@@ -34,7 +36,12 @@ def on_checkin(
     visit: Visit,
     new_visit: bool,
 ) -> list[Grant]:
-    """Grants for an accepted check-in, in the check-in's own transaction."""
+    """Grants for an accepted check-in, in the check-in's own transaction.
+
+    The check-in has locked the customer's row before anything else (that is the first
+    lock of the evaluation's order) and, when ``new_visit``, created the visit in this
+    transaction.
+    """
     event = TriggerEvent(
         channel="checkin",
         event_id=visit.id,
@@ -45,8 +52,22 @@ def on_checkin(
         visit_id=visit.id,
         new_visit=new_visit,
         visit_started_at=visit.started_at,
+        new_source=new_visit,
     )
-    return evaluation.to_wire(evaluation.evaluate(session, event))
+    return evaluation.to_wire(
+        evaluation.evaluate(session, event, locked=_loaded(session, customer_id))
+    )
+
+
+def _loaded(session: Session, customer_id: str) -> Customer | None:
+    """The customer as the check-in loaded (and locked) it in this transaction, if it did.
+
+    None when the session does not hold it loaded: evaluation then locks and reads it.
+    """
+    held = session.identity_map.get(session.identity_key(Customer, customer_id))
+    if held is None or sa_inspect(held).expired_attributes:
+        return None
+    return held  # type: ignore[no-any-return]
 
 
 def on_presence(

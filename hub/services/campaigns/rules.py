@@ -35,6 +35,9 @@ class TriggerEvent:
     visit_id: str | None = None
     new_visit: bool = False
     visit_started_at: datetime | None = None
+    # The source (visit) was created in the evaluating transaction: nothing can have
+    # been decided for it yet, so replays need no lookup.
+    new_source: bool = False
 
 
 @dataclass

@@ -10,9 +10,11 @@ from sqlmodel import Session, select
 
 from hub.clock import ManualClock
 from hub.models.campaigns import CampaignGrant
+from hub.models.checkins import Visit
 from hub.models.coupons import Coupon
+from hub.models.customers import Customer
 from hub.services import points
-from hub.services.campaigns import evaluation
+from hub.services.campaigns import evaluation, hooks
 from hub.services.campaigns.rules import TriggerEvent
 from tests.hub.campaigns.helpers import (
     GULOU,
@@ -249,3 +251,31 @@ def test_tags_and_visit_counts_are_read_when_an_audience_needs_them(
         visit(world, "c1", TAIJIANG, clock.now() - timedelta(days=3))
     assert fire(world, clock) == [(family, "granted", ""), (regular, "granted", "")]
     assert fire(world, clock, cid="c2") == [(no_family, "granted", "")]
+
+
+def test_checkin_hook_reads_the_locked_customer_and_never_pays_twice(
+    world: Engine, clock: ManualClock
+) -> None:
+    """The hook uses the customer the check-in locked; a repeat of the visit pays nothing."""
+    women = live_campaign(world, clock, audience={"genders": ["female"]}, priority=2)
+    live_campaign(world, clock, audience={"genders": ["male"]}, priority=1)
+    zone = live_campaign(world, clock, trigger="zone_entry", where={"zones": [f"{GULOU}-phones"]})
+
+    def check_in(new_visit: bool, vid: str) -> list[tuple[str, str]]:
+        """The check-in's transaction: lock the customer, then the hook."""
+        with Session(world) as session:
+            session.exec(select(Customer).where(Customer.id == "c1").with_for_update()).one()
+            row = session.get(Visit, vid)
+            assert row is not None
+            grants = hooks.on_checkin(
+                session, clock.now(), "c1", GULOU, f"{GULOU}-phones", row, new_visit
+            )
+            session.commit()
+        return [(g.campaign_id, g.kind) for g in grants]
+
+    vid = visit(world, "c1", GULOU, clock.now(), minutes=0)
+    assert check_in(True, vid) == [(women, "points"), (zone, "points")]
+    # The same visit again (a retried request extends it): zone entry is a replay.
+    assert check_in(False, vid) == [(zone, "points")]
+    with Session(world) as session:
+        assert points.balance(session, "c1") == 20 == points.ledger_sum(session, "c1")
