@@ -85,9 +85,13 @@ def _time_format(dialect: Dialect) -> Callable[[datetime], str]:
 def _rows_json(dialect: Dialect, rows: list[dict[str, Any]], names: tuple[str, ...]) -> str:
     """The rows as one compact JSON array of objects, timestamps in the dialect's format."""
     fmt = _time_format(dialect)
+    times = [n for n in names if n in _TIME_COLUMNS]
     out = []
     for row in rows:
-        out.append({n: fmt(row[n]) if n in _TIME_COLUMNS else row[n] for n in names})
+        item = dict(row)  # rows hold exactly ``names`` (event or cursor rows)
+        for name in times:
+            item[name] = fmt(item[name])
+        out.append(item)
     return json.dumps(out, separators=(",", ":"))
 
 

@@ -67,10 +67,12 @@ class _State:
 
     def advance(self) -> None:
         """Move ``contiguous`` over every seq that now follows it."""
-        while self.contiguous + 1 in self.above:
+        above = self.above
+        while self.contiguous + 1 in above:
             self.contiguous += 1
-            self.above.discard(self.contiguous)
-        self.above = {s for s in self.above if s > self.contiguous}
+            above.discard(self.contiguous)
+        if above and min(above) <= self.contiguous:  # redeliveries below the cursor
+            self.above = {s for s in above if s > self.contiguous}
 
 
 @dataclass
