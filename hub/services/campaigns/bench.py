@@ -120,9 +120,10 @@ def _samples(
             session.add(visit)
             session.commit()
             # Where the check-in calls the hook: its own transaction, customer row locked.
-            session.exec(select(Customer).where(Customer.id == cid).with_for_update()).one()
+            locked = session.exec(select(Customer).where(Customer.id == cid).with_for_update())
+            customer = locked.one()  # held, as the check-in holds it while the hook runs
             t0, c0 = time.perf_counter(), time.thread_time()
-            hooks.on_checkin(session, clock.now(), cid, store, None, visit, True)
+            hooks.on_checkin(session, clock.now(), customer.id, store, None, visit, True)
             session.commit()
             out[i] = (time.perf_counter() - t0) * 1000
             cpu[i] = (time.thread_time() - c0) * 1000

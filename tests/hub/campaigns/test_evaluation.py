@@ -264,11 +264,12 @@ def test_checkin_hook_reads_the_locked_customer_and_never_pays_twice(
     def check_in(new_visit: bool, vid: str) -> list[tuple[str, str]]:
         """The check-in's transaction: lock the customer, then the hook."""
         with Session(world) as session:
-            session.exec(select(Customer).where(Customer.id == "c1").with_for_update()).one()
+            held = session.exec(select(Customer).where(Customer.id == "c1").with_for_update())
+            customer = held.one()  # kept, as the check-in keeps it: the hook reads this row
             row = session.get(Visit, vid)
             assert row is not None
             grants = hooks.on_checkin(
-                session, clock.now(), "c1", GULOU, f"{GULOU}-phones", row, new_visit
+                session, clock.now(), customer.id, GULOU, f"{GULOU}-phones", row, new_visit
             )
             session.commit()
         return [(g.campaign_id, g.kind) for g in grants]
