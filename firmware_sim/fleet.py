@@ -100,12 +100,17 @@ class FleetCounts:
     acked: int = 0
     failed: int = 0
     elapsed_s: float = 0.0
+    # Seconds spent publishing (connections up to the last scheduled message), then
+    # waiting for the hub's last acks: a hub that keeps up drains in about a round trip.
+    publish_s: float = 0.0
+    drain_s: float = 0.0
 
     def add(self, other: FleetCounts) -> None:
-        """Accumulate a shard's counts (elapsed is the longest)."""
+        """Accumulate a shard's counts (times are the longest shard's)."""
         for name in ("nodes", "connected", "sent", "puback", "acked", "failed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.elapsed_s = max(self.elapsed_s, other.elapsed_s)
+        for name in ("elapsed_s", "publish_s", "drain_s"):
+            setattr(self, name, max(getattr(self, name), getattr(other, name)))
 
     @property
     def unacked(self) -> int:
@@ -293,11 +298,13 @@ def run_shard(
             next_misc = now + MISC_EVERY_S
             if progress is not None:
                 progress(_tally(nodes, counts, time.monotonic() - start))
-    drain_until = time.monotonic() + opts.grace_s
+    publish_end = time.monotonic()
+    drain_until = publish_end + opts.grace_s
     while time.monotonic() < drain_until and any(
         n.connected and (n.acked_seq < n.seq or n.pending) for n in nodes
     ):
         pump(LOOP_TICK_S)
+    drained_at = time.monotonic()
     for node in nodes:
         if node.connected:
             offline = NodeStatus(state=NodeState.OFFLINE, boot=node.boot).to_bytes()
@@ -305,7 +312,9 @@ def run_shard(
             node.client.loop_write()
             node.client.disconnect()
     sel.close()
-    return _tally(nodes, counts, time.monotonic() - start, final=True)
+    final = _tally(nodes, counts, time.monotonic() - start, final=True)
+    final.publish_s, final.drain_s = publish_end - t0, drained_at - publish_end
+    return final
 
 
 def _register(sel: selectors.BaseSelector, node: _SimNode) -> None:

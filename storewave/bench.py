@@ -136,6 +136,21 @@ def checkins(
     run_checkins_bench(rate, seconds, peak_seconds, concurrency, database_url or None, RESULTS_DIR)
 
 
+@bench_app.command("load")
+def load(
+    nodes: int = typer.Option(1000, "--nodes", help="Simulated nodes in the fleet."),
+    stores: int = typer.Option(200, "--stores", help="Stores the nodes are spread over."),
+    step_s: float = typer.Option(12.0, "--step-s", help="Seconds of publishing per ramp step."),
+    database: list[str] = typer.Option(["sqlite", "postgresql"], "--database", help="Databases."),
+    broker: list[str] = typer.Option(["mosquitto", "amqtt"], "--broker", help="mosquitto/amqtt"),
+    out: Path = typer.Option(RESULTS_DIR / "load.json", "--out", help="JSON result file."),
+) -> None:
+    """Fleet load on a whole hub: realistic rate, then ramping until the hub falls behind."""
+    from firmware_sim.loadbench import run_load_bench
+
+    run_load_bench(nodes, stores, step_s, databases=tuple(database), brokers=tuple(broker), out=out)
+
+
 # Commands that are not benchmarks: `all` skips them.
 NOT_BENCHMARKS = frozenset({"all", "report"})
 

@@ -411,6 +411,13 @@ def arc_rows(data: Mapping[str, Any]) -> list[Row]:
     ]
 
 
+def _load_rows(data: Mapping[str, Any]) -> list[Row]:
+    """load.json: see storewave/bench_report_load.py (imported late: it imports Row)."""
+    from storewave.bench_report_load import load_rows
+
+    return load_rows(data)
+
+
 # One extractor per result file, in report order.
 EXTRACTORS: dict[str, tuple[str, Extractor]] = {
     "modem": ("modem.json", modem_rows),
@@ -425,6 +432,7 @@ EXTRACTORS: dict[str, tuple[str, Extractor]] = {
     "ingest": ("ingest.json", ingest_rows),
     "oao": ("oao.json", oao_rows),
     "arc": ("arc.json", arc_rows),
+    "load": ("load.json", _load_rows),
 }
 
 

@@ -111,6 +111,26 @@ def _arc(instances: int, total_s: float) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _load() -> dict[str, Any]:
+    """load.json: SQLite + Mosquitto met its targets; SQLite + amqtt lagged and was slow."""
+    def scenario(database: str, broker: str, sustained: float, lag: float, p99: float,
+                 behind: float | None) -> dict[str, Any]:
+        return {"name": f"{database}_{broker}", "database": database, "broker": broker,
+                "status": "ok", "sustained_events_per_s": sustained,
+                "fell_behind_at_events_per_s": behind,
+                "realistic": {"offered_events_per_s": 200.0, "kept_up": True,
+                              "ingest_lag_p99_s": lag, "checkin_p99_ms": p99}}
+
+    return {
+        "load": {"nodes": 1000, "stores": 200, "checkin_rate_per_s": 20.0},
+        "targets": {"ingest_lag_p99_s": 2.0, "checkin_p99_ms": 50.0},
+        "scenarios": [
+            scenario("sqlite", "mosquitto", 1000.0, 0.1, 30.0, 2000.0),
+            scenario("sqlite", "amqtt", 500.0, 3.0, 80.0, None),
+        ],
+    }  # fmt: skip
+
+
 def _write(folder: Path, name: str, data: Any) -> None:
     """Write one result file."""
     (folder / name).write_text(json.dumps(data), encoding="utf-8")
@@ -129,6 +149,7 @@ def results(tmp_path: Path) -> Path:
         "ingest.json": _ingest(),
         "oao.json": _oao(),
         "arc.json": _arc(100_000, 45.0),
+        "load.json": _load(),
     }.items():
         _write(tmp_path, name, data)
     return tmp_path
@@ -151,6 +172,21 @@ def test_every_benchmark_gets_rows_with_figures(results: Path) -> None:
     assert {row.benchmark for row in rows} == set(EXTRACTORS)
     assert all(row.status == OK and row.value is not None for row in rows)
     assert all(row.measured_at for row in rows)
+
+
+def test_load_rows(results: Path) -> None:
+    rows = build_rows(results)
+    fast = _row(rows, "load", "fleet 1,000 nodes / 200 stores, sqlite + mosquitto")
+    assert (fast.value, fast.met, fast.ratio) == (1000.0, True, 5.0)
+    assert "behind at 2000/s offered" in fast.figure
+    slow = _row(rows, "load", "fleet 1,000 nodes / 200 stores, sqlite + amqtt")
+    assert slow.met is False and "never fell behind" in slow.figure  # lag 3 s > 2 s
+    assert _row(rows, "load", "sqlite + mosquitto: POST").met is True
+    assert _row(rows, "load", "sqlite + amqtt: POST").met is False
+    data = _load()
+    data["scenarios"].append({"name": "postgresql_mosquitto", "status": "not run", "note": "-"})
+    _write(results, "load.json", data)
+    assert _row(build_rows(results), "load", "postgresql_mosquitto").status == "not run"
 
 
 def test_modem_rows(results: Path) -> None:
