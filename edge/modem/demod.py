@@ -46,8 +46,10 @@ MIN_SIGNAL_RATIO = 0.05
 # median 2.0 (99.9th percentile 2.85), frames at -8 dB median 3.5 (min 2.5).
 # Both gates together pass 0.4% of noise paths and 95% of right decodes at -8 dB.
 MIN_AGREEMENT = 0.45
-# Decoding passes per candidate (each re-times the frame on the previous pass's path).
-DECODE_PASSES = 2
+# Decoding attempts per candidate: at the coarse estimate, then re-timed on the fine
+# grid with the previous attempt's path (measured at -8 dB: 1 fine pass 45.5%, 2 50%,
+# 3 no better).
+DECODE_PASSES = 3
 # Pre-decode test on data_evidence (see there). Measured on sync candidates in 2 min of
 # white noise (sync threshold 0.05): median 3.37, 99th percentile 3.92, max 4.11; on
 # frames that then decoded at -8.5 / -9 dB: min 3.83, 5th percentile 3.86. At 3.75 it
@@ -273,15 +275,18 @@ def decode_candidate(
     energy1 = frame_energies(bb, start1, scale1, fe, k)
     if energy1 is None or data_evidence(energy1) < MIN_EVIDENCE:
         return None
-    # First guess of the data: each symbol's strongest tone; after a failed CRC, the
-    # decoded path (right on most symbols even then) times the frame better.
-    decided = np.argmax(energy1, axis=1)
-    decided[: frame.N_PREAMBLE] = frame.PREAMBLE_TONES
-    for _ in range(DECODE_PASSES):
-        local_start, scale = fine_refine(bb, start1, scale1, decided, fe, k)
-        energy = frame_energies(bb, local_start, scale, fe, k)
-        if energy is None:
-            return None
+    # Decode at the coarse estimate (enough for a strong frame); after a failed CRC,
+    # re-time the frame on the whole-frame fine grid using the decoded path (right on
+    # most symbols even then) as the data, and decode again.
+    local_start, scale, energy = start1, scale1, energy1
+    decided = np.array(frame.PREAMBLE_TONES + (0,) * frame.N_DATA, dtype=np.int64)
+    for attempt in range(DECODE_PASSES):
+        if attempt:
+            local_start, scale = fine_refine(bb, start1, scale1, decided, fe, k)
+            found = frame_energies(bb, local_start, scale, fe, k)
+            if found is None:
+                return None
+            energy = found
         pre, data = energy[: frame.N_PREAMBLE], energy[frame.N_PREAMBLE :]
         n0 = noise_levels(data)
         signal = signal_levels(pre, data, n0)

@@ -41,16 +41,18 @@ PEAK_HALF_WIDTH_S = frame.SYMBOL_S / 2
 MARGIN_S = 0.02
 # Inside a decoded frame, a sync peak below this share of that frame's own peak is a
 # chance match of the frame's data symbols (a second beacon of similar level keeps
-# its own strong preamble peak and is still decoded).
-SIDE_LOBE_RATIO = 0.4
+# its own strong preamble peak and is still decoded). Data runs that happen to repeat
+# 3 of the preamble's tones reach ~0.45 of the frame's peak.
+SIDE_LOBE_RATIO = 0.5
 # Same payload again within this many frame lengths is the same frame (sync side peaks).
 DUPLICATE_FRAMES = 1.0
 # Input is processed in chunks of at most this long (bounds memory for huge blocks;
 # long enough that per-chunk Python overhead stays well under 1% of real time).
 CHUNK_S = 0.5
 # Small blocks are queued until this much audio is waiting: the per-batch NumPy
-# overhead (~0.1 ms) would otherwise dominate at 1024-sample blocks; adds <= 0.25 s latency.
-MIN_BATCH_S = 0.25
+# overhead (~0.2 ms: a dozen array joins and kernel calls) would otherwise dominate at
+# 1024-sample blocks; adds <= 0.5 s latency (a beacon repeats every few seconds).
+MIN_BATCH_S = 0.5
 # Noise-floor tracker: exponential average over about this many seconds of audio.
 NOISE_FLOOR_TAU_S = 2.0
 IN_BAND_HZ = frame.BAND_HIGH_HZ - frame.BAND_LOW_HZ
@@ -291,32 +293,54 @@ class StreamingDetector:
             self._score_start += drop
 
     def _decode_ready(self, *, final: bool) -> list[Detection]:
-        """Decode queued candidates whose frame is fully buffered."""
+        """Decode queued candidates whose frame is fully buffered, strongest first.
+
+        A ready candidate waits while a much stronger one (not yet complete) lies within
+        the frame after it: it is most likely that frame's preamble seen a few symbols
+        early, and once the stronger one is decoded the side-lobe test drops it without
+        decoding (decodes are the detector's costliest step).
+        """
         found: list[Detection] = []
         bb_end = self._bb_start + self._bb.shape[0]
         fb = self._fe.baseband_rate
+        span = self._frame_bb / HOP  # one frame, in score positions
+        ready: list[tuple[int, int, float]] = []
         still: list[tuple[int, int, float]] = []
-        for pos, off, raw in self._pending:
-            # Score position pos has its first preamble window at pos + lead.
-            frame_start = (pos + self._fe.lead) * HOP - frame.RAMP_S * fb
-            if frame_start + self._frame_bb + MARGIN_S * fb > bb_end and not final:
-                still.append((pos, off, raw))
+        for cand in self._pending:
+            if self._frame_start(cand[0]) + self._frame_bb + MARGIN_S * fb > bb_end and not final:
+                still.append(cand)
+            else:
+                ready.append(cand)
+        for cand in sorted(ready, key=lambda c: -c[2]):
+            pos, off, raw = cand
+            stronger_later = any(
+                pos < q_pos <= pos + span and raw < SIDE_LOBE_RATIO * q_raw
+                for q_pos, _, q_raw in still
+            )
+            if stronger_later and not final:
+                still.append(cand)
                 continue
+            frame_start = self._frame_start(pos)
             if self._is_side_lobe(frame_start, raw):
                 continue
             det = self._decode(frame_start, float(self._fe.scales[off]), raw)
             if det is not None:
                 found.append(det)
-        self._pending = still
+        self._pending = sorted(still)
         horizon = bb_end - 3 * self._frame_bb
         self._recent = [r for r in self._recent if r[1] > horizon]
-        return found
+        return sorted(found, key=lambda d: d.sample_index)
+
+    def _frame_start(self, pos: int) -> float:
+        """Baseband frame start of sync score position ``pos``."""
+        # Score position pos has its first preamble window at pos + lead.
+        return (pos + self._fe.lead) * HOP - frame.RAMP_S * self._fe.baseband_rate
 
     def _is_side_lobe(self, frame_start: float, raw: float) -> bool:
-        """A weak sync peak inside a frame already decoded: that frame's data, not a frame."""
+        """A weak sync peak within a frame decoded nearby: that frame seen off-time."""
         for _, start, score in self._recent:
-            inside = start < frame_start < start + self._frame_bb
-            if inside and raw < SIDE_LOBE_RATIO * score:
+            near = abs(frame_start - start) < self._frame_bb
+            if near and raw < SIDE_LOBE_RATIO * score:
                 return True
         return False
 
