@@ -53,13 +53,43 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _prepare(url: str, crypto: HubCrypto) -> tuple[list[str], dict[int, bytes], list[int]]:
+def _launch_campaigns(session: Session, count: int, store_ids: list[str], now: datetime) -> None:
+    """``count`` live campaigns over the seeded stores: check-in and first-visit points."""
+    from hub.models.auth import Role
+    from hub.models.campaigns import CampaignCreate, Transition
+    from hub.services.auth import Principal
+    from hub.services.campaigns import lifecycle
+
+    # Two admins: the campaign engine wants a second person to approve (four eyes).
+    author = Principal(role=Role.ADMIN, key_id="bench-author")
+    approver = Principal(role=Role.ADMIN, key_id="bench-approver")
+    for i in range(count):
+        spec = {
+            "name": f"bench {i}",
+            "trigger": ("checkin", "first_visit")[i % 2],
+            "reward": {"kind": "points", "points": 5},
+            "where": {"stores": [store_ids[i % len(store_ids)]]},
+            "priority": i % 7,
+            "caps": {"per_customer_per_day": 1, "budget": 1_000_000},
+        }
+        campaign = lifecycle.create(session, author, CampaignCreate.model_validate(spec), now)
+        session.flush()
+        lifecycle.transition(session, approver, campaign.id, Transition.APPROVE, now)
+        lifecycle.transition(session, author, campaign.id, Transition.LAUNCH, now)
+
+
+def _prepare(
+    url: str, crypto: HubCrypto, campaigns: int = 0
+) -> tuple[list[str], dict[int, bytes], list[int]]:
     """Seed the registry, make every store always open and roomy, sign customers in."""
     engine = make_engine(url)
     migrate(engine)
     now = datetime.now(UTC)
     with Session(engine) as session:
         load_seeds(session, crypto=crypto)
+        if campaigns:
+            store_ids = list(session.exec(select(Store.id).order_by(Store.id)))
+            _launch_campaigns(session, campaigns, store_ids, now)
         # The bench measures verification cost, not refusals: no closing time, no
         # capacity cap on a code shared by thousands of simulated customers.
         for store in session.exec(select(Store)):
@@ -234,12 +264,18 @@ def run_checkins_bench(
     concurrency: int = 32,
     database_url: str | None = None,
     out_dir: Path = RESULTS_DIR,
+    campaigns: int = 0,
 ) -> dict[str, Any]:
-    """Run the whole benchmark and write ``checkins.json``; return the figures."""
+    """Run the whole benchmark and write ``checkins.json``; return the figures.
+
+    ``campaigns`` > 0 launches that many live campaigns first (the engine runs inside
+    every check-in; a visit's first check-in earns points) and writes
+    ``checkins[_postgresql]_campaigns.json`` instead.
+    """
     with tempfile.TemporaryDirectory(prefix="sw-bench-") as tmp:
         url = database_url or f"sqlite:///{tmp}/hub.sqlite3"
         crypto = HubCrypto(BENCH_SECRET.encode())
-        tokens, keys, stores = _prepare(url, crypto)
+        tokens, keys, stores = _prepare(url, crypto, campaigns)
         port = _free_port()
         env = {
             **os.environ,
@@ -306,6 +342,7 @@ def run_checkins_bench(
     result = {
         "benchmark": "POST /v1/checkins, one uvicorn worker",
         "database": "postgresql" if database_url and "postgres" in database_url else "sqlite",
+        "live_campaigns": campaigns,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
         # The machine is shared; a load average above the core count means the hub got
@@ -323,7 +360,8 @@ def run_checkins_bench(
         "peak_to_baseline": round(peak["rps"] / healthz["rps"], 3),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = "checkins.json" if result["database"] == "sqlite" else "checkins_postgresql.json"
+    name = "checkins" if result["database"] == "sqlite" else "checkins_postgresql"
+    name += "_campaigns.json" if campaigns else ".json"
     (out_dir / name).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return result

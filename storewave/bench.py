@@ -129,11 +129,14 @@ def checkins(
     peak_seconds: float = typer.Option(10.0, "--peak-seconds", help="Duration of the peak run."),
     concurrency: int = typer.Option(32, "--concurrency", help="Connections for both runs."),
     database_url: str = typer.Option("", "--database-url", help="Empty: a fresh SQLite file."),
+    campaigns: int = typer.Option(0, "--campaigns", help="Live campaigns to launch first."),
 ) -> None:
     """POST /v1/checkins on one uvicorn worker: p99 at a fixed rate, peak req/s vs /healthz."""
     from hub.bench_checkins import run_checkins_bench
 
-    run_checkins_bench(rate, seconds, peak_seconds, concurrency, database_url or None, RESULTS_DIR)
+    run_checkins_bench(
+        rate, seconds, peak_seconds, concurrency, database_url or None, RESULTS_DIR, campaigns
+    )
 
 
 @bench_app.command("load")
