@@ -43,6 +43,9 @@ POLL_S = 0.05
 # slowest): they get this many events per node, so a run stays well inside the
 # scenario timeout and the publishers' resend delay (a resend storm would slow it more).
 NAIVE_EVENTS_PER_NODE = 2
+# Interleaved repetitions of (a), (b), (c): on a shared machine the best of each is
+# the fairest figure (a neighbour's burst hits a single run, not all of them).
+ROUNDS = 2
 READY = "ready"
 
 
@@ -302,64 +305,80 @@ def _database(scenario: str) -> str:
 
 
 def run_ingest_bench(processes: int = 4, nodes_per_process: int = 250, per_node: int = 20,
-                     out: Path = RESULTS, amqtt: bool = True) -> dict[str, Any]:
-    """Run every scenario, print the table and ratios, write ``out`` (JSON)."""
+                     out: Path = RESULTS, amqtt: bool = True,
+                     rounds: int = ROUNDS) -> dict[str, Any]:
+    """Run every scenario, print the table and ratios, write ``out`` (JSON).
+
+    The machine is shared, so (a), (b) and (c) run ``rounds`` times interleaved, (a)
+    once more at the end, and each scenario's best run is its figure: every ratio
+    compares the best each path showed.
+    """
     work = Path(tempfile.mkdtemp(prefix="sw-ingest-bench-"))
+    base = os.environ.get(PG_URL_ENV, DEFAULT_PG_URL)
     bench = Bench(processes, nodes_per_process, per_node, work)
-    runs: list[Scenario] = [bench.limit()]
-    runs.append(bench.ingest("b_ingest_sqlite", f"sqlite:///{work / 'b.sqlite3'}"))
-    pg = _pg_database(os.environ.get(PG_URL_ENV, DEFAULT_PG_URL), f"sw_ingest_bench_{os.getpid()}")
-    if pg:
-        runs.append(bench.ingest("c_ingest_postgresql", pg))
     naive_bench = Bench(processes, nodes_per_process, min(per_node, NAIVE_EVENTS_PER_NODE), work)
+    runs: list[Scenario] = []
+    pg_urls: list[str] = []
+    for r in range(rounds):
+        runs.append(bench.limit())
+        runs.append(bench.ingest("b_ingest_sqlite", f"sqlite:///{work / f'b{r}.sqlite3'}"))
+        pg = _pg_database(base, f"sw_ingest_bench_{os.getpid()}_{r}")
+        if pg:
+            pg_urls.append(pg)
+            runs.append(bench.ingest("c_ingest_postgresql", pg))
     runs.append(naive_bench.ingest("d_naive_commit_per_message_sqlite",
                                    f"sqlite:///{work / 'd.sqlite3'}", naive=True))
-    pg_naive = None
-    if pg:
-        pg_naive = _pg_database(os.environ.get(PG_URL_ENV, DEFAULT_PG_URL),
-                                f"sw_ingest_bench_naive_{os.getpid()}")
+    pg_naive = _pg_database(base, f"sw_ingest_bench_naive_{os.getpid()}") if pg_urls else None
     if pg_naive:
+        pg_urls.append(pg_naive)
         runs.append(naive_bench.ingest("d_naive_commit_per_message_postgresql", pg_naive,
                                        naive=True))
     if amqtt:
         runs.append(bench.ingest("e_ingest_sqlite_via_amqtt", f"sqlite:///{work / 'e.sqlite3'}",
                                  kind="amqtt"))
-    # The machine is shared: the limit is measured again at the end and the higher of
-    # the two is used, so every ratio is against the best the broker path showed.
-    again = bench.limit()
-    again.name = "a_bare_paho_counter_again"
-    runs.append(again)
-    by_name = {r.name: r for r in runs}
-    limit = max(by_name["a_bare_paho_counter"].events_per_s, again.events_per_s)
+    runs.append(bench.limit())
+    best: dict[str, Scenario] = {}
+    for run in runs:
+        if run.name not in best or run.events_per_s > best[run.name].events_per_s:
+            best[run.name] = run
+    for name, chosen in best.items():  # a loss in any round is reported, not hidden
+        losses = [r.lost for r in runs if r.name == name and r.lost is not None]
+        if losses:
+            chosen.lost = max(losses)
+    limit = best["a_bare_paho_counter"].events_per_s
     # x_naive compares each scenario with the naive baseline on the same database.
-    naive = {"sqlite": by_name["d_naive_commit_per_message_sqlite"].events_per_s}
-    if "d_naive_commit_per_message_postgresql" in by_name:
-        naive["postgresql"] = by_name["d_naive_commit_per_message_postgresql"].events_per_s
+    naive = {"sqlite": best["d_naive_commit_per_message_sqlite"].events_per_s}
+    if "d_naive_commit_per_message_postgresql" in best:
+        naive["postgresql"] = best["d_naive_commit_per_message_postgresql"].events_per_s
     ratios = {
-        r.name: {"of_limit": round(r.events_per_s / limit, 3),
-                 "x_naive": round(r.events_per_s / naive.get(_database(r.name), naive["sqlite"]),
-                                  2)} for r in runs
+        name: {"of_limit": round(r.events_per_s / limit, 3),
+               "x_naive": round(r.events_per_s / naive.get(_database(name), naive["sqlite"]), 2)}
+        for name, r in best.items()
     }
     report = {
         "benchmark": "mqtt ingest through a managed broker, QoS 1, zero loss",
         "load": {"publisher_processes": processes, "nodes_per_process": nodes_per_process,
                  "events_per_node": per_node, "events": bench.total,
-                 "naive_events": naive_bench.total},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                 "naive_events": naive_bench.total, "rounds": rounds},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_1m_at_end": round(os.getloadavg()[0], 1)},
         "command": "storewave bench ingest",
-        "scenarios": [asdict(r) for r in runs],
+        "scenarios": [asdict(r) for r in best.values()],
+        "every_run": [{"name": r.name, "events_per_s": round(r.events_per_s, 1), "lost": r.lost}
+                      for r in runs],
         "limit_events_per_s": round(limit, 1),
         "ratios": ratios,
     }
-    for r in runs:
+    for run in runs:
+        print(f"  run {run.name:40s} {run.events_per_s:9.0f} ev/s")
+    for name, r in best.items():
         lost = "" if r.lost is None else f" lost={r.lost}"
-        print(f"{r.name:40s} {r.events_per_s:9.0f} ev/s  {ratios[r.name]['of_limit']:6.1%} of (a)"
-              f"  {ratios[r.name]['x_naive']:5.2f}x (d, same db){lost}  resends={r.resends}")
+        print(f"{name:40s} {r.events_per_s:9.0f} ev/s  {ratios[name]['of_limit']:6.1%} of (a)"
+              f"  {ratios[name]['x_naive']:5.2f}x (d, same db){lost}  resends={r.resends}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
-    base = os.environ.get(PG_URL_ENV, DEFAULT_PG_URL)
-    for url in (u for u in (pg, pg_naive) if u):
+    for url in pg_urls:
         admin = create_engine(base, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
@@ -375,6 +394,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--processes", type=int, default=4)
     run.add_argument("--nodes", type=int, default=250, help="nodes per publisher process")
     run.add_argument("--events", type=int, default=20, help="events per node")
+    run.add_argument("--rounds", type=int, default=ROUNDS, help="repetitions of (a)-(c)")
     for role in ("counter", "naive"):
         p = sub.add_parser(role)
         p.add_argument("--host", default="127.0.0.1")
@@ -385,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--mqtt3", action="store_true")
     args = parser.parse_args(argv)
     if args.role == "run":
-        run_ingest_bench(args.processes, args.nodes, args.events)
+        run_ingest_bench(args.processes, args.nodes, args.events, rounds=args.rounds)
     elif args.role == "counter":
         counter_main(args.host, args.port, args.user, args.total, not args.mqtt3)
     else:
