@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from textual import events, work
 from textual.app import App
@@ -76,6 +77,8 @@ class KioskApp(App[None]):
         self._monotonic = monotonic
         self.last_activity = monotonic()
         self.store_name = client.store_id
+        # Dates are shown in the store's time zone once its profile has loaded.
+        self.store_zone: ZoneInfo | None = None
         self.customer: CustomerState | None = None
 
     def on_mount(self) -> None:
@@ -129,6 +132,10 @@ class KioskApp(App[None]):
             self.report(exc)
             return
         self.store_name = str(store.get("name") or self.client.store_id)
+        try:
+            self.store_zone = ZoneInfo(str(store.get("timezone") or "UTC"))
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("the store's time zone is unknown here; dates are shown in UTC")
         self._refresh_all_texts()
 
     # ------------------------------------------------------------- flow

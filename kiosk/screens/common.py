@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 from textual.screen import Screen
@@ -54,6 +55,17 @@ class KioskScreen(Screen[None]):
     def t(self, key: str, **values: object) -> str:
         """``key`` in the current language."""
         return translate(key, self.kiosk.language, **values)
+
+    def local_date(self, moment: str | None) -> str:
+        """The store's local date of an ISO time from the hub ("" when none).
+
+        In the store's time zone once the store profile has loaded (UTC before that).
+        """
+        if not moment:
+            return ""
+        when = datetime.fromisoformat(moment)
+        zone = self.kiosk.store_zone
+        return (when.astimezone(zone) if zone is not None else when).date().isoformat()
 
     def refresh_texts(self) -> None:
         """Re-render every text in the current language (screens override)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from textual import on
@@ -130,7 +129,7 @@ class HomeScreen(KioskScreen):
         """Code in large type, then its expiry."""
         expires = coupon.get("expires_at")
         when = (
-            self.t("valid_until", date=datetime.fromisoformat(expires).date().isoformat())
+            self.t("valid_until", date=self.local_date(expires))
             if expires else self.t("no_expiry")
         )
         return f"[b]{escape(spaced(coupon['code']))}[/b]\n{when}"

@@ -13,7 +13,7 @@ from textual.widgets import Button, Static
 
 from kiosk.client import HubError, HubRefused
 from kiosk.screens.common import HubStatus, KioskScreen
-from kiosk.screens.trial import TrialScreen, local_date, yuan
+from kiosk.screens.trial import TrialScreen, yuan
 
 
 class ServiceAction(Button):
@@ -129,7 +129,7 @@ class ServicesScreen(KioskScreen):
             card.append(ServiceAction(self.t("try_free", days=service["trial_days"]),
                                       service, "try"))
         elif state == "trial":
-            card.append(Static(self.t("on_trial", date=local_date(row["ends_at"])),
+            card.append(Static(self.t("on_trial", date=self.local_date(row["ends_at"])),
                                classes="standing"))
             card.append(ServiceAction(self.t("keep_it", price=yuan(service["price_fen"])),
                                       service, "keep", row["trial_id"]))

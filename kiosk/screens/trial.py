@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Final
 
 from textual import on, work
@@ -26,11 +25,6 @@ _CAPABILITY_LABELS: Final = {"4g": "4G", "5g": "5G", "volte": "VoLTE"}
 def yuan(price_fen: int) -> str:
     """A price in fen as yuan, without trailing zeros."""
     return f"{price_fen / FEN_PER_YUAN:g}"
-
-
-def local_date(moment: str | None) -> str:
-    """The date part of an ISO time from the hub ("" when none)."""
-    return datetime.fromisoformat(moment).date().isoformat() if moment else ""
 
 
 class TrialScreen(KioskScreen):
@@ -112,7 +106,7 @@ class TrialScreen(KioskScreen):
         if self.done is not None:
             if self.keeping:
                 return self.t("kept", name=escape(self.service["name"]))
-            return self.t("trial_started", date=local_date(self.done.get("ends_at")))
+            return self.t("trial_started", date=self.local_date(self.done.get("ends_at")))
         if not self.message_key:
             return ""
         needs = " + ".join(_CAPABILITY_LABELS.get(c, c.upper())

@@ -13,6 +13,7 @@ from hub.models.auth import Role
 from hub.models.services_catalogue import Trial
 from kiosk.app import KioskApp
 from kiosk.screens.attract import AttractScreen
+from kiosk.screens.common import KioskScreen
 from kiosk.screens.home import HomeScreen
 from kiosk.screens.identify import IdentifyScreen
 from kiosk.screens.pickup import PickupScreen
@@ -155,13 +156,17 @@ async def test_pick_up_an_order_by_code_then_idle_reset_forgets_it(
         assert admin.get(f"/v1/orders/{order_id}").json()["status"] == "in_progress"
 
 
-async def test_default_language_is_where_every_customer_starts(
+async def test_default_language_and_the_store_time_zone(
     hub: EmbeddedHub, kiosk_key: str
 ) -> None:
-    """A Chinese-default kiosk opens in Chinese; a customer's switch lasts until the reset."""
+    """A Chinese-default kiosk opens in Chinese, back after the reset; dates in store time."""
     app = make_app(hub.url, kiosk_key, default_language="zh")
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: "点击开始" in screen_text(app), "Chinese attract")
+        await wait_until(pilot, lambda: "Gulou flagship" in screen_text(app), "store profile")
+        # Dates read in the store's zone: 17:00 UTC is already the next day in Fuzhou.
+        assert isinstance(app.screen, KioskScreen)
+        assert app.screen.local_date("2026-12-29T17:00:00+00:00") == "2026-12-30"
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, IdentifyScreen), "identify")
         await pilot.press("f2")
