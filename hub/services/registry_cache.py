@@ -34,6 +34,9 @@ from hub.services import fraud
 
 # How stale another worker's view of a registry change may be (see the module docstring).
 REGISTRY_CACHE_TTL = timedelta(seconds=5)
+# Beacon short ids are 17 bits; unknown ids are cached too (as None), so a forger cycling
+# through ids cannot make every code a database read. Past this many entries, start over.
+MAX_CACHED_ENTRIES = 150_000
 # Session.info flag: this transaction wrote registry rows (invalidate again on commit).
 _DIRTY = "storewave_registry_dirty"
 _REGISTRY_MODELS = (Beacon, Store, Zone, Node)
@@ -148,6 +151,8 @@ class RegistryCache:
         """Store ``value`` unless the registry changed while it was being read."""
         with self._lock:
             if generation == self._generation:
+                if len(table) >= MAX_CACHED_ENTRIES:
+                    table.clear()
                 table[key] = value
 
 
