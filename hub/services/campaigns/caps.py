@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlmodel import Session
 
 from hub.models.campaigns import Campaign, CampaignGrant, GrantOutcome
+from hub.services.campaigns.index import CampaignSnapshot
 from storewave.settings import CampaignSettings
 
 _CAMPAIGN = Campaign.__table__  # type: ignore[attr-defined]
@@ -97,7 +98,7 @@ def load_counts(session: Session, customer_id: str, day: str) -> GrantCounts:
     return counts
 
 
-def cap_reason(campaign: Campaign, counts: GrantCounts, global_cap: int) -> str | None:
+def cap_reason(campaign: CampaignSnapshot, counts: GrantCounts, global_cap: int) -> str | None:
     """The first cap a grant would break ("global_daily_cap", ...), or None."""
     if counts.global_today >= global_cap:
         return "global_daily_cap"
@@ -119,7 +120,7 @@ def lock_budgets(session: Session, campaign_ids: Iterable[str]) -> dict[str, int
     return {cid: int(remaining or 0) for cid, remaining in rows}
 
 
-def reserve_budget(budgets: dict[str, int], campaign: Campaign, amount: int) -> bool:
+def reserve_budget(budgets: dict[str, int], campaign: CampaignSnapshot, amount: int) -> bool:
     """Count ``amount`` against the locked budget read; False when not enough is left."""
     if campaign.budget_total is None:
         return True
@@ -130,7 +131,7 @@ def reserve_budget(budgets: dict[str, int], campaign: Campaign, amount: int) -> 
     return True
 
 
-def take_budgets(session: Session, taken: Sequence[tuple[Campaign, int]]) -> None:
+def take_budgets(session: Session, taken: Sequence[tuple[CampaignSnapshot, int]]) -> None:
     """Write the reserved amounts: the conditional UPDATE for each campaign, in one call."""
     per_campaign: Counter[str] = Counter()
     for campaign, amount in taken:

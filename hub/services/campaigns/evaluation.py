@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, insert, select
 from sqlmodel import Session
 
-from hub.models.campaigns import Campaign, CampaignGrant, GrantOutcome, RewardKind, Trigger
+from hub.models.campaigns import CampaignGrant, GrantOutcome, RewardKind, Trigger
 from hub.models.checkins import Visit
 from hub.models.coupons import Coupon
 from hub.models.customers import Customer, CustomerTag
@@ -39,6 +39,7 @@ from hub.models.registry import Store
 from hub.models.types import new_id
 from hub.services import coupons, points
 from hub.services.campaigns import caps, index, rules
+from hub.services.campaigns.index import CampaignSnapshot
 from hub.services.campaigns.rules import CustomerFacts, TriggerEvent
 from storewave.wire import Grant
 
@@ -137,13 +138,15 @@ class _Plan:
 
     event: TriggerEvent
     store: Store | None
-    candidates: list[Campaign]
-    eligible: list[Campaign] = field(default_factory=list)
+    candidates: list[CampaignSnapshot]
+    eligible: list[CampaignSnapshot] = field(default_factory=list)
     day: str = ""
     keys: dict[str, str] = field(default_factory=dict)
 
 
-def candidates_for(idx: index.CampaignIndex, store: Store, event: TriggerEvent) -> list[Campaign]:
+def candidates_for(
+    idx: index.CampaignIndex, store: Store, event: TriggerEvent
+) -> list[CampaignSnapshot]:
     """Live campaigns whose trigger, where and when match ``event`` (no queries)."""
     return [
         c
@@ -253,13 +256,13 @@ def _history(
     return int(row[0]), int(row[1]), row[2]
 
 
-def _reads_tags(campaign: Campaign) -> bool:
+def _reads_tags(campaign: CampaignSnapshot) -> bool:
     """Whether the campaign's audience looks at the customer's tags."""
     audience = campaign.audience or {}
     return bool(audience.get("tags_all") or audience.get("tags_none"))
 
 
-def _reads_history(campaign: Campaign) -> bool:
+def _reads_history(campaign: CampaignSnapshot) -> bool:
     """Whether the campaign looks at the customer's visit history."""
     audience = campaign.audience or {}
     return (
@@ -348,7 +351,7 @@ def _evaluate_one(
     counts = caps.load_counts(session, event.customer_id, plan.day)
     decisions: list[Decision] = []
     new: list[Decision] = []
-    paid: list[tuple[Campaign, Decision]] = []
+    paid: list[tuple[CampaignSnapshot, Decision]] = []
     slot_taken = False
     for campaign in plan.candidates:
         prior = existing.get(campaign.id)
@@ -378,7 +381,7 @@ def _evaluate_one(
 
 
 def _decide(
-    campaign: Campaign,
+    campaign: CampaignSnapshot,
     plan: _Plan,
     counts: caps.GrantCounts,
     budgets: dict[str, int],
@@ -418,7 +421,7 @@ def _decide(
     return decision
 
 
-def _cost(campaign: Campaign) -> int:
+def _cost(campaign: CampaignSnapshot) -> int:
     """Budget units one grant uses: one coupon, or the campaign's points."""
     return 1 if campaign.reward_kind == RewardKind.COUPON.value else int(campaign.points or 0)
 
@@ -428,7 +431,7 @@ def _write(
     idx: index.CampaignIndex,
     event: TriggerEvent,
     new: list[Decision],
-    paid: list[tuple[Campaign, Decision]],
+    paid: list[tuple[CampaignSnapshot, Decision]],
 ) -> None:
     """Take the budgets, issue the coupons, credit the points, insert the grant rows."""
     caps.take_budgets(session, [(c, _cost(c)) for c, _ in paid if c.budget_total is not None])

@@ -6,9 +6,10 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from hub.models.campaigns import Campaign, Trigger
+from hub.models.campaigns import Trigger
 from hub.models.registry import WEEKDAYS, Store, _hhmm
 
 # The holdout bucket is the first 64 bits of SHA-256: uniform, stable across processes
@@ -20,6 +21,19 @@ SECONDS_PER_MINUTE = 60
 SECONDS_PER_DAY = 86_400
 # campaign_grant.source_event is 120 characters wide.
 SOURCE_KEY_MAX = 120
+
+
+class CampaignRules(Protocol):
+    """What the rules read of a campaign: a ``Campaign`` row or an index snapshot."""
+
+    id: str
+    region_id: str | None
+    trigger: str
+    trigger_param: int | None
+    audience: dict[str, Any]
+    where: dict[str, Any]
+    when: dict[str, Any]
+    holdout_share: float
 
 
 @dataclass(frozen=True)
@@ -79,7 +93,7 @@ def in_span(minute: int, start: str, end: str) -> bool:
     return minute >= lo or minute < hi
 
 
-def trigger_fires(campaign: Campaign, event: TriggerEvent) -> bool:
+def trigger_fires(campaign: CampaignRules, event: TriggerEvent) -> bool:
     """Whether ``event`` is the kind of event ``campaign`` reacts to (history checked later)."""
     trigger = Trigger(campaign.trigger)
     if event.channel == "kiosk":
@@ -97,7 +111,7 @@ def trigger_fires(campaign: Campaign, event: TriggerEvent) -> bool:
     return False
 
 
-def where_reasons(campaign: Campaign, store: Store, zone_id: str | None) -> list[str]:
+def where_reasons(campaign: CampaignRules, store: Store, zone_id: str | None) -> list[str]:
     """Why the campaign does not run at this store/zone (empty: it does)."""
     where = campaign.where or {}
     reasons = []
@@ -113,7 +127,7 @@ def where_reasons(campaign: Campaign, store: Store, zone_id: str | None) -> list
     return reasons
 
 
-def when_reasons(campaign: Campaign, store: Store, at: datetime) -> list[str]:
+def when_reasons(campaign: CampaignRules, store: Store, at: datetime) -> list[str]:
     """Why the campaign does not run at ``at`` in the store's local time (empty: it does)."""
     when = campaign.when or {}
     reasons = []
@@ -136,7 +150,7 @@ def when_reasons(campaign: Campaign, store: Store, at: datetime) -> list[str]:
     return reasons
 
 
-def audience_reasons(campaign: Campaign, facts: CustomerFacts) -> list[str]:
+def audience_reasons(campaign: CampaignRules, facts: CustomerFacts) -> list[str]:
     """Why the customer is outside the audience (empty: inside)."""
     rules = campaign.audience or {}
     reasons = []
@@ -163,7 +177,7 @@ def audience_reasons(campaign: Campaign, facts: CustomerFacts) -> list[str]:
     return reasons
 
 
-def history_reasons(campaign: Campaign, facts: CustomerFacts, at: datetime) -> list[str]:
+def history_reasons(campaign: CampaignRules, facts: CustomerFacts, at: datetime) -> list[str]:
     """Visit-history conditions of the first-visit and return-after-N-days triggers."""
     trigger = Trigger(campaign.trigger)
     if trigger is Trigger.FIRST_VISIT and facts.store_visits_before > 0:
@@ -187,14 +201,14 @@ def holdout_bucket(campaign_id: str, customer_id: str) -> float:
     return int.from_bytes(digest[: _BUCKET_BITS // 8], "big") / _BUCKET_SPAN
 
 
-def in_holdout(campaign: Campaign, customer_id: str) -> bool:
+def in_holdout(campaign: CampaignRules, customer_id: str) -> bool:
     """Whether the customer is in the campaign's control group."""
     return campaign.holdout_share > 0 and (
         holdout_bucket(campaign.id, customer_id) < campaign.holdout_share
     )
 
 
-def source_key(campaign: Campaign, event: TriggerEvent) -> str:
+def source_key(campaign: CampaignRules, event: TriggerEvent) -> str:
     """The key that makes one event grant at most once per campaign, however often it arrives.
 
     Visit ids belong to one customer; other sources' ids are prefixed with the customer,
