@@ -39,13 +39,14 @@ SCENARIO_TIMEOUT_S = 300.0
 # generous, so a slow consumer measures its own speed, not a resend storm).
 RESEND_AFTER_S = 120.0
 POLL_S = 0.05
-# The naive baselines commit one message at a time (~70-700 events/s here, PostgreSQL
+# The naive baselines commit one message at a time (~70-400 events/s here, PostgreSQL
 # slowest): they get this many events per node, so a run stays well inside the
-# scenario timeout and the publishers' resend delay (a resend storm would slow it more).
-NAIVE_EVENTS_PER_NODE = 2
+# scenario timeout and the publishers' resend delay (a resend storm would slow it more)
+# while still lasting long enough (tens of seconds) not to catch one quiet moment.
+NAIVE_EVENTS_PER_NODE = 5
 # Interleaved repetitions of (a), (b), (c): on a shared machine the best of each is
 # the fairest figure (a neighbour's burst hits a single run, not all of them).
-ROUNDS = 2
+ROUNDS = 3
 READY = "ready"
 
 
