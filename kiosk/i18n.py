@@ -88,6 +88,7 @@ _STRINGS: Final[dict[str, dict[str, str]]] = {
         "en": "{ahead} ahead of you · about {minutes} minutes",
         "zh": "前面还有 {ahead} 位 · 约 {minutes} 分钟",
     },
+    "now_serving": {"en": "Now serving number {number}", "zh": "当前叫号 {number}"},
     "rate": {"en": "Rate visit", "zh": "评价到店"},
     "rate_title": {"en": "How was your visit today?", "zh": "您对今天的到店体验满意吗？"},
     "comment_placeholder": {"en": "A comment (optional)", "zh": "留言（可选）"},

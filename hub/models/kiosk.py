@@ -61,6 +61,8 @@ class TicketIssued(SQLModel):
     ahead: int
     estimated_wait_min: int
     issued_at: datetime
+    # The last number staff called to the counter today (None before the first call).
+    now_serving: int | None = None
 
 
 class RatingCreate(SQLModel):

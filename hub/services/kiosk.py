@@ -239,6 +239,12 @@ def take_ticket(session: Session, store: Store, customer_id: str | None,
         )
     ).one()
     ahead = _waiting(session, store, now)
+    serving = session.exec(
+        select(QueueTicket.number).where(
+            QueueTicket.store_id == store.id, QueueTicket.day == day,
+            col(QueueTicket.called_at).is_not(None),
+        ).order_by(col(QueueTicket.called_at).desc(), col(QueueTicket.number).desc()).limit(1)
+    ).first()
     ticket = QueueTicket(
         id=new_id("qtk"), store_id=store.id, day=day, number=int(last or 0) + 1,
         customer_id=customer_id, issued_at=now,
@@ -247,7 +253,7 @@ def take_ticket(session: Session, store: Store, customer_id: str | None,
     session.flush()
     return TicketIssued(
         id=ticket.id, number=ticket.number, ahead=ahead,
-        estimated_wait_min=ahead * MINUTES_PER_CUSTOMER, issued_at=now,
+        estimated_wait_min=ahead * MINUTES_PER_CUSTOMER, issued_at=now, now_serving=serving,
     )
 
 

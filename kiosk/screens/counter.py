@@ -79,9 +79,11 @@ class QueueScreen(KioskScreen):
             self.query_one("#ahead", Static).update(self.t("loading"))
             return
         self.query_one("#ticket-number", Digits).update(str(self.ticket["number"]))
-        self.query_one("#ahead", Static).update(
-            self.t("ahead", ahead=self.ticket["ahead"], minutes=self.ticket["estimated_wait_min"])
-        )
+        lines = [self.t("ahead", ahead=self.ticket["ahead"],
+                        minutes=self.ticket["estimated_wait_min"])]
+        if self.ticket.get("now_serving") is not None:
+            lines.append(self.t("now_serving", number=self.ticket["now_serving"]))
+        self.query_one("#ahead", Static).update("\n".join(lines))
 
     @on(Button.Pressed, "#queue-back")
     def action_back(self) -> None:

@@ -103,12 +103,14 @@ def test_staff_call_next_serves_in_order_and_the_wait_follows(
     with hub.client(kiosk_key) as kiosk, hub.client(staff_key) as staff:
         taken = [kiosk.post(f"/v1/stores/{STORE}/queue-tickets", json={}).json() for _ in range(3)]
         assert [t["ahead"] for t in taken] == [0, 1, 2]
+        assert taken[0]["now_serving"] is None  # nobody called yet today
         first = staff.post(call)
         assert first.status_code == 200
         assert (first.json()["number"], first.json()["waiting"]) == (taken[0]["number"], 2)
         assert staff.post(call).json()["number"] == taken[1]["number"]
         after = kiosk.post(f"/v1/stores/{STORE}/queue-tickets", json={}).json()
         assert after["ahead"] == 1 and after["estimated_wait_min"] == MINUTES_PER_CUSTOMER
+        assert after["now_serving"] == taken[1]["number"]
         assert staff.post(call).json()["number"] == taken[2]["number"]
         assert staff.post(call).json()["number"] == after["number"]
         empty = staff.post(call).json()
