@@ -133,9 +133,7 @@ def new_token(ctx: ContextDep, session: SessionDep, caller: PhoneCaller) -> Phon
 
 
 @router.post("/checkins", response_model=CheckinResponse, responses=_REFUSALS)
-async def check_in(
-    ctx: ContextDep, caller: PhoneSessionCaller, body: CheckinRequest
-) -> CheckinResponse:
+async def check_in(ctx: ContextDep, caller: PhoneSessionCaller, body: CheckinRequest) -> Response:
     """Check in with a beacon code the phone heard (verified against the slot window).
 
     Refused with 403 ``microphone_not_accepted`` until the customer has accepted the
@@ -143,7 +141,9 @@ async def check_in(
     """
     # The hot path: one threadpool call holds the whole transaction (authentication
     # included, see PhoneSessionCaller) instead of one each for session, route and teardown.
-    return await run_in_threadpool(_check_in, ctx, caller, body)
+    result = await run_in_threadpool(_check_in, ctx, caller, body)
+    # Already a validated wire model: serialised once, not re-validated by the framework.
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
 def _check_in(ctx: HubContext, caller: Principal, body: CheckinRequest) -> CheckinResponse:
