@@ -25,7 +25,10 @@ def load_rows(data: Mapping[str, Any]) -> list[Row]:
         offered = _num(realistic["offered_events_per_s"])
         lag = realistic["ingest_lag_p99_s"]
         behind = scenario["fell_behind_at_events_per_s"]
+        kept = scenario.get("kept_up_to_events_per_s")
         behind_text = "never fell behind" if behind is None else f"behind at {behind:g}/s offered"
+        if kept is not None and behind is not None:
+            behind_text = f"kept up to {kept:g}/s, {behind_text}"
         sustained = _num(scenario["sustained_events_per_s"])
         rows.append(
             Row(
