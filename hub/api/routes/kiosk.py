@@ -27,6 +27,7 @@ from hub.models.kiosk import (
     TicketRequest,
     VisitRating,
 )
+from hub.models.registry import Store
 from hub.models.services_catalogue import Trial, TrialPublic
 from hub.services import kiosk
 from hub.services.analytics import Period
@@ -51,11 +52,11 @@ PhoneSessionHeader = Annotated[
 
 
 def _customer_here(ctx: ContextDep, session: SessionDep, principal: Principal, store_id: str,
-                   customer_id: str, phone_session: str | None) -> Customer:
+                   customer_id: str, phone_session: str | None) -> tuple[Store, Customer]:
     """Scope the store, then require the customer at its kiosk."""
     store = scoped_store(session, principal, store_id)
-    return kiosk.customer_at_kiosk(session, ctx.crypto, ctx.clock, store, customer_id,
-                                   phone_session)
+    return store, kiosk.customer_at_kiosk(session, ctx.crypto, ctx.clock, store, customer_id,
+                                          phone_session)
 
 
 @router.get("/stores/{store_id}/kiosk/customers/{customer_id}/wallet",
@@ -63,7 +64,7 @@ def _customer_here(ctx: ContextDep, session: SessionDep, principal: Principal, s
 def customer_wallet(ctx: ContextDep, session: SessionDep, principal: Kiosks, store_id: str,
                     customer_id: str, phone_session: PhoneSessionHeader = None) -> KioskWallet:
     """Points and coupons of the customer at the kiosk (phone session or token heard here)."""
-    customer = _customer_here(ctx, session, principal, store_id, customer_id, phone_session)
+    _, customer = _customer_here(ctx, session, principal, store_id, customer_id, phone_session)
     return kiosk.wallet(session, customer)
 
 
@@ -74,7 +75,7 @@ def customer_services(
     phone_session: PhoneSessionHeader = None,
 ) -> list[ServiceStanding]:
     """Where the customer at the kiosk stands with each service (try, on trial, subscribed)."""
-    customer = _customer_here(ctx, session, principal, store_id, customer_id, phone_session)
+    _, customer = _customer_here(ctx, session, principal, store_id, customer_id, phone_session)
     return kiosk.service_standing(session, customer)
 
 
@@ -83,8 +84,8 @@ def customer_services(
 def start_trial(ctx: ContextDep, session: SessionDep, principal: Kiosks, store_id: str,
                 body: KioskTrialStart, phone_session: PhoneSessionHeader = None) -> Trial:
     """The customer at the kiosk starts a free trial (channel kiosk; ARC checks eligibility)."""
-    customer = _customer_here(ctx, session, principal, store_id, body.customer_id, phone_session)
-    store = scoped_store(session, principal, store_id)
+    store, customer = _customer_here(ctx, session, principal, store_id, body.customer_id,
+                                     phone_session)
     return kiosk.start_trial(session, store, customer, body, ctx.clock.now())
 
 
@@ -94,7 +95,8 @@ def convert_trial(ctx: ContextDep, session: SessionDep, principal: Kiosks, store
                   trial_id: str, body: KioskCustomerRef,
                   phone_session: PhoneSessionHeader = None) -> Trial:
     """The customer at the kiosk keeps their trial service, paid (channel kiosk)."""
-    customer = _customer_here(ctx, session, principal, store_id, body.customer_id, phone_session)
+    _, customer = _customer_here(ctx, session, principal, store_id, body.customer_id,
+                                 phone_session)
     return kiosk.convert_trial(session, customer, trial_id, ctx.clock.now())
 
 
@@ -103,8 +105,8 @@ def convert_trial(ctx: ContextDep, session: SessionDep, principal: Kiosks, store
 def pick_up(ctx: ContextDep, session: SessionDep, principal: Kiosks, store_id: str,
             body: PickupRequest, phone_session: PhoneSessionHeader = None) -> PickupPublic:
     """The customer at the kiosk checks in for their online order ready at this store."""
-    customer = _customer_here(ctx, session, principal, store_id, body.customer_id, phone_session)
-    store = scoped_store(session, principal, store_id)
+    store, customer = _customer_here(ctx, session, principal, store_id, body.customer_id,
+                                     phone_session)
     return kiosk.pick_up(session, principal, store, customer, body.order_code, ctx.clock.now())
 
 
