@@ -87,6 +87,11 @@ def test_wallet_needs_the_customer_at_this_kiosk(
         borrowed = kiosk.get(f"{_at(customer_id)}/wallet",
                              headers={"X-Customer-Session": other_session})
         assert borrowed.status_code == 403 and other_id != customer_id
+        with hub.client(other_session) as other_phone:
+            assert other_phone.delete("/v1/phone/session").status_code == 204
+        ended = kiosk.get(f"{_at(other_id)}/wallet",
+                          headers={"X-Customer-Session": other_session})
+        assert ended.status_code == 403 and _code(ended) == "not_at_kiosk"
         assert kiosk.get(f"{_at('cus_nobody')}/wallet").status_code == 404
         hear_token(hub, token)
     # Heard at Siming a moment later: the Gulou kiosk no longer sees them here.
