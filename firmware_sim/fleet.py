@@ -71,6 +71,9 @@ class FleetOptions:
     procs: int = 1
     seed: int = 20131001
     boot: int = 1
+    # First seq per node (absent: 0): a later run with the same boot continues where an
+    # earlier one stopped (a reconnect, not a reboot), with no gap and no duplicate.
+    first_seqs: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Refuse unbounded or impossible runs with a clear message."""
@@ -126,19 +129,22 @@ def node_ids(nodes: int, stores: int) -> list[str]:
 class _SimNode:
     """One node's client and counters inside a shard's selector loop."""
 
-    def __init__(self, node_id: str, password: str, boot: int, rng: random.Random) -> None:
+    def __init__(
+        self, node_id: str, password: str, boot: int, rng: random.Random, first_seq: int = 0
+    ) -> None:
         """A paho client for ``node_id`` with its Last Will; not connected yet."""
         self.node_id = node_id
         self.boot = boot
         self.rng = rng
-        self.seq = -1
+        self.first_seq = first_seq
+        self.seq = first_seq - 1
         self.connected = False
         self.ever_connected = False
         self.attempted = 0
         self.failed = 0
         self.connects = 0
         self.sock: Any = None  # the socket registered with the shard's selector
-        self.acked_seq = -1
+        self.acked_seq = first_seq - 1
         self.pending: set[int] = set()  # mids sent, PUBACK not yet seen
         self.pubacks = 0
         self.next_at = 0.0
@@ -246,7 +252,8 @@ def run_shard(
     address: BrokerAddress = parse_broker_url(opts.broker_url)
     rng = random.Random(f"{opts.seed}:{shard}")  # one independent stream per shard
     nodes = [
-        _SimNode(n, opts.credentials.get(n, opts.password), opts.boot, random.Random(rng.random()))
+        _SimNode(n, opts.credentials.get(n, opts.password), opts.boot,
+                 random.Random(rng.random()), opts.first_seqs.get(n, 0))
         for n in ids
     ]
     sel = selectors.DefaultSelector()
@@ -350,7 +357,7 @@ def _tally(
         out.connected += n.ever_connected
         out.sent += n.attempted
         out.puback += n.pubacks
-        out.acked += n.acked_seq + 1
+        out.acked += n.acked_seq - n.first_seq + 1
         out.failed += n.failed + (len(n.pending) if final else 0)
     return out
 
