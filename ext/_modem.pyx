@@ -285,17 +285,19 @@ cdef void _sync_scores(
     double window_len,
     double clip,
     double[::1] inv_band,
-    double[:, ::1] ratio,
     double[:, ::1] contrast,
+    double[::1] acc,
+    double[::1] raw,
     double[::1] best,
     double[::1] best_raw,
     long[::1] best_offset,
 ) noexcept nogil:
     """Clipped and raw mean preamble energy contrast per start, best over offsets.
 
-    Two vectorisable passes over the grid first (normalised energy, then each cell's
-    contrast with the same row ``reach`` symbols either side), so the per-start loop
-    is only gathers and sums.
+    Every loop runs along time (contiguous, so the compiler vectorises it): first the
+    normalised energy and each cell's contrast with the same row ``reach`` symbols
+    either side, then, per offset, the preamble symbols' contrasts summed for all
+    starts at once, then the best offset per start.
     """
     cdef Py_ssize_t n_pos = best.shape[0]
     cdef Py_ssize_t n_sym = tones.shape[0]
@@ -303,44 +305,50 @@ cdef void _sync_scores(
     cdef Py_ssize_t n_row = energy.shape[0]
     cdef Py_ssize_t n_col = energy.shape[1]
     cdef Py_ssize_t lo = reach * neighbour
-    cdef Py_ssize_t j, o, i, col, q, row
-    cdef double acc, raw, r, top, top_raw, around
-    cdef double weight = 0.5 / reach
-    cdef long arg
+    cdef Py_ssize_t j, o, i, col, q, row, d, step
+    cdef double r, weight = 0.5 / reach
+    cdef const double* src
     for col in range(n_col):
         inv_band[col] = 1.0 / (window_len * band[col]) if band[col] > 0.0 else 0.0
     for row in range(n_row):
-        for col in range(n_col):
-            ratio[row, col] = energy[row, col] * inv_band[col]
-    for row in range(n_row):
+        # Contrast with the same tone ``reach`` symbols before and after: a preamble
+        # tone lasts one symbol, a steady tone (music, hum) cancels itself.
         for col in range(lo, n_col - lo):
-            # Contrast with the same tone ``reach`` symbols before and after: a preamble
-            # tone lasts one symbol, a steady tone (music, hum) cancels itself.
-            around = 0.0
-            for q in range(1, reach + 1):
-                around = around + (
-                    ratio[row, col - q * neighbour] + ratio[row, col + q * neighbour]
+            contrast[row, col] = 0.0
+        for q in range(1, reach + 1):
+            step = q * neighbour
+            for col in range(lo, n_col - lo):
+                contrast[row, col] = contrast[row, col] + (
+                    energy[row, col - step] * inv_band[col - step]
+                    + energy[row, col + step] * inv_band[col + step]
                 )
-            contrast[row, col] = ratio[row, col] - weight * around
+        for col in range(lo, n_col - lo):
+            contrast[row, col] = (
+                energy[row, col] * inv_band[col] - weight * contrast[row, col]
+            )
     for j in range(n_pos):
-        top = -1e300
-        top_raw = -1e300
-        arg = 0
-        for o in range(n_off):
-            acc = 0.0
-            raw = 0.0
-            for i in range(n_sym):
-                r = contrast[tones[i] + shifts[o], j + delays[o, i]]
-                acc = acc + (r if r < clip else clip)
-                raw = raw + r
-            if acc > top:
-                top = acc
-            if raw > top_raw:
-                top_raw = raw
-                arg = o
-        best[j] = top / n_sym
-        best_raw[j] = top_raw / n_sym
-        best_offset[j] = arg
+        best[j] = -1e300
+        best_raw[j] = -1e300
+        best_offset[j] = 0
+    for o in range(n_off):
+        for j in range(n_pos):
+            acc[j] = 0.0
+            raw[j] = 0.0
+        for i in range(n_sym):
+            row = tones[i] + shifts[o]
+            d = delays[o, i]
+            src = &contrast[row, d]
+            for j in range(n_pos):
+                r = src[j]
+                acc[j] = acc[j] + (r if r < clip else clip)
+                raw[j] = raw[j] + r
+        for j in range(n_pos):
+            best[j] = acc[j] if acc[j] > best[j] else best[j]
+            best_offset[j] = o if raw[j] > best_raw[j] else best_offset[j]
+            best_raw[j] = raw[j] if raw[j] > best_raw[j] else best_raw[j]
+    for j in range(n_pos):
+        best[j] = best[j] / n_sym
+        best_raw[j] = best_raw[j] / n_sym
 
 
 def sync_scores(energy, band, tones, delays, shifts, Py_ssize_t neighbour, Py_ssize_t reach,
@@ -409,11 +417,12 @@ def sync_scores(energy, band, tones, delays, shifts, Py_ssize_t neighbour, Py_ss
     cdef double[::1] out_raw = best_raw
     cdef long[::1] av = arg
     cdef double[::1] ib = np.zeros(bd.shape[0], dtype=np.float64)
-    cdef double[:, ::1] rt = np.empty_like(e)
-    cdef double[:, ::1] ct = np.zeros_like(e)
+    cdef double[:, ::1] ct = np.empty_like(e)
+    cdef double[::1] acc = np.empty(n_pos, dtype=np.float64)
+    cdef double[::1] rw = np.empty(n_pos, dtype=np.float64)
     with nogil:
-        _sync_scores(ev, bv, tv, dv, shv, neighbour, reach, window_len, clip, ib, rt, ct, out,
-                     out_raw, av)
+        _sync_scores(ev, bv, tv, dv, shv, neighbour, reach, window_len, clip, ib, ct, acc, rw,
+                     out, out_raw, av)
     return best, best_raw, arg
 
 
