@@ -28,41 +28,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlmodel import Session
 
-from hub.models.campaigns import CampaignGrant, GrantOutcome, RewardKind, Trigger
-from hub.models.checkins import Visit
+from hub.models.campaigns import CampaignGrant, GrantOutcome, RewardKind
 from hub.models.coupons import Coupon
-from hub.models.customers import Customer, CustomerTag
+from hub.models.customers import Customer
 from hub.models.registry import Store
 from hub.models.types import new_id
 from hub.services import coupons, points
-from hub.services.campaigns import caps, index, rules
+from hub.services.campaigns import caps, facts, index, rules
 from hub.services.campaigns.index import CampaignSnapshot
-from hub.services.campaigns.rules import CustomerFacts, TriggerEvent
+from hub.services.campaigns.rules import TriggerEvent
 from storewave.wire import Grant
 
 log = logging.getLogger(__name__)
 
 # Points a campaign gives stay spendable for a year, then the durable timer expires them.
 POINTS_VALIDITY = timedelta(days=365)
-_CONSENT_FIELDS = {
-    "sms": "consent_marketing_sms",
-    "push": "consent_marketing_push",
-    "call": "consent_marketing_call",
-    "analytics": "consent_analytics",
-}
 _HOLDS_SLOT = (GrantOutcome.GRANTED.value, GrantOutcome.HOLDOUT.value)
-# Triggers whose rules read the visit history (first visit, return after N days).
-_HISTORY_TRIGGERS = (Trigger.FIRST_VISIT.value, Trigger.RETURN_AFTER_DAYS.value)
 
 _GRANT = CampaignGrant.__table__  # type: ignore[attr-defined]
-_CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
-_TAG = CustomerTag.__table__  # type: ignore[attr-defined]
-_VISIT = Visit.__table__  # type: ignore[attr-defined]
 _COUPON = Coupon.__table__  # type: ignore[attr-defined]
-_FACT_COLUMNS = ("id", "gender", "age_band", "postal_code", *_CONSENT_FIELDS.values())
 _DECISION_COLUMNS = (
     "id",
     "campaign_id",
@@ -89,21 +76,6 @@ _EXISTING = (
         _GRANT.c.source_event.in_(bindparam("keys", expanding=True)),
     )
 )
-_LOCK_CUSTOMERS = (
-    select(*(_CUSTOMER.c[name] for name in _FACT_COLUMNS))
-    .where(_CUSTOMER.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(_CUSTOMER.c.id)
-    .with_for_update()
-)
-_TAGS = select(_TAG.c.customer_id, _TAG.c.kind, _TAG.c.name).where(
-    _TAG.c.customer_id.in_(bindparam("ids", expanding=True))
-)
-_AT_STORE = _VISIT.c.store_id == bindparam("store_id")
-_HISTORY = select(
-    func.count(),
-    func.coalesce(func.sum(case((_AT_STORE, 1), else_=0)), 0),
-    func.max(case((_AT_STORE, _VISIT.c.last_seen_at), else_=None)),
-).where(_VISIT.c.customer_id == bindparam("customer_id"), _VISIT.c.id != bindparam("visit_id"))
 
 
 @dataclass(slots=True)
@@ -195,26 +167,31 @@ def evaluate_many(
     customer_ids = sorted({p.event.customer_id for p in plans if p.candidates})
     if not customer_ids:
         return [[] for _ in plans]
-    customers = {c.id: _fact_row(c) for c in locked if c.id in customer_ids}
+    customers = {c.id: facts.row_of(c) for c in locked if c.id in customer_ids}
     missing = [cid for cid in customer_ids if cid not in customers]
     if missing:
-        customers.update(_lock_customers(session, missing))
+        customers.update(facts.lock_customers(session, missing))
     considered = [c for p in plans for c in p.candidates]
-    tags = _tags(session, list(customers)) if any(map(_reads_tags, considered)) else {}
-    history = any(map(_reads_history, considered))
+    tags = facts.load_tags(session, list(customers)) if facts.any_reads_tags(considered) else {}
+    with_history = facts.any_reads_history(considered)
     for plan in plans:
         row = customers.get(plan.event.customer_id)
         if row is None or plan.store is None:
             plan.candidates = []
             continue
-        facts = _facts(
-            session, row, tags.get(row["id"], frozenset()), plan.store.id, plan.event, history
+        known = facts.facts(
+            session,
+            row,
+            tags.get(row["id"], frozenset()),
+            plan.store.id,
+            plan.event.visit_id,
+            with_history,
         )
         plan.eligible = [
             c
             for c in plan.candidates
-            if not rules.audience_reasons(c, facts)
-            and not rules.history_reasons(c, facts, plan.event.at)
+            if not rules.audience_reasons(c, known)
+            and not rules.history_reasons(c, known, plan.event.at)
         ]
         plan.day = rules.store_day(plan.store, plan.event.at)
         plan.keys = {c.id: rules.source_key(c, plan.event) for c in plan.candidates}
@@ -225,101 +202,6 @@ def evaluate_many(
         _evaluate_one(session, idx, plan, budgets, cap) if plan.candidates else []
         for plan in plans
     ]
-
-
-def _lock_customers(session: Session, customer_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Lock the customers' rows in id order; their audience columns by id."""
-    rows = session.connection().execute(_LOCK_CUSTOMERS, {"ids": customer_ids})
-    return {row["id"]: dict(row) for row in rows.mappings()}
-
-
-def _tags(session: Session, customer_ids: list[str]) -> dict[str, frozenset[str]]:
-    """Every ``kind:name`` tag of the customers, in one query."""
-    out: dict[str, set[str]] = {}
-    for cid, kind, name in session.connection().execute(_TAGS, {"ids": customer_ids}):
-        out.setdefault(cid, set()).add(f"{kind}:{name}")
-    return {cid: frozenset(t) for cid, t in out.items()}
-
-
-def _history(
-    session: Session, customer_id: str, store_id: str, visit_id: str | None
-) -> tuple[int, int, datetime | None]:
-    """Visits before this one: (all stores, this store, last seen in this store)."""
-    row = (
-        session.connection()
-        .execute(
-            _HISTORY,
-            {"store_id": store_id, "customer_id": customer_id, "visit_id": visit_id or ""},
-        )
-        .one()
-    )
-    return int(row[0]), int(row[1]), row[2]
-
-
-def _reads_tags(campaign: CampaignSnapshot) -> bool:
-    """Whether the campaign's audience looks at the customer's tags."""
-    audience = campaign.audience or {}
-    return bool(audience.get("tags_all") or audience.get("tags_none"))
-
-
-def _reads_history(campaign: CampaignSnapshot) -> bool:
-    """Whether the campaign looks at the customer's visit history."""
-    audience = campaign.audience or {}
-    return (
-        campaign.trigger in _HISTORY_TRIGGERS
-        or audience.get("min_visits") is not None
-        or audience.get("max_visits") is not None
-    )
-
-
-def _facts(
-    session: Session,
-    row: dict[str, Any],
-    tags: frozenset[str],
-    store_id: str,
-    event: TriggerEvent,
-    history: bool,
-) -> CustomerFacts:
-    """What the audience and history rules read: the locked row, and one history query
-    when a candidate reads the history (otherwise those facts stay zero: nobody reads them).
-    """
-    visits, store_visits, previous = (
-        _history(session, row["id"], store_id, event.visit_id) if history else (0, 0, None)
-    )
-    return CustomerFacts(
-        gender=row["gender"],
-        age_band=row["age_band"],
-        postal_code=row["postal_code"],
-        consents=frozenset(k for k, f in _CONSENT_FIELDS.items() if row[f]),
-        tags=tags,
-        visits_before=visits,
-        store_visits_before=store_visits,
-        previous_store_visit_at=previous,
-    )
-
-
-def _fact_row(customer: Customer) -> dict[str, Any]:
-    """The audience columns of a loaded customer, as ``_lock_customers`` returns them."""
-    return {name: getattr(customer, name) for name in _FACT_COLUMNS}
-
-
-def load_facts(
-    session: Session, customer: Customer, store_id: str, visit_id: str | None
-) -> CustomerFacts:
-    """The customer's attributes, consents, tags and visit history (dry runs)."""
-    row = _fact_row(customer)
-    tags = _tags(session, [customer.id]).get(customer.id, frozenset())
-    visits, store_visits, previous = _history(session, customer.id, store_id, visit_id)
-    return CustomerFacts(
-        gender=row["gender"],
-        age_band=row["age_band"],
-        postal_code=row["postal_code"],
-        consents=frozenset(k for k, f in _CONSENT_FIELDS.items() if row[f]),
-        tags=tags,
-        visits_before=visits,
-        store_visits_before=store_visits,
-        previous_store_visit_at=previous,
-    )
 
 
 def _existing(session: Session, plan: _Plan) -> dict[str, Decision]:

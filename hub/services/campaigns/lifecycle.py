@@ -27,7 +27,7 @@ from hub.models.registry import Region, Store
 from hub.models.timers import Timer
 from hub.models.types import new_id
 from hub.services.auth import Principal, scoped_store
-from hub.services.campaigns import evaluation, rules
+from hub.services.campaigns import facts, rules
 from hub.services.coupons import actor_of
 from hub.services.errors import Conflict, Forbidden, Invalid, NotFound
 from hub.services.timers import schedule, timer_handler
@@ -207,10 +207,10 @@ def dry_run(
         query = query.where(col(Customer.id).in_(req.customer_ids))
     verdicts = []
     for customer in session.exec(query.limit(req.limit)).all():
-        facts = evaluation.load_facts(session, customer, store.id, None)
+        known = facts.load_facts(session, customer, store.id, None)
         reasons = list(common)
-        reasons += rules.audience_reasons(campaign, facts)
-        reasons += rules.history_reasons(campaign, facts, at)
+        reasons += rules.audience_reasons(campaign, known)
+        reasons += rules.history_reasons(campaign, known, at)
         holdout = not reasons and rules.in_holdout(campaign, customer.id)
         verdicts.append(
             DryRunVerdict(
