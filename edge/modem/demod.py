@@ -1,12 +1,16 @@
 """Decode one sync candidate: refine time/scale, soft-demodulate 16-FSK, Viterbi, CRC, gates.
 
-Soft information: each symbol's 16 tone energies (Goertzel/DFT magnitudes squared)
-become symbol log-likelihoods under the noncoherent Rician model
+Steps: coarse refinement on the preamble, a cheap data-evidence test, a decode at that
+estimate, then (after a failed CRC) re-timing on the whole frame with the decoded path
+standing in for the data and another decode; a result must pass the CRC and two gates.
+
+Soft information: each symbol's 16 tone energies (DFT magnitudes squared) become
+symbol log-likelihoods under the noncoherent Rician model
 ``LL = -S/N0 + ln I0(2 sqrt(E S) / N0)``, with a per-tone noise level ``N0`` (median
 of that tone's energies without each symbol's strongest tone, fitted in dB) and a
-per-tone signal level ``S`` from a straight-line fit (in dB) over the preamble's
-tones, which absorbs microphone roll-off. The Viterbi decoder scores whole symbols
-with these (no bit LLRs: see :mod:`edge.modem.fec`).
+per-tone signal level ``S`` from a weighted straight-line fit (in dB) over every
+symbol's tone, which absorbs microphone roll-off. The Viterbi decoder scores whole
+symbols with these (no bit LLRs: see :mod:`edge.modem.fec`).
 """
 
 from __future__ import annotations

@@ -34,9 +34,9 @@ MAX_SHIFT_STEPS = 2
 GRID_HALF = int(round((frame.N_TONES - 1) / 2 * frame.TONE_SPACING_HZ / GRID_STEP_HZ)) + (
     MAX_SHIFT_STEPS
 )
-# The sync score contrasts each preamble tone with the same tone this many symbols
-# before and after (mean of 4 neighbours: less noise than 2, measured ~0.x dB more
-# sensitive sync at the same false-candidate rate).
+# The sync score contrasts each preamble tone with the same tone 1 .. this many symbols
+# before and after (mean of 4 neighbours, less noisy than 2: at the same rate of noise
+# candidates it found 88% instead of 85% of frames at -8.5 dB, 94% instead of 90%).
 SYNC_REACH = 2
 BACKENDS = ("cython", "numpy")
 
