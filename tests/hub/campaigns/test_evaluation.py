@@ -13,7 +13,8 @@ from hub.models.campaigns import CampaignGrant
 from hub.models.checkins import Visit
 from hub.models.coupons import Coupon
 from hub.models.customers import Customer
-from hub.services import points
+from hub.models.timers import Timer
+from hub.services import coupons, points, timers
 from hub.services.campaigns import evaluation, hooks
 from hub.services.campaigns.rules import TriggerEvent
 from tests.hub.campaigns.helpers import (
@@ -280,3 +281,32 @@ def test_checkin_hook_reads_the_locked_customer_and_never_pays_twice(
     assert check_in(False, vid) == [(zone, "points")]
     with Session(world) as session:
         assert points.balance(session, "c1") == 20 == points.ledger_sum(session, "c1")
+
+
+def test_campaign_coupons_use_the_pool_first_are_audited_and_expire(
+    world: Engine, clock: ManualClock
+) -> None:
+    """Grant-issued coupons: the template's pool code first, then a fresh code; each has
+    its 'issued' audit line and an expiry timer that expires it; points get theirs."""
+    tpl = template(world, clock, valid_days=3)
+    with Session(world) as session:
+        session.add(Coupon(id="cpn_pool1", code="POOL-0001", template_id=tpl, state="pool"))
+        session.commit()
+    cpn = live_campaign(world, clock, reward={"kind": "coupon", "coupon_template_id": tpl})
+    live_campaign(world, clock, reward={"kind": "points", "points": 5}, priority=-1)
+    customer(world, clock, "c2")
+    fire(world, clock)
+    fire(world, clock, cid="c2")
+    with Session(world) as session:
+        issued = {c.customer_id: c for c in session.exec(select(Coupon)).all()}
+        assert issued["c1"].code == "POOL-0001" and issued["c1"].state == "issued"
+        assert issued["c1"].campaign_id == cpn and issued["c2"].code != "POOL-0001"
+        for coupon in issued.values():
+            assert [e.action for e in coupons.history(session, coupon.id)] == ["issued"]
+        due = {(t.kind, t.key) for t in session.exec(select(Timer)).all()}
+    assert {("coupon.expire", c.id) for c in issued.values()} <= due
+    assert ("points.expire", (clock.now() + timedelta(days=365)).date().isoformat()) in due
+    clock.advance(timedelta(days=3, seconds=1))
+    timers.run_due(world, clock)
+    with Session(world) as session:
+        assert {c.state for c in session.exec(select(Coupon)).all()} == {"expired"}
