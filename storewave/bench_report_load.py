@@ -27,14 +27,15 @@ def load_rows(data: Mapping[str, Any]) -> list[Row]:
         behind = scenario["fell_behind_at_events_per_s"]
         kept = scenario.get("kept_up_to_events_per_s")
         behind_text = "never fell behind" if behind is None else f"behind at {behind:g}/s offered"
-        if kept is not None and behind is not None:
+        if kept and behind is not None:
             behind_text = f"kept up to {kept:g}/s, {behind_text}"
         sustained = _num(scenario["sustained_events_per_s"])
+        lag_text = "nothing committed in time" if lag is None else f"lag p99 {lag} s"
         rows.append(
             Row(
                 "load",
                 f"fleet {fleet}, {where}: sustained events/s ({behind_text}; "
-                f"lag p99 {lag} s at the realistic {offered:g}/s)",
+                f"{lag_text} at the realistic {offered:g}/s)",
                 sustained,
                 "events/s",
                 f"realistic {offered:g}/s kept up, lag p99 <= {lag_target:g} s",
