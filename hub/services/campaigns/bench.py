@@ -181,9 +181,7 @@ def _run_conditions(samples: int, url_for: Any) -> dict[str, Any]:
             "cpu_p50_ms": round(float(np.percentile(cpu, 50)), 3),
             "cpu_p99_ms": round(float(np.percentile(cpu, 99)), 3),
         }
-    figures["added_p99_ms"] = round(
-        figures["loaded"]["p99_ms"] - figures["baseline"]["p99_ms"], 3
-    )
+    figures["added_p99_ms"] = round(figures["loaded"]["p99_ms"] - figures["baseline"]["p99_ms"], 3)
     figures["ratio_p99_to_baseline"] = round(
         figures["loaded"]["p99_ms"] / max(figures["baseline"]["p99_ms"], 1e-9), 2
     )
@@ -197,9 +195,7 @@ def _run_conditions(samples: int, url_for: Any) -> dict[str, Any]:
     return figures
 
 
-def run_campaigns_bench(
-    samples: int, out_dir: Path, pg_url: str | None = None
-) -> dict[str, Any]:
+def run_campaigns_bench(samples: int, out_dir: Path, pg_url: str | None = None) -> dict[str, Any]:
     """Measure, print and write ``campaigns.json``; returns the figures.
 
     SQLite (a file, WAL) always; with ``pg_url`` the same three conditions again on

@@ -199,8 +199,7 @@ def evaluate_many(
         session, {c.id for p in plans for c in p.eligible if c.budget_total is not None}
     )
     return [
-        _evaluate_one(session, idx, plan, budgets, cap) if plan.candidates else []
-        for plan in plans
+        _evaluate_one(session, idx, plan, budgets, cap) if plan.candidates else [] for plan in plans
     ]
 
 

@@ -84,8 +84,7 @@ def load_history(
 def any_reads_tags(campaigns: Iterable[CampaignSnapshot]) -> bool:
     """Whether any of the campaigns' audiences looks at the customer's tags."""
     return any(
-        (c.audience or {}).get("tags_all") or (c.audience or {}).get("tags_none")
-        for c in campaigns
+        (c.audience or {}).get("tags_all") or (c.audience or {}).get("tags_none") for c in campaigns
     )
 
 
