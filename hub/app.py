@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from hub.api.main import api_router
 from hub.api.middleware import MetricsMiddleware
@@ -47,6 +47,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware)
     app.add_exception_handler(HubError, _hub_error)  # type: ignore[arg-type]
     app.add_exception_handler(IntegrityError, _integrity_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
     app.include_router(api_router)
     return app
 
@@ -64,4 +65,18 @@ async def _integrity_error(_request: Request, _exc: IntegrityError) -> JSONRespo
     return JSONResponse(
         {"detail": "the request conflicts with existing data", "code": "conflict"},
         status_code=409,
+    )
+
+
+# A client retrying sooner than this would only find the database still restarting.
+DATABASE_RETRY_AFTER_S = 2
+
+
+async def _database_unavailable(_request: Request, _exc: OperationalError) -> JSONResponse:
+    """The database is unreachable or busy (restarting, failing over, locked): say so and
+    when to retry, instead of a bare 500; nothing was committed."""
+    return JSONResponse(
+        {"detail": "the database is unavailable; retry shortly", "code": "database_unavailable"},
+        status_code=503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
     )

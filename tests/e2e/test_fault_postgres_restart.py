@@ -6,7 +6,8 @@ stopped with ``pg_ctl -m fast`` (every session cut, open transactions rolled bac
 started again. Nobody touches the hub: the ingest keeps its uncommitted batch
 unacknowledged and retries, the API's pool drops dead connections (pre-ping), and the
 phones retry what failed, as the app does. After: every event stored exactly once,
-every phone checked in exactly once (one visit each), the hub ready again.
+every phone checked in exactly once (one visit each), the hub ready again; while the
+database is down the API answers 503 with Retry-After, not a bare 500.
 """
 
 from __future__ import annotations
@@ -174,8 +175,8 @@ def test_postgres_restarted_under_load_loses_and_doubles_nothing(
         for phone in phones:
             phone.close()
 
-    print("STATUSES", statuses, "resends", pub.resends)
-    assert any(s != 200 for s in statuses)  # the outage was felt by the phones
+    # The outage was felt by the phones, as a clear "unavailable, retry" (never a bare 500).
+    assert set(statuses) == {200, 503}
     assert waiting_at_restart > 0  # events were waiting on the database when it came back
     assert statuses.count(200) == PHONES_AFTER  # then every one of them got in
     total = NODES * EVENTS_PER_NODE
