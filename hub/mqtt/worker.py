@@ -1,6 +1,7 @@
 """Run one ingest worker as its own process (``python -m hub.mqtt.worker``).
 
-Used by ``storewave hub serve --workers N`` (N > 1), the kill -9 test and the benchmark.
+Used by the kill -9 test and the benchmark, and to run ingest on another host
+(``storewave hub serve --workers N`` runs its N clients inside the hub process).
 The broker password comes from the environment (``STOREWAVE_INGEST_PASSWORD``), never
 argv, which any local user can read with ``ps``.
 """
