@@ -14,6 +14,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -397,6 +398,7 @@ def run_ingest_bench(processes: int = 4, nodes_per_process: int = 250, per_node:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
         admin.dispose()
+    shutil.rmtree(work, ignore_errors=True)  # brokers' files and SQLite databases
     return report
 
 
