@@ -79,6 +79,11 @@ class CachedStore:
         return fraud.is_open_at(self.hours, self.timezone, when)
 
 
+def _fresh(cached_at: datetime, now: datetime) -> bool:
+    """Whether an entry cached at ``cached_at`` may serve ``now`` (a clock set back: no)."""
+    return timedelta(0) <= now - cached_at < REGISTRY_CACHE_TTL
+
+
 class RegistryCache:
     """Cached beacons and stores of one database (thread-safe; entries expire by TTL)."""
 
@@ -105,7 +110,7 @@ class RegistryCache:
     ) -> CachedBeacon | None:
         """Beacon ``short_id`` (None if unknown), from the cache while fresh."""
         hit = self._beacons.get(short_id)
-        if hit is not None and now - hit[0] < REGISTRY_CACHE_TTL:
+        if hit is not None and _fresh(hit[0], now):
             return hit[1]
         generation = self._generation
         b = _BEACON.c
@@ -126,7 +131,7 @@ class RegistryCache:
     def store(self, session: Session, store_id: str, now: datetime) -> CachedStore | None:
         """Store ``store_id`` (None if unknown), from the cache while fresh."""
         hit = self._stores.get(store_id)
-        if hit is not None and now - hit[0] < REGISTRY_CACHE_TTL:
+        if hit is not None and _fresh(hit[0], now):
             return hit[1]
         generation = self._generation
         s = _STORE.c
