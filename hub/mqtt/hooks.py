@@ -66,12 +66,19 @@ class ServiceHooks:
         self._revoked = revoked_state
 
     def known_nodes(self, session: Session, node_ids: Iterable[str]) -> set[str]:
-        """One query per batch: which of ``node_ids`` are provisioned and not revoked."""
+        """One query per batch: which of ``node_ids`` are provisioned and not revoked.
+
+        It loads the nodes themselves, not only their ids: they stay in the session's
+        identity map, so the per-event hooks find them without a query per node (with
+        1,000 nodes in a batch that was 1,000 round trips on PostgreSQL).
+        """
         ids = set(node_ids)
-        rows = session.execute(
-            select(self._node.id).where(self._node.id.in_(ids), self._node.state != self._revoked)
-        ).scalars()
-        return set(rows)
+        nodes = session.execute(
+            select(self._node).where(self._node.id.in_(ids), self._node.state != self._revoked)
+        ).scalars().all()
+        # The identity map holds objects weakly: keep them referenced for the session.
+        session.info.setdefault("ingest_nodes", []).extend(nodes)
+        return {node.id for node in nodes}
 
     def apply_event(self, session: Session, event: Any, received_at: datetime) -> None:
         """``node_events.apply_node_event``."""

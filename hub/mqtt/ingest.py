@@ -52,6 +52,11 @@ RECEIVE_MAXIMUM_PER_BATCH = 2
 # events instead of one publish per event (with 1,000 busy nodes, 0.5 s meant 2,000 ack
 # publishes/s, as many as the events). Nodes resend only after 10 s (edge default).
 ACK_COALESCE_S = 2.0
+# ... unless the node's committed seq has moved this far past its last Ack: a node
+# draining a backlog keeps at most 1,000 events in flight (edge IN_FLIGHT_WINDOW), so
+# acking only every 2 s would cap its drain at 500 events/s; an Ack every 250 events
+# keeps the window open while a node at an ordinary rate is still acked every 2 s.
+ACK_EARLY_SEQS = 250
 # (node, boot) send times remembered before old ones are pruned.
 MAX_ACK_TIMES = 100_000
 # How long the writer waits for messages before flushing pending acks.
@@ -125,6 +130,7 @@ class IngestWorker:
         self._generation = 0
         self._pending_acks: dict[tuple[str, int], int] = {}
         self._ack_sent_at: dict[tuple[str, int], float] = {}
+        self._ack_sent_seq: dict[tuple[str, int], int] = {}
         self._thread: threading.Thread | None = None
         self.client = self._make_client(client_id, credentials)
 
@@ -302,14 +308,20 @@ class IngestWorker:
             return
         now = time.monotonic()
         for key, seq in list(self._pending_acks.items()):
-            if not force and now - self._ack_sent_at.get(key, 0.0) < ACK_COALESCE_S:
+            recent = now - self._ack_sent_at.get(key, 0.0) < ACK_COALESCE_S
+            far = seq - self._ack_sent_seq.get(key, -1) >= ACK_EARLY_SEQS
+            if not force and recent and not far:
                 continue
             node, boot = key
             payload = Ack(boot=boot, seq=seq).to_bytes()
             self.client.publish(f"{TOPIC_PREFIX}/nodes/{node}/ack", payload, qos=1)
             self._ack_sent_at[key] = now
+            self._ack_sent_seq[key] = seq
             del self._pending_acks[key]
         if len(self._ack_sent_at) > MAX_ACK_TIMES:
             self._ack_sent_at = {
                 k: t for k, t in self._ack_sent_at.items() if now - t < ACK_COALESCE_S
+            }
+            self._ack_sent_seq = {
+                k: s for k, s in self._ack_sent_seq.items() if k in self._ack_sent_at
             }

@@ -23,7 +23,7 @@ from hub.mqtt.mosquitto import MosquittoBroker
 from hub.mqtt.publisher import OutboxPublisher, detection_payload
 from hub.mqtt.store import count_events
 from hub.mqtt.worker import PASSWORD_ENV
-from storewave.wire import HUB_STATUS_TOPIC, HubState, HubStatus, parse_message
+from storewave.wire import HUB_STATUS_TOPIC, Ack, HubState, HubStatus, parse_message
 from tests.hub.mqtt.helpers import connect_node, wait_for
 
 pytestmark = pytest.mark.mosquitto
@@ -239,3 +239,39 @@ def test_no_anonymous_access(mosquitto: MosquittoBroker) -> None:
 def test_engine_fixture_is_isolated(engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM mqtt_event")).scalar_one() == 0
+
+
+def test_a_draining_node_is_acked_every_few_hundred_events_not_every_two_seconds(
+    mosquitto: MosquittoBroker, engine: Engine
+) -> None:
+    """Coalesced acks must not throttle a node emptying its backlog (window 1,000)."""
+    from hub.mqtt.ingest import ACK_EARLY_SEQS
+
+    worker = IngestWorker(  # not started: the test drives its ack flushing itself
+        mosquitto.host, mosquitto.port, mosquitto.hub_credentials, engine, hooks=NullHooks()
+    )
+    seen: list[bytes] = []
+    watch = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ack-watch")
+    watch.username_pw_set(*mosquitto.hub_credentials)
+    watch.on_message = lambda _c, _u, m: seen.append(bytes(m.payload))
+    watch.connect(mosquitto.host, mosquitto.port)
+    watch.subscribe("sw/v1/nodes/node-a/ack", 1)
+    watch.loop_start()
+    worker.client.connect(mosquitto.host, mosquitto.port)
+    worker.client.loop_start()
+    try:
+        key = ("node-a", 1)
+        for seq in (10, 10 + ACK_EARLY_SEQS - 1, 10 + ACK_EARLY_SEQS, 11 + ACK_EARLY_SEQS):
+            worker._pending_acks[key] = seq
+            worker._flush_acks()
+        assert wait_for(lambda: len(seen) >= 2)
+        worker._flush_acks(force=True)  # the one held back goes out when forced (idle)
+        assert wait_for(lambda: len(seen) >= 3)
+    finally:
+        worker.client.loop_stop()
+        worker.client.disconnect()
+        watch.loop_stop()
+        watch.disconnect()
+    sent = [parse_message(Ack, p).seq for p in seen]
+    # 10 at once; 259 held (recent and near); 260 at once (far); 261 held until forced.
+    assert sent == [10, 10 + ACK_EARLY_SEQS, 11 + ACK_EARLY_SEQS]
