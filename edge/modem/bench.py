@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
 
 from edge.modem import channel, frame
 from edge.modem.detector import StreamingDetector
+from edge.modem.frontend import FrontEnd
 from edge.modem.synth import synthesize_frame
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,9 @@ TAIL_S = 0.25
 SPEED_AUDIO_S = 60.0
 SPEED_REF_AUDIO_S = 6.0  # the NumPy twin is slow; its figure is per audio second anyway
 SPEED_FRAME_PERIOD_S = 3.0
+# CPU time is the best of this many runs: other processes on a shared machine inflate
+# single runs (cache and memory-bandwidth contention), both backends alike.
+SPEED_REPEATS = 3
 KERNEL_CHUNK_S = 0.5  # the detector's CHUNK_S
 NOISE_PIECE_S = 30.0
 NOISE_KINDS = ("white", "speech", "music", "clatter")
@@ -183,30 +188,45 @@ def _speed_audio(
 
 
 def decode_speed(backend: str, seconds: float, frames: bool = True) -> tuple[float, int]:
-    """(audio seconds per CPU second, frames found) for one detector backend."""
+    """(audio seconds per CPU second, frames found) for one detector backend, best run."""
     x = _speed_audio(seconds, np.random.default_rng(SEED), frames)
-    det = StreamingDetector(RATE, backend=backend)
-    start = time.process_time()
+    best = float("inf")
     found = 0
-    for lo in range(0, x.shape[0], BLOCK):
-        found += len(det.feed(x[lo : lo + BLOCK]))
-    found += len(det.flush())
-    return seconds / max(time.process_time() - start, 1e-9), found
+    for _ in range(SPEED_REPEATS):
+        det = StreamingDetector(RATE, backend=backend)
+        start = time.process_time()
+        found = 0
+        for lo in range(0, x.shape[0], BLOCK):
+            found += len(det.feed(x[lo : lo + BLOCK]))
+        found += len(det.flush())
+        best = min(best, time.process_time() - start)
+    return seconds / max(best, 1e-9), found
 
 
 def kernel_speed(backend: str, seconds: float) -> float:
     """Audio seconds per CPU second of the front-end kernels alone (no candidate decoding)."""
-    from edge.modem.detector import SYNC_CLIP
-    from edge.modem.frontend import DECIMATION, HOP, build_front_end, kernels
+    from edge.modem.frontend import build_front_end, kernels
 
     x = _speed_audio(seconds, np.random.default_rng(SEED))
     fe = build_front_end(RATE)
     k = kernels(backend)
-    n_hist = fe.taps.shape[0] - 1
     # Half-second chunks, as the detector runs them (one giant call would time the
     # NumPy twin's memory traffic rather than its arithmetic).
     chunk = int(KERNEL_CHUNK_S * RATE)
-    start = time.process_time()
+    best = float("inf")
+    for _ in range(SPEED_REPEATS):
+        start = time.process_time()
+        _run_kernels(k, fe, x, chunk)
+        best = min(best, time.process_time() - start)
+    return seconds / max(best, 1e-9)
+
+
+def _run_kernels(k: ModuleType, fe: FrontEnd, x: npt.NDArray[np.float32], chunk: int) -> None:
+    """The front-end kernels over ``x`` in detector-sized chunks (no candidate decoding)."""
+    from edge.modem.detector import SYNC_CLIP
+    from edge.modem.frontend import DECIMATION, HOP
+
+    n_hist = fe.taps.shape[0] - 1
     for lo in range(0, x.shape[0], chunk):
         seg = x[lo : lo + chunk]
         buf = np.concatenate([np.zeros(n_hist, np.float32), seg])
@@ -216,7 +236,6 @@ def kernel_speed(backend: str, seconds: float) -> float:
         energy, band = k.sliding_energy(sums, power, fe.window_subblocks)
         k.sync_scores(energy, band, fe.preamble_rows, fe.delays, fe.shifts, fe.neighbour,
                       fe.reach, float(fe.window_len), SYNC_CLIP)
-    return seconds / max(time.process_time() - start, 1e-9)
 
 
 def ggwave_speed(protocol: int, seconds: float) -> dict[str, float]:
