@@ -15,7 +15,6 @@ import random
 import sqlite3
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,13 +28,9 @@ from edge.agent.settings import AgentOptions
 from edge.audio.sources import ArraySource
 from edge.modem.codes import to_hex
 from edge.modem.detector import StreamingDetector
-from hub.db import make_engine
-from hub.mqtt.broker import free_port
-from hub.mqtt.hooks import NullHooks
 from hub.mqtt.ingest import IngestWorker
 from hub.mqtt.models import DeadLetter, MqttEvent
 from hub.mqtt.mosquitto import MosquittoBroker
-from hub.mqtt.schema import upgrade_ingest
 from storewave.wire import NodeLeaf, TelemetryEvent
 from tests.e2e.faults import CuttableLink, tiny_filesystem, wait_for
 from tests.edge.agent.helpers import Heard, token
@@ -53,47 +48,21 @@ TIMEOUT_S = 60.0
 
 
 @pytest.fixture
-def broker(mosquitto_bin: str, tmp_path: Path) -> Iterator[MosquittoBroker]:
-    broker = MosquittoBroker(tmp_path / "mosquitto", mosquitto_bin, free_port()).start()
-    broker.set_node_password(NODE, PASSWORD)
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'hub.sqlite3'}")
-    upgrade_ingest(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def ingest(broker: MosquittoBroker, engine: Engine) -> Iterator[IngestWorker]:
-    worker = IngestWorker(
-        broker.host, broker.port, broker.hub_credentials, engine, hooks=NullHooks()
-    ).start()
-    yield worker
-    worker.stop()
-
-
-@pytest.fixture
-def uplink(broker: MosquittoBroker) -> Iterator[CuttableLink]:
-    link = CuttableLink(broker.host, broker.port)
-    yield link
-    link.close()
+def node_account() -> tuple[str, str]:
+    return NODE, PASSWORD
 
 
 @pytest.fixture
 def agent(uplink: CuttableLink) -> Iterator[Agent]:
     with tiny_filesystem(DISK_BYTES) as disk:
         options = AgentOptions(
-            node_id=NODE, password=PASSWORD, broker_url=uplink.url,
-            data_dir=disk / "node", sample_rate=48000,
+            node_id=NODE,
+            password=PASSWORD,
+            broker_url=uplink.url,
+            data_dir=disk / "node",
+            sample_rate=48000,
         )
-        node = Agent(
-            options, ArraySource(np.zeros(0, np.float32), 48000), StreamingDetector(48000)
-        )
+        node = Agent(options, ArraySource(np.zeros(0, np.float32), 48000), StreamingDetector(48000))
         # Reconnect within a second of the link coming back (the real cap is 60 s).
         node.link._backoff = Backoff(base_s=0.1, cap_s=1.0, rng=random.Random(12))
         node.start()
@@ -124,9 +93,9 @@ def _stored(engine: Engine) -> int:
     with Session(engine) as session:
         return int(
             session.execute(
-                select(func.count()).select_from(MqttEvent).where(
-                    MqttEvent.node == NODE, MqttEvent.type == "detection"
-                )
+                select(func.count())
+                .select_from(MqttEvent)
+                .where(MqttEvent.node == NODE, MqttEvent.type == "detection")
             ).scalar_one()
         )
 

@@ -33,13 +33,9 @@ from edge.agent.settings import AgentOptions
 from edge.audio.sources import ArraySource
 from edge.modem.codes import to_hex
 from edge.modem.detector import StreamingDetector
-from hub.db import make_engine
-from hub.mqtt.broker import free_port
-from hub.mqtt.hooks import NullHooks
 from hub.mqtt.ingest import IngestWorker
 from hub.mqtt.models import DeadLetter, MqttEvent, MqttSeqGap
 from hub.mqtt.mosquitto import MosquittoBroker
-from hub.mqtt.schema import upgrade_ingest
 from storewave.wire import NodeLeaf, NodeState, NodeStatus, node_topic, parse_message
 from tests.e2e.faults import CuttableLink, wait_for
 from tests.edge.agent.helpers import Heard, token
@@ -59,35 +55,8 @@ SHM = Path("/dev/shm")
 
 
 @pytest.fixture
-def broker(mosquitto_bin: str, tmp_path: Path) -> Iterator[MosquittoBroker]:
-    broker = MosquittoBroker(tmp_path / "mosquitto", mosquitto_bin, free_port()).start()
-    broker.set_node_password(NODE, PASSWORD)
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'hub.sqlite3'}")
-    upgrade_ingest(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def ingest(broker: MosquittoBroker, engine: Engine) -> Iterator[IngestWorker]:
-    worker = IngestWorker(
-        broker.host, broker.port, broker.hub_credentials, engine, hooks=NullHooks()
-    ).start()
-    yield worker
-    worker.stop()
-
-
-@pytest.fixture
-def uplink(broker: MosquittoBroker) -> Iterator[CuttableLink]:
-    link = CuttableLink(broker.host, broker.port)
-    yield link
-    link.close()
+def node_account() -> tuple[str, str]:
+    return NODE, PASSWORD
 
 
 @pytest.fixture
@@ -135,9 +104,9 @@ def _stored(engine: Engine) -> int:
     with Session(engine) as session:
         return int(
             session.execute(
-                select(func.count()).select_from(MqttEvent).where(
-                    MqttEvent.node == NODE, MqttEvent.type == "detection"
-                )
+                select(func.count())
+                .select_from(MqttEvent)
+                .where(MqttEvent.node == NODE, MqttEvent.type == "detection")
             ).scalar_one()
         )
 
@@ -182,9 +151,7 @@ def test_node_offline_an_hour_with_10000_queued_drains_exactly_once(
     wait_for(lambda: not agent.link.connected, 30, "the node to notice its link is down")
     for i in range(ONLINE_BEFORE, ONLINE_BEFORE + QUEUED_OFFLINE):
         agent.post_detection(Heard(token(i)))
-    wait_for(
-        lambda: agent.outbox.depth >= QUEUED_OFFLINE, QUEUE_TIMEOUT_S, "10,000 queued events"
-    )
+    wait_for(lambda: agent.outbox.depth >= QUEUED_OFFLINE, QUEUE_TIMEOUT_S, "10,000 queued events")
     assert not agent.link.connected and agent.link.connects == 1
     assert _stored(engine) == ONLINE_BEFORE  # nothing leaked past the cut link
     assert agent.outbox.dropped_total == 0  # 10,000 is under the soft cap: nothing shed
@@ -213,4 +180,3 @@ def test_node_offline_an_hour_with_10000_queued_drains_exactly_once(
     wait_for(lambda: _stored(engine) == total + 1, 30, "a fresh event after recovery")
     wait_for(agent.drained, 30, "the fresh event's ack")
     assert ingest.connected and ingest.stats.dead == 0
-
