@@ -57,7 +57,7 @@ class Row:
     ratio: float | None = None
     ratio_to: str = ""  # what the ratio's baseline is (measured in the same run)
     status: str = OK
-    measured_at: str = ""  # the result file's modification time, UTC
+    measured_at: str = ""  # when the run measured it (its own stamp), else "<mtime> (file)"
 
 
 Extractor = Callable[[Mapping[str, Any]], list[Row]]
@@ -441,6 +441,17 @@ def _mtime_utc(path: Path) -> str:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
 
 
+def _run_stamp(data: dict[str, object]) -> str:
+    """The run's own ``measured_at`` (ISO-8601) when the benchmark wrote one, else ""."""
+    stamp = data.get("measured_at")
+    if not isinstance(stamp, str):
+        return ""
+    try:
+        return datetime.fromisoformat(stamp).astimezone(UTC).isoformat(timespec="seconds")
+    except ValueError:
+        return ""
+
+
 def benchmark_rows(name: str, results_dir: Path) -> list[Row]:
     """The rows of one benchmark; a missing file is "not run", a wrong shape "unreadable"."""
     filename, extract = EXTRACTORS[name]
@@ -449,10 +460,11 @@ def benchmark_rows(name: str, results_dir: Path) -> list[Row]:
         return [Row(name, filename, status=NOT_RUN)]
     measured_at = ""
     try:
-        measured_at = _mtime_utc(path)
+        measured_at = f"{_mtime_utc(path)} (file)"
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise TypeError("top level is not an object")
+        measured_at = _run_stamp(data) or measured_at
         rows = extract(data)
     except (
         OSError,

@@ -46,11 +46,12 @@ def render_markdown(rows: list[Row], generated_at: str) -> str:
         "",
         f"Generated {generated_at} by `storewave bench report` from the benchmark JSON files in"
         " this folder (`storewave bench all` runs every benchmark, then this). Each ratio is"
-        " against a baseline measured in the same run as its figure; `file time` is when that"
-        " result file was written. `not run`: no result file; `unreadable`: a shape the report"
-        " does not know (see the log).",
+        " against a baseline measured in the same run as its figure; `when` is the run's"
+        " own time stamp, or the result file's time marked (file) where the run wrote none."
+        " `not run`: no result file; `unreadable`: a shape the report does not know (see the"
+        " log).",
         "",
-        "| benchmark | figure | measured | target | met | baseline ratio (same run) | file time |",
+        "| benchmark | figure | measured | target | met | baseline ratio (same run) | when |",
         "|---|---|---:|---|---|---|---|",
     ]
     for row in rows:

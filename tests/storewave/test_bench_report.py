@@ -342,3 +342,15 @@ def test_bench_all_runs_each_then_reports_and_a_failure_costs_only_its_rows(
     status = {(row["benchmark"], row["status"]) for row in saved}
     assert ("sim", OK) in status and ("oao", FAILED) in status and ("arc", NOT_RUN) in status
     assert ("oao", OK) not in status
+
+
+def test_when_is_the_runs_own_stamp_else_the_file_time(results: Path) -> None:
+    data = json.loads((results / "arc.json").read_text())
+    data["measured_at"] = "2026-01-02T03:04:05+08:00"
+    (results / "arc.json").write_text(json.dumps(data))
+    rows = build_rows(results)
+    assert {r.measured_at for r in rows if r.benchmark == "arc"} == {"2026-01-01T19:04:05+00:00"}
+    data["measured_at"] = "not a time"
+    (results / "arc.json").write_text(json.dumps(data))
+    rows = build_rows(results)
+    assert all(r.measured_at.endswith(" (file)") for r in rows if r.benchmark == "arc")
