@@ -46,6 +46,9 @@ _CURSOR = MqttCursor.__table__  # type: ignore[attr-defined]
 _GAP = MqttSeqGap.__table__  # type: ignore[attr-defined]
 _DEAD = DeadLetter.__table__  # type: ignore[attr-defined]
 _KEY = ("node", "boot", "seq")
+# Deadlock detected / serialization failure: the database rolled the batch back whole.
+_LOCK_CONFLICT_STATES = frozenset({"40P01", "40001"})
+LOCK_CONFLICT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ class BatchWriter:
         """
         parsed = parse_batch(messages)
         try:
-            return self._commit(parsed)
+            return self._commit_retrying_conflicts(parsed)
         except OperationalError:
             raise
         except DBAPIError:
@@ -150,6 +153,28 @@ class BatchWriter:
         for msg in messages:
             total = _merge(total, self._write_one(msg))
         return total
+
+    def _commit_retrying_conflicts(self, parsed: _Parsed) -> BatchResult:
+        """:meth:`_commit`, re-run at once when the database aborted it for a lock conflict.
+
+        Two ingest workers sharing a subscription touch the same nodes' (and customers')
+        rows in the order their messages came, so PostgreSQL may abort one of them as a
+        deadlock (or a serialization failure). That is not an outage: the transaction
+        rolled back whole, so running it again is safe and needs no back-off.
+        """
+        for attempt in range(1, LOCK_CONFLICT_ATTEMPTS + 1):
+            try:
+                return self._commit(parsed)
+            except OperationalError as exc:
+                state = getattr(exc.orig, "sqlstate", None)
+                if state not in _LOCK_CONFLICT_STATES or attempt == LOCK_CONFLICT_ATTEMPTS:
+                    raise
+                self.cursors.clear()
+                log.warning(
+                    "ingest batch rolled back by a lock conflict (SQLSTATE %s); re-running it"
+                    " (attempt %d of %d)", state, attempt + 1, LOCK_CONFLICT_ATTEMPTS,
+                )
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _write_one(self, msg: Incoming) -> BatchResult:
         """One message in its own transaction; if applying it fails, store + dead-letter it."""
