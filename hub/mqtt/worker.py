@@ -3,7 +3,10 @@
 Used by the kill -9 test and the benchmark, and to run ingest on another host
 (``storewave hub serve --workers N`` runs its N clients inside the hub process).
 The broker password comes from the environment (``STOREWAVE_INGEST_PASSWORD``), never
-argv, which any local user can read with ``ps``.
+argv, which any local user can read with ``ps``. The hub settings (``--config`` or
+``$STOREWAVE_CONFIG``, and the environment) are read as ``storewave hub serve`` reads
+them: the campaign rules (``[hub.campaigns]``, e.g. the global daily cap) that grants
+for presence events follow come from there.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ import os
 import signal
 import threading
 
+from sqlalchemy import Engine
+
 from hub.mqtt.hooks import NullHooks, default_hooks
 from hub.mqtt.ingest import BATCH_MAX, IngestWorker
+from hub.services.campaigns import caps as campaign_caps
 from storewave.logs import setup_logging
+from storewave.settings import HubSettings
 
 PASSWORD_ENV = "STOREWAVE_INGEST_PASSWORD"
 # The ingest allocates a few dozen objects per message (pydantic models, row dicts) and
@@ -37,6 +44,13 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
+def apply_hub_settings(engine: Engine, config: str | None) -> HubSettings:
+    """Read the hub settings as ``storewave hub serve`` does and apply them to ``engine``."""
+    settings: HubSettings = HubSettings.load(config)
+    campaign_caps.configure(str(engine.url), settings.campaigns)
+    return settings
+
+
 def main(argv: list[str] | None = None) -> None:
     """Connect, ingest until SIGTERM/SIGINT, then drain and exit."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -48,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mqtt3", action="store_true", help="MQTT 3.1.1 (amqtt): no shared sub")
     parser.add_argument("--no-hooks", action="store_true", help="store only (benchmark)")
     parser.add_argument("--no-hub-status", action="store_true")
+    parser.add_argument("--config", default=None,
+                        help="hub settings TOML (default: $STOREWAVE_CONFIG)")
     parser.add_argument("--batch-max", type=int, default=BATCH_MAX,
                         help="messages per transaction (and half the broker's in-flight window)")
     args = parser.parse_args(argv)
@@ -55,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     from hub.db import make_engine
 
     engine = make_engine(args.database_url)
+    apply_hub_settings(engine, args.config)
     worker = IngestWorker(
         args.host,
         args.port,

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from hub.app import create_app
 from hub.clock import ManualClock
+from hub.mqtt.worker import apply_hub_settings
 from hub.services.campaigns import caps, evaluation
 from hub.services.campaigns.rules import TriggerEvent
 from storewave.settings import CampaignSettings, HubSettings
@@ -78,3 +79,15 @@ def test_the_hub_evaluates_with_its_configured_cap(
         (first, "granted", ""),
         (second, "capped", "global_daily_cap"),
     ]
+
+
+def test_the_standalone_ingest_worker_reads_the_hub_settings(
+    restore_defaults: Engine, tmp_path: Path
+) -> None:
+    """``python -m hub.mqtt.worker --config`` applies ``[hub.campaigns]`` as the hub does."""
+    path = tmp_path / "storewave.toml"
+    path.write_text("[hub.campaigns]\nglobal_daily_cap = 2\n")
+    settings = apply_hub_settings(restore_defaults, str(path))
+    assert settings.campaigns.global_daily_cap == 2
+    with Session(restore_defaults) as session:
+        assert caps.global_daily_cap(session) == 2
