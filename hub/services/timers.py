@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, String, bindparam, select, text, type_coerce, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -83,6 +85,7 @@ DEFAULT_SWEEP_INTERVAL_S = 1.0
 # SQLite write lock for a fraction of a second.
 DEFAULT_SET_BATCH = 2_000
 
+_TIMER = Timer.__table__  # type: ignore[attr-defined]
 _HANDLERS: dict[str, TimerHandler] = {}
 _BATCH_HANDLERS: dict[str, tuple[BatchHandler, int]] = {}
 
@@ -163,6 +166,33 @@ def schedule(
             raise
         return found
     return timer
+
+
+def schedule_many(
+    session: Session,
+    rows: Sequence[tuple[str, str, datetime, dict[str, Any]]],
+    *,
+    now: datetime,
+) -> None:
+    """Schedule many ``(kind, key, due_at, payload)`` in one statement.
+
+    Same rule as ``schedule``: a ``(kind, key)`` already scheduled keeps its first timer
+    (``ON CONFLICT DO NOTHING``, so a concurrent scheduler never fails the batch). Runs in
+    the caller's transaction.
+    """
+    if not rows:
+        return
+    for _, _, due_at, _ in rows:
+        if due_at.tzinfo is None:
+            raise ValueError("due_at must be timezone-aware")
+    values = [
+        {"kind": kind, "key": key, "due_at": due_at, "payload": payload,
+         "state": TimerState.PENDING.value, "attempts": 0, "created_at": now}
+        for kind, key, due_at, payload in rows
+    ]
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(_TIMER).on_conflict_do_nothing(index_elements=["kind", "key"])
+    session.execute(statement, values)
 
 
 def cancel(session: Session, kind: str, key: str, *, skip_locked: bool = False) -> bool:

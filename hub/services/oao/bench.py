@@ -3,10 +3,16 @@
 ``storewave bench oao`` writes ``tests/bench/results/oao.json``. Figures:
 1. decision engine: 10,000 orders over 500 stores with the nearest policy, k-d tree vs a
    vectorised haversine scan of every store per order (same run, same winners checked);
-2. end to end: the same orders through ``orders.create_order`` on a database (order row,
-   decision with candidates, audit, two SLA timers per order), committed in batches;
-3. timeout sweep: 10,000 open orders past their reminder deadline, one ``run_due`` call,
-   against the same sweep with a do-nothing handler (the scheduler's own cost).
+2. end to end: all 10,000 orders through ``orders.create_orders`` on a database (order
+   row, decision with candidates, audit rows, two SLA timers per order), one transaction
+   per burst of ``COMMIT_BATCH``; in the same run, the first ``SINGLE_SAMPLE`` of them on a
+   second database one ``orders.create_order`` call each (what one API call does), the
+   paired baseline; every stored row is counted afterwards;
+3. timeout sweep over 10,000 open orders (each offered to its nearest store): the steady
+   case (1 % reach the reminder deadline), the burst where the other 99 % are due at
+   once, then the burst where all 10,000 reach the second deadline together (each store
+   timed out: alert, re-dispatch to the next store, new timers); each against the same
+   count through a do-nothing batch handler (the scheduler's own cost).
 """
 
 from __future__ import annotations
@@ -23,15 +29,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, func, insert, select
 from sqlmodel import Session
 
 import hub.models  # noqa: F401  (every table on the metadata)
 from hub.clock import ManualClock
 from hub.db import make_engine, migrate
 from hub.models.auth import Role
-from hub.models.oao import OaoDispatch, OaoOrder, OaoStoreProfile, OrderCreate
-from hub.models.registry import Region, Store
+from hub.models.customers import OutboxMessage
+from hub.models.oao import OaoDispatch, OaoOrder, OaoStoreProfile, OaoTransition, OrderCreate
+from hub.models.registry import Alert, Region, Store
 from hub.models.timers import Timer
 from hub.services import timers
 from hub.services.auth import Principal
@@ -67,7 +74,9 @@ STEADY_DUE_SHARE = 0.01
 SCALING_STORES = 5_000
 SCALING_ORDERS = 2_000
 # End-to-end intake commits this many orders per transaction (a channel's burst).
-COMMIT_BATCH = 100
+COMMIT_BATCH = 500
+# Orders taken one ``create_order`` call each, in the same run (the paired baseline).
+SINGLE_SAMPLE = 1_000
 # Fifth of the stores do not install broadband, so skills matter in the decisions.
 NO_BROADBAND_SHARE = 0.2
 PRODUCTS = ("sim_card", "broadband_install", "device", "plan_change")
@@ -184,13 +193,10 @@ def _seed_db(engine: Engine, world: World, now: datetime) -> None:
         session.commit()
 
 
-def dispatch_end_to_end(engine: Engine, world: World, n_orders: int) -> float:
-    """Seconds to take ``n_orders`` through ``create_order`` (committed per batch)."""
-    clock = ManualClock(START)
-    _seed_db(engine, world, clock.now())
-    principal = Principal(role=Role.ADMIN, key_id="key_bench")
+def _order_specs(world: World, n_orders: int) -> list[OrderCreate]:
+    """The world's first ``n_orders`` orders as channel requests."""
     window = {"window_start": START + timedelta(hours=2), "window_end": START + timedelta(hours=6)}
-    specs = [
+    return [
         OrderCreate(
             client_order_key=f"bench-{i}",
             channel="app",
@@ -210,44 +216,88 @@ def dispatch_end_to_end(engine: Engine, world: World, n_orders: int) -> float:
             )
         )
     ]
+
+
+_PRINCIPAL = Principal(role=Role.ADMIN, key_id="key_bench")
+
+
+def dispatch_end_to_end(engine: Engine, world: World, n_orders: int) -> float:
+    """Seconds to take ``n_orders`` through ``create_orders`` (one transaction per burst)."""
+    clock = ManualClock(START)
+    _seed_db(engine, world, clock.now())
+    specs = _order_specs(world, n_orders)
     started = time.perf_counter()
     for first in range(0, n_orders, COMMIT_BATCH):
-        with Session(engine, expire_on_commit=False) as session:
-            for spec in specs[first : first + COMMIT_BATCH]:
-                orders.create_order(session, principal, spec, clock.now())
+        with Session(engine) as session:
+            orders.create_orders(session, _PRINCIPAL, specs[first : first + COMMIT_BATCH], START)
             session.commit()
     return time.perf_counter() - started
 
 
-@timers.timer_handler(NOOP_KIND)
-def _noop(_session: Session, _timer: Timer, _now: datetime) -> None:
-    """The baseline handler: the scheduler's own cost per timer."""
+def dispatch_one_by_one(engine: Engine, world: World, n_orders: int) -> float:
+    """Seconds to take ``n_orders`` through ``create_order``, one transaction each."""
+    _seed_db(engine, world, START)
+    specs = _order_specs(world, n_orders)
+    started = time.perf_counter()
+    for spec in specs:
+        with Session(engine) as session:
+            orders.create_order(session, _PRINCIPAL, spec, START)
+            session.commit()
+    return time.perf_counter() - started
 
 
-def _open_orders(engine: Engine, n: int, now: datetime, n_soon: int) -> None:
-    """``n`` orders offered to store s000 with reminder timers (bulk insert setup).
+def stored_counts(engine: Engine) -> dict[str, int]:
+    """Rows of each OAO table and of the timers, plus orders per status (the run's output)."""
+    with Session(engine) as session:
+        counts = {
+            table.__tablename__: session.execute(
+                select(func.count()).select_from(table)
+            ).scalar_one()
+            for table in (OaoOrder, OaoDispatch, OaoTransition, Timer, Alert, OutboxMessage)
+        }
+        for status, n in session.execute(
+            select(OaoOrder.status, func.count()).group_by(OaoOrder.status)
+        ):
+            counts[f"status_{status}"] = n
+    return counts
 
-    ``n_soon`` reminders fall due in a minute, the rest (and the no-op twins) in a day.
+
+@timers.batch_timer_handler(NOOP_KIND)
+def _noop(_session: Session, _due: list[timers.DueTimer], _now: datetime) -> None:
+    """The baseline handler: the scheduler's own cost per batch of timers."""
+
+
+def _open_orders(engine: Engine, world: World, n: int, now: datetime, n_soon: int) -> None:
+    """``n`` orders offered to their nearest store, with both SLA timers (bulk insert setup).
+
+    ``n_soon`` reminders fall due in a minute, the rest in a day; every re-dispatch
+    deadline in two days. A no-op twin timer per order is due in a day too.
     """
-    soon, later = now + timedelta(minutes=1), now + timedelta(days=1)
+    _, winners = dispatch_kdtree(world, PolicyView(max_distance_km=1_000.0))
+    soon, later, latest = (
+        now + timedelta(minutes=1),
+        now + timedelta(days=1),
+        now + timedelta(days=2),
+    )
     order_rows, offer_rows, timer_rows, noop_rows = [], [], [], []
     for i in range(n):
         oid = f"ord_sweep_{i:06d}"
+        store = winners[i] or "s000"
         order_rows.append(
             {
                 "id": oid,
                 "client_order_key": oid,
                 "channel": "app",
-                "product": "sim_card",
+                "product": world.products[i],
                 "priority": "normal",
                 "region_id": "bench",
                 "address": "x",
-                "latitude": 26.0,
-                "longitude": 119.0,
+                "latitude": float(world.order_lat[i]),
+                "longitude": float(world.order_lon[i]),
                 "window_start": now,
                 "window_end": now,
                 "status": "dispatched",
-                "store_id": "s000",
+                "store_id": store,
                 "hops": 1,
                 "created_at": now,
                 "dispatched_at": now,
@@ -257,7 +307,7 @@ def _open_orders(engine: Engine, n: int, now: datetime, n_soon: int) -> None:
             {
                 "order_id": oid,
                 "hop": 1,
-                "store_id": "s000",
+                "store_id": store,
                 "policy": "nearest",
                 "reason": "bench",
                 "candidates": [],
@@ -265,19 +315,13 @@ def _open_orders(engine: Engine, n: int, now: datetime, n_soon: int) -> None:
                 "outcome": "pending",
             }
         )
-        payload = {"order_id": oid, "hop": 1, "store_id": "s000"}
-        timer_rows.append(
-            {
-                "kind": deadlines.KIND_REMIND,
-                "key": deadlines.offer_key(oid, 1),
-                "due_at": soon if i < n_soon else later,
-                "payload": payload,
-                "state": "pending",
-                "attempts": 0,
-                "created_at": now,
-            }
-        )
-        noop_rows.append({**timer_rows[-1], "kind": NOOP_KIND, "due_at": later})
+        payload = {"order_id": oid, "hop": 1, "store_id": store}
+        base = {"payload": payload, "state": "pending", "attempts": 0, "created_at": now}
+        key = deadlines.offer_key(oid, 1)
+        due = soon if i < n_soon else later
+        timer_rows.append({**base, "kind": deadlines.KIND_REMIND, "key": key, "due_at": due})
+        timer_rows.append({**base, "kind": deadlines.KIND_REDISPATCH, "key": key, "due_at": latest})
+        noop_rows.append({**base, "kind": NOOP_KIND, "key": key, "due_at": later})
     with Session(engine) as session:
         session.execute(insert(OaoOrder), order_rows)
         session.execute(insert(OaoDispatch), offer_rows)
@@ -286,28 +330,37 @@ def _open_orders(engine: Engine, n: int, now: datetime, n_soon: int) -> None:
         session.commit()
 
 
-def sweep(engine: Engine, n_open: int) -> dict[str, float]:
-    """The reminder sweep over ``n_open`` open orders: steady state, then everything due.
+def sweep(engine: Engine, world: World, n_open: int) -> dict[str, float]:
+    """The SLA sweeps over ``n_open`` open orders: steady, reminder burst, timeout burst.
 
-    Steady state: 1% of the open orders reach their deadline in one sweep. Burst: all
-    the rest at once, against the same burst with a do-nothing handler (baseline).
+    Steady state: 1% of the open orders reach their reminder deadline in one sweep.
+    Reminder burst: all the rest at once. Timeout burst: every order at once reaches its
+    second deadline and is re-dispatched. Baseline: the same count of timers through a
+    do-nothing handler (only that kind registered while it runs).
     """
     n_soon = max(1, int(n_open * STEADY_DUE_SHARE))
     clock = ManualClock(START)
-    _open_orders(engine, n_open, clock.now(), n_soon)
+    _open_orders(engine, world, n_open, clock.now(), n_soon)
     clock.advance(timedelta(minutes=2))
     (steady_s, steady_cpu), ran_steady = _timed(lambda: timers.run_due(engine, clock))
-    clock.advance(timedelta(days=2))
-    # Only the no-op kind has a handler registered while the baseline runs.
-    remind = timers._HANDLERS.pop(deadlines.KIND_REMIND)
-    redispatch = timers._HANDLERS.pop(deadlines.KIND_REDISPATCH)
+    clock.advance(timedelta(days=1))
+    # Reminders parked while the baseline runs: only the no-op kind is due then.
+    remind = timers._BATCH_HANDLERS.pop(deadlines.KIND_REMIND)
     try:
         (noop_s, noop_cpu), ran_noop = _timed(lambda: timers.run_due(engine, clock))
     finally:
-        timers._HANDLERS[deadlines.KIND_REMIND] = remind
-        timers._HANDLERS[deadlines.KIND_REDISPATCH] = redispatch
+        timers._BATCH_HANDLERS[deadlines.KIND_REMIND] = remind
     (burst_s, burst_cpu), ran = _timed(lambda: timers.run_due(engine, clock))
-    assert (ran_steady, ran_noop, ran) == (n_soon, n_open, n_open - n_soon)
+    clock.advance(timedelta(days=1))
+    (timeout_s, timeout_cpu), ran_timeout = _timed(lambda: timers.run_due(engine, clock))
+    counts = stored_counts(engine)
+    assert (ran_steady, ran_noop, ran, ran_timeout) == (n_soon, n_open, n_open - n_soon, n_open)
+    # Every order reminded once, timed out once, and either offered to a next store or
+    # (nowhere left within reach) escalated: nothing handled twice or lost.
+    assert counts["outbox"] == n_open
+    assert counts.get("status_dispatched", 0) + counts.get("status_escalated", 0) == n_open
+    assert counts["alert"] == n_open + counts.get("status_escalated", 0)
+    noop_per_timer = noop_s / n_open
     return {
         "open_orders": n_open,
         "steady_due": n_soon,
@@ -317,10 +370,16 @@ def sweep(engine: Engine, n_open: int) -> dict[str, float]:
         "burst_sweep_s": burst_s,
         "burst_sweep_cpu_s": burst_cpu,
         "burst_orders_per_s": (n_open - n_soon) / burst_s,
+        "burst_ratio_to_noop_per_timer": (burst_s / (n_open - n_soon)) / noop_per_timer,
+        "timeout_due": n_open,
+        "timeout_sweep_s": timeout_s,
+        "timeout_sweep_cpu_s": timeout_cpu,
+        "timeout_redispatched": counts.get("status_dispatched", 0),
+        "timeout_escalated": counts.get("status_escalated", 0),
+        "timeout_ratio_to_noop_per_timer": (timeout_s / n_open) / noop_per_timer,
         "noop_burst_due": n_open,
         "noop_burst_sweep_s": noop_s,
         "noop_burst_sweep_cpu_s": noop_cpu,
-        "burst_ratio_to_noop_per_timer": (burst_s / (n_open - n_soon)) / (noop_s / n_open),
     }
 
 
@@ -349,16 +408,38 @@ def run_oao_bench(
     big = make_world(n_stores=SCALING_STORES, n_orders=scaling_orders)
     (big_kd_s, _), _ = _timed(lambda: dispatch_kdtree(big, policy))
     (big_scan_s, _), _ = _timed(lambda: dispatch_scan(big, policy))
+    single_orders = min(SINGLE_SAMPLE, e2e_orders)
     with tempfile.TemporaryDirectory() as tmp:
+        single_engine = make_engine(f"sqlite:///{tmp}/oao-single.sqlite3")
+        migrate(single_engine)
+        (single_s, single_cpu), _ = _timed(
+            lambda: dispatch_one_by_one(single_engine, world, single_orders)
+        )
+        single_engine.dispose()
         e2e_engine = make_engine(f"sqlite:///{tmp}/oao-dispatch.sqlite3")
         migrate(e2e_engine)
         (e2e_s, e2e_cpu), _ = _timed(lambda: dispatch_end_to_end(e2e_engine, world, e2e_orders))
+        e2e_counts = stored_counts(e2e_engine)
         e2e_engine.dispose()
         sweep_engine = make_engine(f"sqlite:///{tmp}/oao-sweep.sqlite3")
         migrate(sweep_engine)
         _seed_db(sweep_engine, world, START)
-        sweep_result = sweep(sweep_engine, n_open)
+        sweep_result = sweep(sweep_engine, world, n_open)
         sweep_engine.dispose()
+    offered = e2e_counts.get("status_dispatched", 0)
+    escalated = e2e_counts.get("status_escalated", 0)
+    # Each order: its row, received + dispatched/escalated audit rows, one decision row;
+    # an offer arms two timers, an escalation raises one alert.
+    expected = {
+        "oao_order": e2e_orders,
+        "oao_transition": 2 * e2e_orders,
+        "oao_dispatch": e2e_orders,
+        "timer": 2 * offered,
+        "alert": escalated,
+    }
+    got = {name: e2e_counts[name] for name in expected}
+    if offered + escalated != e2e_orders or got != expected:
+        raise AssertionError(f"end-to-end rows {got}, expected {expected}")
     result = {
         "stores": N_STORES,
         "orders": n_orders,
@@ -381,11 +462,23 @@ def run_oao_bench(
         },
         "dispatch_end_to_end_sqlite": {
             "orders": e2e_orders,
+            "per_transaction": COMMIT_BATCH,
             "seconds": e2e_s,
             "cpu_s": e2e_cpu,
             "orders_per_s": e2e_orders / e2e_s,
             "orders_per_cpu_s": e2e_orders / e2e_cpu,
+            "dispatched": offered,
+            "escalated": escalated,
+            "rows": e2e_counts,
         },
+        "dispatch_one_by_one_sqlite": {
+            "orders": single_orders,
+            "seconds": single_s,
+            "cpu_s": single_cpu,
+            "orders_per_s": single_orders / single_s,
+            "orders_per_cpu_s": single_orders / single_cpu,
+        },
+        "batch_speedup_vs_one_by_one_cpu": (e2e_orders / e2e_cpu) / (single_orders / single_cpu),
         "timeout_sweep_sqlite": sweep_result,
         "targets": {"orders_per_s": TARGET_ORDERS_PER_S, "sweep_s": TARGET_SWEEP_S},
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -30,6 +31,21 @@ def deadlines(
     return remind_at, remind_at + timedelta(minutes=grace)
 
 
+def offer_timers(
+    policy: OaoRegionPolicy,
+    order_id: str,
+    priority: str,
+    hop: int,
+    store_id: str,
+    now: datetime,
+) -> list[tuple[str, str, datetime, dict[str, Any]]]:
+    """The reminder and re-dispatch timers (kind, key, due, payload) of the offer ``hop``."""
+    remind_at, redispatch_at = deadlines(policy, priority, now)
+    payload = {"order_id": order_id, "hop": hop, "store_id": store_id}
+    key = offer_key(order_id, hop)
+    return [(KIND_REMIND, key, remind_at, payload), (KIND_REDISPATCH, key, redispatch_at, payload)]
+
+
 def arm(
     session: Session,
     policy: OaoRegionPolicy,
@@ -40,11 +56,9 @@ def arm(
     now: datetime,
 ) -> None:
     """Schedule the reminder and the re-dispatch of the offer ``hop`` of an order."""
-    remind_at, redispatch_at = deadlines(policy, priority, now)
-    payload = {"order_id": order_id, "hop": hop, "store_id": store_id}
-    key = offer_key(order_id, hop)
-    timers.schedule(session, KIND_REMIND, key, remind_at, payload, now=now)
-    timers.schedule(session, KIND_REDISPATCH, key, redispatch_at, payload, now=now)
+    timers.schedule_many(
+        session, offer_timers(policy, order_id, priority, hop, store_id, now), now=now
+    )
 
 
 def disarm(session: Session, order_id: str, hop: int) -> int:

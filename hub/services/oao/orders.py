@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, ClassVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from hub.models.auth import Role
@@ -24,10 +29,18 @@ from hub.models.oao import (
 )
 from hub.models.registry import Alert, Region
 from hub.models.types import new_id
+from hub.services import timers
 from hub.services.auth import REGION_ROLES, STORE_ROLES, Principal
 from hub.services.errors import Conflict, Invalid, NotFound
 from hub.services.oao import config, deadlines, states
-from hub.services.oao.dispatch import Decision, DispatchRequest, NoEligibleStore
+from hub.services.oao.dispatch import (
+    Decision,
+    DispatchRequest,
+    NoEligibleStore,
+    PolicyView,
+    StoreSet,
+)
+from hub.services.oao.states import OPEN_AT_STORE
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +49,8 @@ _IDENTITY_FIELDS = ("channel", "product", "region_id", "customer_id", "latitude"
 MAX_PAGE = 500
 ALERT_NO_STORE = "oao_no_store"
 ALERT_ESCALATED = "oao_escalated"
+# Values per IN list: under SQLite's variable limit, and few round trips per burst.
+IN_CHUNK = 2_000
 
 
 def actor_of(principal: Principal) -> str:
@@ -49,44 +64,100 @@ def create_order(
 ) -> tuple[OaoOrder, bool]:
     """Take a channel's order and dispatch it; a resent client key returns the first order.
 
-    Returns (order, created). A key reused for a different order is a Conflict.
+    Returns (order, created). A key reused for a different order is a Conflict. The
+    same code as a burst (``create_orders``), run for one order.
     """
-    if session.get(Region, spec.region_id) is None or not principal.sees_region(spec.region_id):
-        raise NotFound(f"region {spec.region_id!r} not found")
-    if spec.customer_id is not None and session.get(Customer, spec.customer_id) is None:
-        raise Invalid(f"customer {spec.customer_id!r} does not exist", code="unknown_customer")
-    existing = _by_key(session, spec.client_order_key)
-    if existing is not None:
-        return _same_order(existing, spec), False
-    order = OaoOrder.model_validate(
-        {
-            **spec.model_dump(),
-            "id": new_id("ord"),
-            "created_at": now,
-            "status": OrderStatus.RECEIVED.value,
-        }
+    [(order_id, created)] = create_orders(session, principal, [spec], now)
+    order = session.get(OaoOrder, order_id)
+    assert order is not None  # inserted or found in this transaction
+    return order, created
+
+
+def create_orders(
+    session: Session, principal: Principal, specs: Sequence[OrderCreate], now: datetime
+) -> list[tuple[str, bool]]:
+    """Take a burst of orders and dispatch each, in one transaction: [(order id, created)].
+
+    Orders are decided in the given order, each seeing the store loads the ones before
+    it left (exactly as one call per order would), and every row (orders, audit,
+    decisions, SLA timers, alerts) is written with one statement per table. A client key
+    sent again (earlier, or twice in ``specs``) returns the first order. Any bad spec
+    (unknown region or customer, a key reused for another order) fails the whole burst
+    with an error naming it, before anything is written. Should a concurrent request
+    insert one of the keys first, the burst is redone and returns that order.
+    """
+    if not specs:
+        return []
+    for _ in range(_KEY_RACE_RETRIES):
+        try:
+            with session.begin_nested():
+                return _create_orders(session, principal, specs, now)
+        except _KeyRace:
+            continue  # rolled back to the savepoint; the other request's order is visible now
+    raise Conflict("orders with these client keys are being created concurrently; retry")
+
+
+class _KeyRace(Exception):
+    """A concurrent request inserted one of the burst's client keys first."""
+
+
+_KEY_RACE_RETRIES = 3
+
+
+def _label(specs: Sequence[OrderCreate], i: int, message: str) -> str:
+    """An error message, naming the order when it is one of a burst."""
+    return message if len(specs) == 1 else f"order {i} ({specs[i].client_order_key}): {message}"
+
+
+def _create_orders(
+    session: Session, principal: Principal, specs: Sequence[OrderCreate], now: datetime
+) -> list[tuple[str, bool]]:
+    """``create_orders`` inside its savepoint; raises _KeyRace when a key was taken meanwhile."""
+    region_ids = sorted({s.region_id for s in specs})
+    regions = set(
+        session.execute(select(Region.id).where(col(Region.id).in_(region_ids))).scalars()
     )
-    try:
-        with session.begin_nested():
-            session.add(order)
-    except IntegrityError:
-        # The same key arrived twice at once: the other request's order stands.
-        found = _by_key(session, spec.client_order_key)
-        if found is None:
-            raise
-        return _same_order(found, spec), False
-    states.record(
-        session,
-        order.id,
-        None,
-        OrderStatus.RECEIVED,
-        actor_of(principal),
-        f"from channel {spec.channel.value}",
-        now,
-    )
-    dispatch(session, order, now, actor="system:dispatch")
-    log.info("order received", extra={"order_id": order.id, "channel": order.channel})
-    return order, True
+    customer_ids = sorted({s.customer_id for s in specs if s.customer_id is not None})
+    customers: set[str] = set()
+    for part in chunks(customer_ids):
+        customers.update(
+            session.execute(select(Customer.id).where(col(Customer.id).in_(part))).scalars()
+        )
+    for i, spec in enumerate(specs):
+        if spec.region_id not in regions or not principal.sees_region(spec.region_id):
+            raise NotFound(_label(specs, i, f"region {spec.region_id!r} not found"))
+        if spec.customer_id is not None and spec.customer_id not in customers:
+            raise Invalid(
+                _label(specs, i, f"customer {spec.customer_id!r} does not exist"),
+                code="unknown_customer",
+            )
+    existing = _by_keys(session, [s.client_order_key for s in specs])
+    run = DispatchRun(session, now)
+    actor = actor_of(principal)
+    results: list[tuple[str, bool]] = []
+    first: dict[str, tuple[str, OrderCreate]] = {}
+    for i, spec in enumerate(specs):
+        key = spec.client_order_key
+        try:
+            if key in existing:
+                results.append((_same_order(existing[key], spec).id, False))
+                continue
+            if key in first:
+                _same_order(first[key][1], spec)
+                results.append((first[key][0], False))
+                continue
+        except Conflict as exc:
+            raise Conflict(_label(specs, i, str(exc)), code=exc.code) from None
+        ticket = run.receive(spec, actor)
+        first[key] = (ticket.id, spec)
+        results.append((ticket.id, True))
+        run.dispatch(ticket, "system:dispatch")
+    run.flush()
+    if len(first) == 1:
+        log.info("order received", extra={"order_id": next(iter(first.values()))[0]})
+    elif first:
+        log.info("orders received", extra={"count": len(first)})
+    return results
 
 
 def _by_key(session: Session, key: str) -> OaoOrder | None:
@@ -94,7 +165,22 @@ def _by_key(session: Session, key: str) -> OaoOrder | None:
     return session.exec(select(OaoOrder).where(OaoOrder.client_order_key == key)).first()
 
 
-def _same_order(existing: OaoOrder, spec: OrderCreate) -> OaoOrder:
+def _by_keys(session: Session, keys: Sequence[str]) -> dict[str, Any]:
+    """Orders already stored under these client keys: key -> (id and identity fields)."""
+    found: dict[str, Any] = {}
+    columns = [col(OaoOrder.id), col(OaoOrder.client_order_key)] + [
+        getattr(OaoOrder, name) for name in _IDENTITY_FIELDS
+    ]
+    unique = sorted(set(keys))
+    for part in chunks(unique):
+        for row in session.execute(
+            select(*columns).where(col(OaoOrder.client_order_key).in_(part))
+        ):
+            found[row.client_order_key] = row
+    return found
+
+
+def _same_order(existing: Any, spec: OrderCreate) -> Any:
     """``existing`` if ``spec`` is a retry of it, else Conflict."""
     for name in _IDENTITY_FIELDS:
         if getattr(existing, name) != getattr(spec, name):
@@ -106,62 +192,399 @@ def _same_order(existing: OaoOrder, spec: OrderCreate) -> OaoOrder:
     return existing
 
 
-def excluded_stores(session: Session, order_id: str) -> frozenset[str]:
-    """Stores that declined the order or let it time out: never offered it again."""
-    rows = session.exec(
-        select(OaoDispatch.store_id).where(
-            OaoDispatch.order_id == order_id,
-            col(OaoDispatch.outcome).in_(
-                (DispatchOutcome.REJECTED.value, DispatchOutcome.TIMED_OUT.value)
-            ),
+def chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    """``items`` in slices of at most ``size`` (IN lists under SQLite's variable limit)."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+@dataclass(slots=True, eq=False)
+class Ticket:
+    """An order's dispatch-relevant columns as plain values while a run decides for it."""
+
+    id: str
+    region_id: str
+    latitude: float
+    longitude: float
+    product: str
+    channel: str
+    priority: str
+    directed_store_id: str | None
+    status: str
+    store_id: str | None
+    hops: int
+    dispatched_at: datetime | None = None
+    escalation_reason: str | None = None
+
+    # Columns a run writes back (and the ORM copy of a single order is updated with).
+    WRITTEN: ClassVar[tuple[str, ...]] = (
+        "status",
+        "store_id",
+        "hops",
+        "dispatched_at",
+        "escalation_reason",
+    )
+    # Columns to select to build a ticket from a row (``from_row``), in field order.
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "id",
+        "region_id",
+        "latitude",
+        "longitude",
+        "product",
+        "channel",
+        "priority",
+        "directed_store_id",
+        "status",
+        "store_id",
+        "hops",
+        "dispatched_at",
+        "escalation_reason",
+    )
+
+    @classmethod
+    def of(cls, order: OaoOrder) -> Ticket:
+        """The ticket of an ORM order."""
+        return cls(*(getattr(order, name) for name in cls.COLUMNS))
+
+    @classmethod
+    def from_row(cls, row: Any) -> Ticket:
+        """The ticket of a row selected with ``ticket_columns()``."""
+        return cls(*(getattr(row, name) for name in cls.COLUMNS))
+
+    def apply_to(self, order: OaoOrder) -> None:
+        """Give an ORM copy of the order the values the run wrote (without dirtying it)."""
+        for name in self.WRITTEN:
+            set_committed_value(order, name, getattr(self, name))
+
+
+def ticket_columns() -> list[Any]:
+    """The order columns ``Ticket.from_row`` needs."""
+    return [getattr(OaoOrder, name) for name in Ticket.COLUMNS]
+
+
+_ORDER = OaoOrder.__table__  # type: ignore[attr-defined]
+_UPDATE_ORDER = (
+    update(_ORDER)
+    .where(_ORDER.c.id == bindparam("_id"))
+    .values({name: bindparam(name) for name in Ticket.WRITTEN})
+)
+
+
+class DispatchRun:
+    """Dispatch decisions over one or many orders, written set-based at ``flush``.
+
+    Every rule of dispatching lives here once: the region's policy and hop limit, the
+    stores a re-dispatch excludes, the decision record with its candidates, the audited
+    transition, the SLA timers of an offer, escalation with its ops alert. A single
+    order goes through a run of one (``dispatch``, ``offer``, ``create_order``); a burst
+    (``create_orders``, the SLA batch handlers) through one run. A region's policy and
+    store set are read once per run, and store loads then follow the run's own offers
+    in memory, so each decision sees the loads a one-order-at-a-time run would have seen.
+    """
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        """Start an empty run in ``session``'s transaction, deciding at ``now``."""
+        self.session = session
+        self.now = now
+        self._policies: dict[str, OaoRegionPolicy] = {}
+        self._views: dict[str, PolicyView] = {}
+        self._store_sets: dict[str, StoreSet] = {}
+        self._excluded: dict[str, frozenset[str]] = {}
+        self._new: dict[str, tuple[dict[str, Any], Ticket]] = {}
+        self._moved: dict[str, Ticket] = {}
+        self._transitions: list[dict[str, Any]] = []
+        self._offers: list[dict[str, Any]] = []
+        self._timers: list[tuple[str, str, datetime, dict[str, Any]]] = []
+        self._alerts: list[dict[str, Any]] = []
+
+    # -- what the run reads once
+
+    def policy(self, region_id: str) -> OaoRegionPolicy:
+        """The region's policy (read once per run)."""
+        policy = self._policies.get(region_id)
+        if policy is None:
+            policy = self._policies[region_id] = config.get_policy(self.session, region_id)
+            self._views[region_id] = config.policy_view(policy)
+        return policy
+
+    def store_set(self, region_id: str) -> StoreSet:
+        """The region's stores with their loads (read once per run, then kept in step)."""
+        stores = self._store_sets.get(region_id)
+        if stores is None:
+            self.session.flush()
+            stores = self._store_sets[region_id] = config.build_store_set(
+                self.session, region_id, self.now
+            )
+        return stores
+
+    def _load_exclusions(self, tickets: Sequence[Ticket]) -> None:
+        """Stores that declined or let each order time out (one query for them all)."""
+        ids = [t.id for t in tickets if t.hops and t.id not in self._excluded]
+        if not ids:
+            return
+        self.session.flush()
+        found: dict[str, set[str]] = {}
+        for part in chunks(ids):
+            rows = self.session.execute(
+                select(OaoDispatch.order_id, OaoDispatch.store_id).where(  # type: ignore[call-overload]
+                    col(OaoDispatch.order_id).in_(part),
+                    col(OaoDispatch.outcome).in_(_EXCLUDING),
+                )
+            )
+            for order_id, store_id in rows:
+                if store_id:
+                    found.setdefault(order_id, set()).add(store_id)
+        for order_id in ids:
+            self._excluded[order_id] = frozenset(found.get(order_id, ()))
+
+    # -- the rules
+
+    def receive(self, spec: OrderCreate, actor: str) -> Ticket:
+        """A new order from a channel (status received, audited); written at flush."""
+        ticket = Ticket(
+            new_id("ord"),
+            spec.region_id,
+            spec.latitude,
+            spec.longitude,
+            spec.product.value,
+            spec.channel.value,
+            spec.priority.value,
+            spec.directed_store_id,
+            OrderStatus.RECEIVED.value,
+            None,
+            0,
         )
-    ).all()
-    return frozenset(s for s in rows if s)
+        row = {
+            "id": ticket.id,
+            "client_order_key": spec.client_order_key,
+            "channel": ticket.channel,
+            "product": ticket.product,
+            "priority": ticket.priority,
+            "customer_id": spec.customer_id,
+            "region_id": spec.region_id,
+            "address": spec.address,
+            "latitude": spec.latitude,
+            "longitude": spec.longitude,
+            "window_start": spec.window_start,
+            "window_end": spec.window_end,
+            "directed_store_id": spec.directed_store_id,
+            "created_at": self.now,
+            "accepted_at": None,
+            "finished_at": None,
+        }
+        self._new[ticket.id] = (row, ticket)
+        self._transitions.append(
+            states.transition_row(
+                ticket.id,
+                None,
+                OrderStatus.RECEIVED,
+                actor,
+                f"from channel {spec.channel.value}",
+                self.now,
+            )
+        )
+        return ticket
+
+    def dispatch_all(
+        self, items: Sequence[tuple[Ticket, str]], actor: str
+    ) -> list[Decision | None]:
+        """``dispatch`` each (ticket, cause) in turn; exclusions are read in one query."""
+        self._load_exclusions([t for t, _ in items])
+        return [self.dispatch(t, actor, cause) for t, cause in items]
+
+    def dispatch(self, t: Ticket, actor: str, cause: str = "") -> Decision | None:
+        """Offer the order to the store its region's policy picks, or escalate; record why.
+
+        ``cause`` (why it is dispatched again: a rejection, a timeout) heads the audit
+        reason. Returns the decision, or None when the order went to the escalation queue.
+        """
+        lead = f"{cause}; " if cause else ""
+        policy = self.policy(t.region_id)
+        if t.hops >= policy.hop_limit:
+            self.escalate(
+                t, actor, f"{lead}hop limit {policy.hop_limit} reached without a store accepting"
+            )
+            return None
+        store_set = self.store_set(t.region_id)
+        request = DispatchRequest(
+            t.latitude, t.longitude, t.product, t.channel, t.directed_store_id
+        )
+        excluded: frozenset[str] = frozenset()
+        if t.hops:
+            self._load_exclusions([t])
+            excluded = self._excluded[t.id]
+        try:
+            decision = store_set.choose(request, self._views[t.region_id], excluded)
+        except NoEligibleStore as exc:
+            self._record(t, exc.decision, DispatchOutcome.WITHDRAWN)
+            nearest = next(
+                (c.store_id for c in exc.decision.candidates if c.store_id in store_set.by_id),
+                None,
+            )
+            self.escalate(
+                t,
+                actor,
+                f"{lead}no eligible store: {exc.decision.reason}",
+                alert_kind=ALERT_NO_STORE,
+                alert_store=nearest,
+            )
+            return None
+        assert decision.store_id is not None  # choose() raises rather than return no store
+        self.offer(t, decision, actor, cause)
+        return decision
+
+    def offer(self, t: Ticket, decision: Decision, actor: str, cause: str = "") -> None:
+        """Give the order to ``decision.store_id``: move, record, arm the SLA timers."""
+        assert decision.store_id is not None
+        previous, was = t.store_id, t.status
+        self._move(
+            t,
+            OrderStatus.DISPATCHED,
+            actor,
+            (f"{cause}; " if cause else "")
+            + f"{decision.policy}: {decision.reason}"
+            + (f" (was {previous})" if previous else ""),
+        )
+        self._shift_load(t.region_id, previous if was in OPEN_AT_STORE else None, decision.store_id)
+        t.store_id = decision.store_id
+        t.hops += 1
+        t.dispatched_at = self.now
+        self._touch(t)
+        self._record(t, decision, DispatchOutcome.PENDING)
+        self._timers.extend(
+            deadlines.offer_timers(
+                self.policy(t.region_id), t.id, t.priority, t.hops, decision.store_id, self.now
+            )
+        )
+
+    def escalate(
+        self,
+        t: Ticket,
+        actor: str,
+        reason: str,
+        alert_kind: str = ALERT_ESCALATED,
+        alert_store: str | None = None,
+    ) -> None:
+        """Send the order to a person (the escalation queue) and alert the region's ops."""
+        previous, was = t.store_id, t.status
+        self._move(t, OrderStatus.ESCALATED, actor, reason)
+        self._shift_load(t.region_id, previous if was in OPEN_AT_STORE else None, None)
+        t.escalation_reason = reason[:500]
+        t.store_id = None
+        self._touch(t)
+        self._alerts.append(
+            {
+                "kind": alert_kind,
+                "node_id": None,
+                "store_id": alert_store or previous,
+                "detail": f"order {t.id} (region {t.region_id}) escalated: {reason}"[:500],
+                "created_at": self.now,
+                "resolved_at": None,
+            }
+        )
+        log.warning("order escalated", extra={"order_id": t.id, "region_id": t.region_id})
+
+    def _move(self, t: Ticket, to: OrderStatus, actor: str, reason: str) -> None:
+        """Check and apply a move of the state machine, with its audit row."""
+        states.check_move(t.id, t.status, to)
+        self._transitions.append(states.transition_row(t.id, t.status, to, actor, reason, self.now))
+        t.status = to.value
+
+    def _shift_load(self, region_id: str, from_store: str | None, to_store: str | None) -> None:
+        """Keep the run's store loads in step with an order leaving / joining a store."""
+        stores = self._store_sets.get(region_id)
+        if stores is None:
+            return
+        if from_store is not None and from_store in stores.by_id:
+            stores.by_id[from_store].load -= 1
+        if to_store is not None and to_store in stores.by_id:
+            stores.by_id[to_store].load += 1
+
+    def _touch(self, t: Ticket) -> None:
+        if t.id not in self._new:
+            self._moved[t.id] = t
+
+    def _record(self, t: Ticket, decision: Decision, outcome: DispatchOutcome) -> None:
+        """Keep the decision: chosen store, policy, reason and every candidate's verdict."""
+        self._offers.append(
+            {
+                "order_id": t.id,
+                "hop": t.hops,
+                "store_id": decision.store_id,
+                "policy": decision.policy,
+                "reason": decision.reason[:500],
+                "candidates": decision.candidate_dicts(),
+                "decided_at": self.now,
+                "outcome": outcome.value,
+                "outcome_reason": None,
+                "outcome_at": None if outcome is DispatchOutcome.PENDING else self.now,
+                "reminded_at": None,
+            }
+        )
+
+    # -- writing
+
+    def flush(self) -> None:
+        """Write everything decided so far, one statement per table.
+
+        New orders go in with their final state (``ON CONFLICT DO NOTHING`` on the client
+        key); should a concurrent request have taken one of the keys, _KeyRace is raised
+        before anything else is written (``create_orders`` rolls back and redoes the burst).
+        """
+        session = self.session
+        session.flush()  # the caller's ORM changes (a closed offer, say) go first
+        if self._new:
+            rows = []
+            for row, t in self._new.values():
+                rows.append({**row, **{name: getattr(t, name) for name in Ticket.WRITTEN}})
+            statement = (
+                _insert_for(session)(_ORDER)
+                .on_conflict_do_nothing(index_elements=["client_order_key"])
+                .returning(_ORDER.c.id)
+            )
+            # RETURNING counts what went in (a driver's executemany rowcount may not).
+            inserted = len(session.execute(statement, rows).all())
+            if inserted < len(rows):
+                raise _KeyRace  # nothing of this burst may be written: the caller redoes it
+        if self._moved:
+            session.execute(
+                _UPDATE_ORDER,
+                [
+                    {"_id": t.id, **{name: getattr(t, name) for name in Ticket.WRITTEN}}
+                    for t in self._moved.values()
+                ],
+            )
+        if self._transitions:
+            session.execute(insert(OaoTransition.__table__), self._transitions)  # type: ignore[attr-defined]
+        if self._offers:
+            session.execute(insert(OaoDispatch.__table__), self._offers)  # type: ignore[attr-defined]
+        timers.schedule_many(session, self._timers, now=self.now)
+        if self._alerts:
+            session.execute(insert(Alert.__table__), self._alerts)  # type: ignore[attr-defined]
+        self._new, self._moved = {}, {}
+        self._transitions, self._offers, self._timers, self._alerts = [], [], [], []
+
+
+_EXCLUDING = (DispatchOutcome.REJECTED.value, DispatchOutcome.TIMED_OUT.value)
+
+
+def _insert_for(session: Session) -> Any:
+    """The dialect's INSERT (for ``ON CONFLICT``)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def dispatch(
     session: Session, order: OaoOrder, now: datetime, actor: str, cause: str = ""
 ) -> Decision | None:
-    """Offer the order to the store its region's policy picks, or escalate; record why.
-
-    ``cause`` (why it is dispatched again: a rejection, a timeout) heads the audit reason.
-    Returns the decision, or None when the order went to the escalation queue.
-    """
-    lead = f"{cause}; " if cause else ""
-    policy = config.get_policy(session, order.region_id)
-    if order.hops >= policy.hop_limit:
-        escalate(
-            session,
-            order,
-            now,
-            actor,
-            f"{lead}hop limit {policy.hop_limit} reached without a store accepting",
-        )
-        return None
-    store_set = config.build_store_set(session, order.region_id, now)
-    request = DispatchRequest(
-        order.latitude, order.longitude, order.product, order.channel, order.directed_store_id
-    )
-    try:
-        excluded = excluded_stores(session, order.id) if order.hops else frozenset()
-        decision = store_set.choose(request, config.policy_view(policy), excluded)
-    except NoEligibleStore as exc:
-        _record(session, order, exc.decision, now, DispatchOutcome.WITHDRAWN)
-        nearest = next(
-            (c.store_id for c in exc.decision.candidates if c.store_id in store_set.by_id), None
-        )
-        escalate(
-            session,
-            order,
-            now,
-            actor,
-            f"{lead}no eligible store: {exc.decision.reason}",
-            alert_kind=ALERT_NO_STORE,
-            alert_store=nearest,
-        )
-        return None
-    assert decision.store_id is not None  # choose() raises rather than return no store
-    offer(session, order, decision, now, actor, cause, policy)
+    """Dispatch one ORM order (a run of one): see ``DispatchRun.dispatch``."""
+    run = DispatchRun(session, now)
+    ticket = Ticket.of(order)
+    decision = run.dispatch(ticket, actor, cause)
+    run.flush()
+    ticket.apply_to(order)
     return decision
 
 
@@ -172,75 +595,14 @@ def offer(
     now: datetime,
     actor: str,
     cause: str = "",
-    policy: OaoRegionPolicy | None = None,
+    run: DispatchRun | None = None,
 ) -> None:
-    """Give the order to ``decision.store_id``: move, record, arm the SLA timers."""
-    assert decision.store_id is not None
-    previous = order.store_id
-    states.move(
-        session,
-        order,
-        OrderStatus.DISPATCHED,
-        actor,
-        (f"{cause}; " if cause else "")
-        + f"{decision.policy}: {decision.reason}"
-        + (f" (was {previous})" if previous else ""),
-        now,
-    )
-    order.store_id = decision.store_id
-    order.hops += 1
-    order.dispatched_at = now
-    session.add(order)
-    _record(session, order, decision, now, DispatchOutcome.PENDING)
-    region_policy = policy or config.get_policy(session, order.region_id)
-    deadlines.arm(
-        session, region_policy, order.id, order.priority, order.hops, decision.store_id, now
-    )
-
-
-def _record(
-    session: Session, order: OaoOrder, decision: Decision, now: datetime, outcome: DispatchOutcome
-) -> None:
-    """Keep the decision: chosen store, policy, reason and every candidate's verdict."""
-    session.add(
-        OaoDispatch(
-            order_id=order.id,
-            hop=order.hops,
-            store_id=decision.store_id,
-            policy=decision.policy,
-            reason=decision.reason[:500],
-            candidates=decision.candidate_dicts(),
-            decided_at=now,
-            outcome=outcome.value,
-            outcome_at=None if outcome is DispatchOutcome.PENDING else now,
-        )
-    )
-
-
-def escalate(
-    session: Session,
-    order: OaoOrder,
-    now: datetime,
-    actor: str,
-    reason: str,
-    alert_kind: str = ALERT_ESCALATED,
-    alert_store: str | None = None,
-) -> None:
-    """Send the order to a person (the escalation queue) and alert the region's ops."""
-    states.move(session, order, OrderStatus.ESCALATED, actor, reason, now)
-    order.escalation_reason = reason[:500]
-    store_for_alert = alert_store or order.store_id
-    order.store_id = None
-    session.add(order)
-    session.add(
-        Alert(
-            kind=alert_kind,
-            store_id=store_for_alert,
-            detail=f"order {order.id} (region {order.region_id}) escalated: {reason}"[:500],
-            created_at=now,
-        )
-    )
-    log.warning("order escalated", extra={"order_id": order.id, "region_id": order.region_id})
+    """Give one ORM order to ``decision.store_id`` (a run of one): see ``DispatchRun.offer``."""
+    run = run or DispatchRun(session, now)
+    ticket = Ticket.of(order)
+    run.offer(ticket, decision, actor, cause)
+    run.flush()
+    ticket.apply_to(order)
 
 
 def scoped_order(

@@ -1,5 +1,12 @@
 """SLA timer handlers: remind the store at the first deadline, move the order on at the second.
 
+Both are batch handlers (``hub.services.timers.batch_timer_handler``): a sweep hands over
+every due deadline of a kind at once, and the handler does its writes in a few
+statements per batch (one lock query, one statement per table), whatever the count.
+A batch of one is the single-timer case: there is no separate per-timer code. The
+dispatch rules themselves (exclusions, hop limit, escalation, audit, next timers) are
+``hub.services.oao.orders.DispatchRun``'s, the same code the intake runs.
+
 Import this module wherever ``hub.services.timers.run_due`` runs, so the handlers are
 registered (the API's order routes import it).
 """
@@ -7,15 +14,16 @@ registered (the API's order routes import it).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, update
-from sqlmodel import Session, select
+from sqlalchemy import bindparam, insert, update
+from sqlmodel import Session, col, select
 
 from hub.models.customers import OutboxMessage
 from hub.models.oao import DispatchOutcome, OaoDispatch, OaoOrder, OrderStatus
 from hub.models.registry import Alert
-from hub.models.timers import Timer
 from hub.services import timers
 from hub.services.oao import deadlines, orders, states
 
@@ -25,6 +33,24 @@ log = logging.getLogger(__name__)
 # ``store:<id>`` address (not personal data, so nothing to encrypt); see the README.
 STAFF_CHANNEL = "staff"
 ALERT_TIMEOUT = "oao_timeout"
+TIMEOUT_REASON = "no answer by the SLA deadline"
+
+_DISPATCH = OaoDispatch.__table__  # type: ignore[attr-defined]
+_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+_REMINDED = (
+    update(_DISPATCH)
+    .where(_DISPATCH.c.order_id == bindparam("_order"), _DISPATCH.c.hop == bindparam("_hop"))
+    .values(reminded_at=bindparam("_at"))
+)
+_TIMED_OUT = (
+    update(_DISPATCH)
+    .where(_DISPATCH.c.order_id == bindparam("_order"), _DISPATCH.c.hop == bindparam("_hop"))
+    .values(
+        outcome=DispatchOutcome.TIMED_OUT.value,
+        outcome_reason=TIMEOUT_REASON,
+        outcome_at=bindparam("_at"),
+    )
+)
 
 
 def staff_address(store_id: str) -> str:
@@ -32,87 +58,122 @@ def staff_address(store_id: str) -> str:
     return f"store:{store_id}"
 
 
-def _live_offer(session: Session, timer: Timer) -> OaoOrder | None:
-    """The order if the timer's offer is still the current, unanswered one (else None)."""
-    order = session.exec(
-        select(OaoOrder)
-        .where(OaoOrder.id == timer.payload["order_id"])
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    if (
-        order is None
-        or order.status != OrderStatus.DISPATCHED.value
-        or order.hops != timer.payload["hop"]
-        or order.store_id != timer.payload["store_id"]
-    ):
-        return None
-    return order
+def _live_offers(
+    session: Session, due: Sequence[timers.DueTimer], columns: Sequence[Any]
+) -> list[Any]:
+    """Order rows whose current, unanswered offer is the one a due timer is for.
 
-
-def _offer_row(session: Session, order: OaoOrder) -> OaoDispatch | None:
-    """The dispatch record of the order's current offer."""
-    return session.exec(
-        select(OaoDispatch).where(OaoDispatch.order_id == order.id, OaoDispatch.hop == order.hops)
-    ).first()
-
-
-@timers.timer_handler(deadlines.KIND_REMIND)
-def remind(session: Session, timer: Timer, now: datetime) -> None:
-    """First deadline: a reminder to the store's staff (outbox, sent once).
-
-    Plain statements rather than ORM objects: a sweep runs this for every open order
-    whose reminder is due, and the unit of work cost several times the SQL.
+    The rows are locked (PostgreSQL) in id order, so two sweeps, or a sweep and a store
+    answering, take turns on an order instead of both acting on the same offer; a timer
+    whose offer was answered, withdrawn or superseded is stale and does nothing.
     """
-    payload = timer.payload
-    query = select(OaoOrder.product, OaoOrder.priority).where(  # type: ignore[call-overload]
-        OaoOrder.id == payload["order_id"],
-        OaoOrder.status == OrderStatus.DISPATCHED.value,
-        OaoOrder.hops == payload["hop"],
-        OaoOrder.store_id == payload["store_id"],
-    )
-    live = session.execute(query.with_for_update()).first()
-    if live is None:
-        return
-    order_id, hop, store_id = payload["order_id"], payload["hop"], payload["store_id"]
-    session.execute(
-        insert(OutboxMessage).values(
-            channel=STAFF_CHANNEL,
-            recipient_enc=staff_address(store_id),
-            body=f"Reminder: order {order_id} ({live.product}, {live.priority}) is waiting for "
-            f"your store to accept it.",
-            dedupe_key=f"oao:remind:{order_id}:{hop}",
-            created_at=now,
+    wanted = {}
+    for timer in due:
+        payload = timer.payload
+        wanted[payload["order_id"]] = (payload["hop"], payload["store_id"])
+    rows: dict[str, Any] = {}
+    for part in orders.chunks(sorted(wanted)):
+        query = (
+            select(*columns)
+            .where(col(OaoOrder.id).in_(part))
+            .order_by(col(OaoOrder.id))
+            .with_for_update()
         )
-    )
-    session.execute(
-        update(OaoDispatch)
-        .where(OaoDispatch.order_id == order_id, OaoDispatch.hop == hop)  # type: ignore[arg-type]
-        .values(reminded_at=now)
-    )
-    log.info("order reminder queued", extra={"order_id": order_id, "store_id": store_id})
+        rows.update((row.id, row) for row in session.execute(query))
+    live = []
+    for order_id, (hop, store_id) in wanted.items():
+        row = rows.get(order_id)
+        if (
+            row is not None
+            and row.status == OrderStatus.DISPATCHED.value
+            and row.hops == hop
+            and row.store_id == store_id
+        ):
+            live.append(row)
+    return live
 
 
-@timers.timer_handler(deadlines.KIND_REDISPATCH)
-def redispatch(session: Session, timer: Timer, now: datetime) -> None:
-    """Second deadline: the store timed out; alert ops and offer the next recommended store."""
-    order = _live_offer(session, timer)
-    if order is None:
+def _queue_reminders(session: Session, live: Sequence[Any], now: datetime) -> None:
+    """A reminder to each offered store's staff (outbox, once per offer) and the offer's mark."""
+    if not live:
         return
-    store_id = order.store_id
-    row = _offer_row(session, order)
-    if row is not None:
-        row.outcome = DispatchOutcome.TIMED_OUT.value
-        row.outcome_reason = "no answer by the SLA deadline"
-        row.outcome_at = now
-        session.add(row)
-    session.add(
-        Alert(
-            kind=ALERT_TIMEOUT,
-            store_id=store_id,
-            detail=f"order {order.id} (region {order.region_id}) not accepted by "
-            f"{store_id} in time; re-dispatching",
-            created_at=now,
-        )
+    insert_once = orders._insert_for(session)(_OUTBOX).on_conflict_do_nothing(
+        index_elements=["dedupe_key"]
     )
-    orders.dispatch(session, order, now, states.SYSTEM_ACTOR, cause=f"{store_id} timed out")
+    session.execute(
+        insert_once,
+        [
+            {
+                "channel": STAFF_CHANNEL,
+                "recipient_enc": staff_address(row.store_id),
+                "customer_id": None,
+                "body": f"Reminder: order {row.id} ({row.product}, {row.priority}) is waiting "
+                f"for your store to accept it.",
+                "dedupe_key": f"oao:remind:{row.id}:{row.hops}",
+                "created_at": now,
+                "sent_at": None,
+            }
+            for row in live
+        ],
+    )
+    session.execute(_REMINDED, [{"_order": r.id, "_hop": r.hops, "_at": now} for r in live])
+    log.info("order reminders queued", extra={"count": len(live)})
+
+
+@timers.batch_timer_handler(deadlines.KIND_REMIND)
+def remind(session: Session, due: list[timers.DueTimer], now: datetime) -> None:
+    """First deadline: a reminder to the store's staff (outbox, sent once)."""
+    columns = [
+        OaoOrder.id,
+        OaoOrder.status,
+        OaoOrder.hops,
+        OaoOrder.store_id,
+        OaoOrder.product,
+        OaoOrder.priority,
+    ]
+    _queue_reminders(session, _live_offers(session, due, columns), now)
+
+
+@timers.batch_timer_handler(deadlines.KIND_REDISPATCH)
+def redispatch(session: Session, due: list[timers.DueTimer], now: datetime) -> None:
+    """Second deadline: the store timed out; alert ops and offer the next recommended store.
+
+    An offer whose reminder has not run yet (a sweep that comes late past both deadlines
+    finds both due) gets it first, as deadlines taken in time order would have.
+    """
+    live = _live_offers(session, due, orders.ticket_columns())
+    if not live:
+        return
+    unreminded: set[tuple[str, int]] = set()
+    for part in orders.chunks([row.id for row in live]):
+        unreminded.update(
+            (order_id, hop)
+            for order_id, hop in session.execute(
+                select(OaoDispatch.order_id, OaoDispatch.hop).where(  # type: ignore[call-overload]
+                    col(OaoDispatch.order_id).in_(part), col(OaoDispatch.reminded_at).is_(None)
+                )
+            )
+        )
+    _queue_reminders(session, [r for r in live if (r.id, r.hops) in unreminded], now)
+    session.execute(_TIMED_OUT, [{"_order": r.id, "_hop": r.hops, "_at": now} for r in live])
+    session.execute(
+        insert(Alert.__table__),  # type: ignore[attr-defined]
+        [
+            {
+                "kind": ALERT_TIMEOUT,
+                "node_id": None,
+                "store_id": row.store_id,
+                "detail": f"order {row.id} (region {row.region_id}) not accepted by "
+                f"{row.store_id} in time; re-dispatching",
+                "created_at": now,
+                "resolved_at": None,
+            }
+            for row in live
+        ],
+    )
+    run = orders.DispatchRun(session, now)
+    run.dispatch_all(
+        [(orders.Ticket.from_row(row), f"{row.store_id} timed out") for row in live],
+        states.SYSTEM_ACTOR,
+    )
+    run.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -41,10 +42,34 @@ class IllegalTransition(Conflict):
         super().__init__(f"order {order_id} is {current}; cannot move to {wanted} ({hint})")
 
 
+def check_move(order_id: str, current: str, to: OrderStatus) -> None:
+    """Raise IllegalTransition unless an order in ``current`` may move to ``to``."""
+    if to not in TRANSITIONS[OrderStatus(current)]:
+        raise IllegalTransition(order_id, current, to.value)
+
+
 def check(order: OaoOrder, to: OrderStatus) -> None:
     """Raise IllegalTransition unless ``order`` may move to ``to``."""
-    if to not in TRANSITIONS[OrderStatus(order.status)]:
-        raise IllegalTransition(order.id, order.status, to.value)
+    check_move(order.id, order.status, to)
+
+
+def transition_row(
+    order_id: str,
+    from_status: str | None,
+    to: OrderStatus,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The audit row of one move (column values): one shape for single and batch writes."""
+    return {
+        "order_id": order_id,
+        "from_status": from_status,
+        "to_status": to.value,
+        "actor": actor[:80],
+        "reason": reason[:500],
+        "at": now,
+    }
 
 
 def record(
@@ -57,16 +82,7 @@ def record(
     now: datetime,
 ) -> None:
     """Append the audit row of a move already applied to the order."""
-    session.add(
-        OaoTransition(
-            order_id=order_id,
-            from_status=from_status,
-            to_status=to.value,
-            actor=actor[:80],
-            reason=reason[:500],
-            at=now,
-        )
-    )
+    session.add(OaoTransition(**transition_row(order_id, from_status, to, actor, reason, now)))
     log.info("order moved", extra={"order_id": order_id, "from": from_status, "to": to.value})
 
 
