@@ -95,7 +95,7 @@ def arc(
 def oao(
     orders: int = typer.Option(10_000, "--orders", help="Orders dispatched over 500 stores."),
     e2e_orders: int = typer.Option(
-        2_000, "--e2e-orders", help="Of them, taken end to end through the database."
+        10_000, "--e2e-orders", help="Of them, taken end to end through the database."
     ),
     open_orders: int = typer.Option(10_000, "--open", help="Open orders in the timeout sweep."),
     out_dir: Path = typer.Option(RESULTS_DIR, "--out", help="Where oao.json goes."),
