@@ -38,6 +38,7 @@ from hub.services.journeys.batch import (
     Batch,
     Inst,
     from_orm,
+    gc_paused,
     in_list,
     load_instances,
     plan_of,
@@ -91,6 +92,7 @@ def enrol(
     return inst
 
 
+@gc_paused()
 def enrol_many(
     session: Session, journey: str, entries: Sequence[Enrolment], now: datetime
 ) -> list[str | HubError]:
@@ -188,6 +190,7 @@ def deliver_event(
     return deliver_events(session, event, [(customer_id, payload)], now, journey=journey)
 
 
+@gc_paused()
 def deliver_events(
     session: Session,
     event: str,
@@ -252,6 +255,7 @@ def exit_instance(session: Session, inst: JourneyInstance, reason: str, now: dat
 
 
 @timers.batch_timer_handler(STEP_TIMER)
+@gc_paused()
 def _on_step_timers(session: Session, due: list[timers.DueTimer], now: datetime) -> None:
     """Waits (or quiet hours) ended: resume every instance still on its timer's step."""
     session.flush()
