@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from hub.api.fastpath import CHECKIN_PATH, CheckinFastPath, ErrorBody
 from hub.api.main import api_router
 from hub.api.middleware import MetricsMiddleware
 from hub.clock import Clock, SystemClock
@@ -44,39 +48,64 @@ def create_app(
         description="Registry, customers, check-ins and operations of StoreWave stores.",
     )
     app.state.hub = ctx
-    app.add_middleware(MetricsMiddleware)
-    app.add_exception_handler(HubError, _hub_error)  # type: ignore[arg-type]
-    app.add_exception_handler(IntegrityError, _integrity_error)  # type: ignore[arg-type]
-    app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
+    for exc_class in (HubError, IntegrityError, OperationalError):
+        app.add_exception_handler(exc_class, _mapped_error)  # type: ignore[arg-type]
     app.include_router(api_router)
+    # Outermost last: metrics see every request, the check-in's fast path included.
+    app.add_middleware(
+        CheckinFastPath, ctx=ctx, route=_route(app, "POST", CHECKIN_PATH), error_body=error_body
+    )
+    app.add_middleware(MetricsMiddleware)
     return app
 
 
-async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:
-    """A service error as ``{"detail": message, "code": reason}`` with its status."""
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
-    return JSONResponse(
-        {"detail": exc.message, "code": exc.code}, status_code=exc.status_code, headers=headers
-    )
-
-
-async def _integrity_error(_request: Request, _exc: IntegrityError) -> JSONResponse:
-    """A constraint the database enforced (two callers creating the same id at once)."""
-    return JSONResponse(
-        {"detail": "the request conflicts with existing data", "code": "conflict"},
-        status_code=409,
-    )
+def _route(app: FastAPI, method: str, path: str) -> Any:
+    """The app's route serving ``method path`` (it must exist)."""
+    for context in iter_route_contexts(app.routes):
+        route = context.route
+        if getattr(route, "path", None) == path and method in getattr(route, "methods", ()):
+            return route
+    raise LookupError(f"no route for {method} {path}")
 
 
 # A client retrying sooner than this would only find the database still restarting.
 DATABASE_RETRY_AFTER_S = 2
 
 
-async def _database_unavailable(_request: Request, _exc: OperationalError) -> JSONResponse:
-    """The database is unreachable or busy (restarting, failing over, locked): say so and
-    when to retry, instead of a bare 500; nothing was committed."""
-    return JSONResponse(
-        {"detail": "the database is unavailable; retry shortly", "code": "database_unavailable"},
-        status_code=503,
-        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
-    )
+def error_body(exc: Exception) -> ErrorBody | None:
+    """What the API answers for a service or database error: (status, JSON, headers).
+
+    - a service error: ``{"detail": message, "code": reason}`` with its status (429 with
+      Retry-After);
+    - IntegrityError: a constraint the database enforced (two callers creating the same id
+      at once), 409 ``conflict``;
+    - OperationalError: the database is unreachable or busy (restarting, failing over,
+      locked): 503 ``database_unavailable`` with Retry-After instead of a bare 500;
+      nothing was committed.
+
+    None for anything else (a 500 from the server-error middleware).
+    """
+    if isinstance(exc, HubError):
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+        return exc.status_code, {"detail": exc.message, "code": exc.code}, headers
+    if isinstance(exc, IntegrityError):
+        return 409, {"detail": "the request conflicts with existing data", "code": "conflict"}, None
+    if isinstance(exc, OperationalError):
+        return (
+            503,
+            {
+                "detail": "the database is unavailable; retry shortly",
+                "code": "database_unavailable",
+            },
+            {"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
+    return None
+
+
+async def _mapped_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The FastAPI exception handler for everything :func:`error_body` maps."""
+    mapped = error_body(exc)
+    if mapped is None:  # not registered for other exceptions
+        raise exc
+    status, content, headers = mapped
+    return JSONResponse(content, status_code=status, headers=headers)

@@ -12,9 +12,8 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 
 from hub.api.deps import ContextDep, PhoneCaller, PhoneSessionCaller, Public, SessionDep
+from hub.api.fastpath import run_checkin
 from hub.api.transactional import TransactionalRoute
-from hub.context import HubContext
-from hub.db import session_scope
 from hub.models.checkins import Visit, VisitPublic
 from hub.models.customers import (
     CustomerPublic,
@@ -24,7 +23,6 @@ from hub.models.customers import (
     SessionRequest,
 )
 from hub.services import checkins, customers, phone_auth
-from hub.services.auth import Principal
 from storewave.wire import CheckinRequest, CheckinResponse, PhoneTokenResponse
 
 router = APIRouter(prefix="/v1", tags=["phone app"], route_class=TransactionalRoute)
@@ -139,16 +137,10 @@ async def check_in(ctx: ContextDep, caller: PhoneSessionCaller, body: CheckinReq
     Refused with 403 ``microphone_not_accepted`` until the customer has accepted the
     microphone-use disclosure (``PATCH /v1/me``).
     """
-    # The hot path: one threadpool call holds the whole transaction (authentication
-    # included, see PhoneSessionCaller) instead of one each for session, route and teardown.
-    result = await run_in_threadpool(_check_in, ctx, caller, body)
-    # Already a validated wire model: serialised once, not re-validated by the framework.
-    return Response(result.model_dump_json(), media_type="application/json")
-
-
-def _check_in(ctx: HubContext, caller: Principal, body: CheckinRequest) -> CheckinResponse:
-    """The check-in's transaction: committed here, or rolled back on any refusal."""
-    with session_scope(ctx.engine) as session:
-        return checkins.check_in(
-            session, ctx.crypto, ctx.clock, caller.customer_id, body, caller.session_hash
-        )
+    # A well-formed request from a phone session never gets here: hub.api.fastpath serves
+    # it ahead of the routing with the same run_checkin. This route answers the rest
+    # (401/403 for other callers, 422 for bad bodies) and documents the endpoint.
+    # One threadpool call holds the whole transaction (authentication included, see
+    # PhoneSessionCaller); the result is already a validated wire model, serialised once.
+    payload = await run_in_threadpool(run_checkin, ctx, caller, body)
+    return Response(payload, media_type="application/json")
