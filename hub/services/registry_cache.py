@@ -5,10 +5,12 @@ second. The cache keeps, per database, each beacon's decrypted keys, store and z
 each store's capacity, parsed opening hours and coordinates.
 
 Invalidation:
-- in this process, at once: any ORM insert, update or delete of a Beacon, Store, Zone or
-  Node (key rotation, range change, a node moved or revoked, new hours...) empties the
-  cache when it is flushed and again when its transaction commits (a check-in that
-  reloaded between the two would otherwise keep the old row);
+- in this process, at once: any ORM insert, update or delete of a Beacon, Store or Zone
+  (key rotation, range change, new hours...), and any change to a Node that a check-in
+  reads (moved, deleted, revoked or reinstated; not its last-seen, health or config
+  version, which ingest updates all the time) empties the cache when it is flushed and
+  again when its transaction commits (a check-in that reloaded between the two would
+  otherwise keep the old row);
 - in the hub's other worker processes, which see no ORM event: each entry lives at most
   ``REGISTRY_CACHE_TTL`` of the hub clock. A rotated key's predecessor stays valid for the
   slot window (90 s), far longer, so codes in the air are never lost; a new key's codes
@@ -24,11 +26,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, inspect, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
-from hub.models.registry import Beacon, Node, Store, Zone
+from hub.models.registry import Beacon, Node, NodeState, Store, Zone
 from hub.security import HubCrypto
 from hub.services import fraud
 
@@ -39,8 +41,13 @@ REGISTRY_CACHE_TTL = timedelta(seconds=5)
 MAX_CACHED_ENTRIES = 150_000
 # Session.info flag: this transaction wrote registry rows (invalidate again on commit).
 _DIRTY = "storewave_registry_dirty"
-_REGISTRY_MODELS = (Beacon, Store, Zone, Node)
+_REGISTRY_MODELS = (Beacon, Store, Zone)
+# What a check-in reads of a node: where it is (its beacon carries a copy) and whether it
+# is revoked. Any other column changing (last seen, state online/lost, health, config
+# version) leaves the cache alone.
+_NODE_READ_ATTRIBUTES = ("store_id", "zone_id")
 _BEACON = Beacon.__table__  # type: ignore[attr-defined]
+_NODE = Node.__table__  # type: ignore[attr-defined]
 _STORE = Store.__table__  # type: ignore[attr-defined]
 
 
@@ -61,6 +68,8 @@ class CachedBeacon:
     zone_id: str | None
     slot_s: int
     keys: tuple[BeaconKey, ...]
+    # The beacon's node is revoked: its codes, even genuine ones, no longer check in.
+    revoked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +122,21 @@ class RegistryCache:
         if hit is not None and _fresh(hit[0], now):
             return hit[1]
         generation = self._generation
-        b = _BEACON.c
-        query = select(
-            b.store_id, b.zone_id, b.slot_s, b.key_enc, b.previous_key_enc, b.previous_key_until
-        ).where(b.short_id == short_id)
+        b, n = _BEACON.c, _NODE.c
+        # Inner join: a beacon whose node row is gone is no beacon.
+        query = (
+            select(
+                b.store_id,
+                b.zone_id,
+                b.slot_s,
+                b.key_enc,
+                b.previous_key_enc,
+                b.previous_key_until,
+                n.state,
+            )
+            .select_from(_BEACON.join(_NODE, n.id == b.node_id))
+            .where(b.short_id == short_id)
+        )
         row = session.connection().execute(query).first()
         beacon = None
         if row is not None:
@@ -124,7 +144,14 @@ class RegistryCache:
             if row.previous_key_enc and row.previous_key_until:
                 previous = bytes.fromhex(crypto.decrypt_cached(row.previous_key_enc))
                 keys.append(BeaconKey(previous, row.previous_key_until))
-            beacon = CachedBeacon(short_id, row.store_id, row.zone_id, row.slot_s, tuple(keys))
+            beacon = CachedBeacon(
+                short_id,
+                row.store_id,
+                row.zone_id,
+                row.slot_s,
+                tuple(keys),
+                revoked=row.state == NodeState.REVOKED.value,
+            )
         self._put(self._beacons, short_id, (now, beacon), generation)
         return beacon
 
@@ -184,12 +211,35 @@ def invalidate_all() -> None:
         cache.clear()
 
 
+def _node_change_matters(node: Node) -> bool:
+    """Whether a pending update of ``node`` changes what a check-in reads of it."""
+    attrs = inspect(node).attrs
+    if any(attrs[name].history.has_changes() for name in _NODE_READ_ATTRIBUTES):
+        return True
+    state = attrs["state"].history
+    if not state.has_changes():
+        return False
+    before = state.deleted or state.unchanged
+    if not before:  # the old value was not loaded: assume it mattered
+        return True
+    revoked = NodeState.REVOKED.value
+    now_revoked = bool(state.added) and state.added[0] == revoked
+    return (before[0] == revoked) != now_revoked
+
+
+def _matters(session: OrmSession) -> bool:
+    """Whether this flush writes registry rows a check-in reads."""
+    if any(isinstance(obj, (*_REGISTRY_MODELS, Node)) for obj in session.deleted):
+        return True
+    if any(isinstance(obj, _REGISTRY_MODELS) for obj in (*session.new, *session.dirty)):
+        return True
+    # A new node has no beacon yet (creating one is a Beacon insert).
+    return any(isinstance(obj, Node) and _node_change_matters(obj) for obj in session.dirty)
+
+
 def _on_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
     """Registry rows about to be written: drop the cache now and once more at commit."""
-    if any(
-        isinstance(obj, _REGISTRY_MODELS)
-        for obj in (*session.new, *session.dirty, *session.deleted)
-    ):
+    if _matters(session):
         session.info[_DIRTY] = True
         invalidate_all()
 
