@@ -26,8 +26,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, String, bindparam, select, text, type_coerce, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -85,7 +83,6 @@ DEFAULT_SWEEP_INTERVAL_S = 1.0
 # SQLite write lock for a fraction of a second.
 DEFAULT_SET_BATCH = 2_000
 
-_TIMER = Timer.__table__  # type: ignore[attr-defined]
 _HANDLERS: dict[str, TimerHandler] = {}
 _BATCH_HANDLERS: dict[str, tuple[BatchHandler, int]] = {}
 
@@ -182,17 +179,32 @@ def schedule_many(
     """
     if not rows:
         return
-    for _, _, due_at, _ in rows:
+    connection = session.connection()
+    dialect = connection.dialect
+    bind = UtcDateTime().bind_processor(dialect) or (lambda value: value)
+    stamps: dict[datetime, Any] = {}
+    created = bind(now)
+    params = []
+    for kind, key, due_at, payload in rows:
         if due_at.tzinfo is None:
             raise ValueError("due_at must be timezone-aware")
-    values = [
-        {"kind": kind, "key": key, "due_at": due_at, "payload": payload,
-         "state": TimerState.PENDING.value, "attempts": 0, "created_at": now}
-        for kind, key, due_at, payload in rows
-    ]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(_TIMER).on_conflict_do_nothing(index_elements=["kind", "key"])
-    session.execute(statement, values)
+        due = stamps.get(due_at)
+        if due is None:
+            due = stamps[due_at] = bind(due_at)
+        params.append((kind, key, due, json.dumps(payload, separators=(",", ":")), created))
+    # The driver's executemany straight away: per-row parameter processing in SQLAlchemy
+    # would cost more than the insert when an intake or a sweep arms thousands at once.
+    sql = _SCHEDULE_PG if dialect.name == "postgresql" else _SCHEDULE_SQLITE
+    connection.exec_driver_sql(sql, params)
+
+
+_SCHEDULE_SQLITE = (
+    "INSERT INTO timer (kind, key, due_at, payload, state, attempts, created_at) "
+    "VALUES (?, ?, ?, ?, 'pending', 0, ?) ON CONFLICT (kind, key) DO NOTHING"
+)
+_SCHEDULE_PG = _SCHEDULE_SQLITE.replace("?, ?, ?, ?,", "%s, %s, %s, %s::json,").replace(
+    "?)", "%s)"
+)
 
 
 def cancel(session: Session, kind: str, key: str, *, skip_locked: bool = False) -> bool:

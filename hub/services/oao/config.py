@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, type_coerce
 from sqlmodel import Session, col, func, select
@@ -22,7 +24,7 @@ from hub.models.oao import (
 from hub.models.registry import Region, Store
 from hub.services.auth import Principal, scoped_store
 from hub.services.errors import Invalid, NotFound
-from hub.services.fraud import is_open
+from hub.services.fraud import is_open_at, opening_spans
 from hub.services.oao.dispatch import PolicyView, StoreSet, StoreState
 from hub.services.oao.states import OPEN_AT_STORE
 
@@ -166,6 +168,12 @@ def build_store_set(session: Session, region_id: str, now: datetime) -> StoreSet
     )
 
 
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    """A time zone by name (looked up once)."""
+    return ZoneInfo(name)
+
+
 def _json(raw: Any) -> Any:
     """A JSON column's value: SQLite hands back text, psycopg may hand back the object."""
     return json.loads(raw) if isinstance(raw, str | bytes) else raw
@@ -184,8 +192,8 @@ class _LazyStore(StoreState):
         """The registry's opening-hours rule (hub.services.fraud), evaluated on first ask."""
         if self.is_open is None:
             hours = _json(self.raw_hours) or {}
-            self.is_open = self.now is None or is_open(
-                Store(opening_hours=hours, timezone=self.timezone), self.now
+            self.is_open = self.now is None or is_open_at(
+                opening_spans(hours), _zone(self.timezone), self.now
             )
         return self.is_open
 

@@ -130,6 +130,16 @@ class StoreSet:
             [s.latitude for s in self.stores], [s.longitude for s in self.stores]
         )
 
+    def prime(self, requests: Sequence[DispatchRequest], policy: PolicyView) -> None:
+        """Work out the first nearest-store query of many orders at once (a burst's decisions
+        then reuse it: same answers, one vectorised tree query)."""
+        self.index.prime(
+            [r.latitude for r in requests],
+            [r.longitude for r in requests],
+            INITIAL_K,
+            policy.max_distance_km,
+        )
+
     def verdict(self, store: StoreState, product: str, excluded: Iterable[str]) -> str:
         """``eligible``, or the first reason ``store`` cannot take a ``product`` order now."""
         if store.id in excluded:

@@ -56,24 +56,69 @@ def haversine_km(
     return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
+def _xyz(latitude: float, longitude: float) -> tuple[float, float, float]:
+    """One point on the unit sphere (plain floats; the same maths for single and batch queries)."""
+    lat, lon = math.radians(latitude), math.radians(longitude)
+    cos_lat = math.cos(lat)
+    return (cos_lat * math.cos(lon), cos_lat * math.sin(lon), math.sin(lat))
+
+
 class SphereIndex:
     """Nearest-neighbour queries over fixed points, answered in great-circle km."""
 
     def __init__(self, latitudes: Sequence[float], longitudes: Sequence[float]) -> None:
         """Index the points (degrees); an empty index answers every query with nothing."""
         self.size = len(latitudes)
+        self._primed: dict[tuple[float, float, int, float], tuple[list[float], list[int]]] = {}
         self._tree = cKDTree(unit_xyz(latitudes, longitudes)) if self.size else None
 
     def nearest(
         self, latitude: float, longitude: float, k: int, max_km: float
-    ) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
-        """Up to ``k`` nearest points within ``max_km``: (km, indices), nearest first."""
+    ) -> tuple[list[float], list[int]]:
+        """Up to ``k`` nearest points within ``max_km``: (km, indices), nearest first.
+
+        One point at a time in plain floats (NumPy's per-call overhead on a 3-vector cost
+        more than the tree search); an answer ``prime`` worked out beforehand is reused.
+        """
         if self._tree is None or k <= 0:
-            return np.empty(0), np.empty(0, dtype=np.intp)
+            return [], []
         k = min(k, self.size)
-        chord, idx = self._tree.query(
-            unit_xyz([latitude], [longitude])[0], k=k, distance_upper_bound=km_to_chord(max_km)
-        )
-        chord, idx = np.atleast_1d(chord), np.atleast_1d(idx)
-        found = np.isfinite(chord)  # cKDTree pads misses beyond the bound with inf
-        return np.asarray(chord_to_km(chord[found])), idx[found]
+        primed = self._primed.pop((latitude, longitude, k, max_km), None)
+        if primed is not None:
+            return primed
+        point = _xyz(latitude, longitude)
+        chord, idx = self._tree.query(point, k=k, distance_upper_bound=km_to_chord(max_km))
+        if k == 1:
+            return self._answer([float(chord)], [int(idx)])
+        return self._answer(chord.tolist(), idx.tolist())
+
+    def prime(
+        self, latitudes: Sequence[float], longitudes: Sequence[float], k: int, max_km: float
+    ) -> None:
+        """Answer ``nearest`` for many points in one vectorised tree query, kept for reuse.
+
+        The same answers ``nearest`` would compute one by one (the tree does not change);
+        a burst of orders then pays the query's overhead once.
+        """
+        if self._tree is None or k <= 0 or not latitudes:
+            return
+        k = min(k, self.size)
+        points = [_xyz(lat, lon) for lat, lon in zip(latitudes, longitudes, strict=True)]
+        chords, idxs = self._tree.query(points, k=k, distance_upper_bound=km_to_chord(max_km))
+        chords, idxs = chords.reshape(len(latitudes), k), idxs.reshape(len(latitudes), k)
+        for lat, lon, chord, idx in zip(
+            latitudes, longitudes, chords.tolist(), idxs.tolist(), strict=True
+        ):
+            self._primed[(lat, lon, k, max_km)] = self._answer(chord, idx)
+
+    @staticmethod
+    def _answer(chords: list[float], idxs: list[int]) -> tuple[list[float], list[int]]:
+        """Chords to km, dropping the misses (cKDTree pads them with inf)."""
+        km: list[float] = []
+        found: list[int] = []
+        for c, i in zip(chords, idxs, strict=True):
+            if c == math.inf:
+                break
+            km.append(2.0 * EARTH_RADIUS_KM * math.asin(min(c / 2.0, 1.0)))
+            found.append(i)
+        return km, found

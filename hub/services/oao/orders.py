@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import bindparam, insert, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from hub.models.auth import Role
@@ -27,11 +24,12 @@ from hub.models.oao import (
     OrderPublic,
     OrderStatus,
 )
-from hub.models.registry import Alert, Region
+from hub.models.registry import Region
 from hub.models.types import new_id
 from hub.services import timers
 from hub.services.auth import REGION_ROLES, STORE_ROLES, Principal
 from hub.services.errors import Conflict, Invalid, NotFound
+from hub.services.journeys.bulk import BulkSql
 from hub.services.oao import config, deadlines, states
 from hub.services.oao.dispatch import (
     Decision,
@@ -136,6 +134,7 @@ def _create_orders(
     actor = actor_of(principal)
     results: list[tuple[str, bool]] = []
     first: dict[str, tuple[str, OrderCreate]] = {}
+    received: list[tuple[Ticket, str]] = []
     for i, spec in enumerate(specs):
         key = spec.client_order_key
         try:
@@ -151,7 +150,8 @@ def _create_orders(
         ticket = run.receive(spec, actor)
         first[key] = (ticket.id, spec)
         results.append((ticket.id, True))
-        run.dispatch(ticket, "system:dispatch")
+        received.append((ticket, ""))
+    run.dispatch_all(received, "system:dispatch")
     run.flush()
     if len(first) == 1:
         log.info("order received", extra={"order_id": next(iter(first.values()))[0]})
@@ -219,14 +219,6 @@ class Ticket:
     dispatched_at: datetime | None = None
     escalation_reason: str | None = None
 
-    # Columns a run writes back (and the ORM copy of a single order is updated with).
-    WRITTEN: ClassVar[tuple[str, ...]] = (
-        "status",
-        "store_id",
-        "hops",
-        "dispatched_at",
-        "escalation_reason",
-    )
     # Columns to select to build a ticket from a row (``from_row``), in field order.
     COLUMNS: ClassVar[tuple[str, ...]] = (
         "id",
@@ -254,23 +246,10 @@ class Ticket:
         """The ticket of a row selected with ``ticket_columns()``."""
         return cls(*(getattr(row, name) for name in cls.COLUMNS))
 
-    def apply_to(self, order: OaoOrder) -> None:
-        """Give an ORM copy of the order the values the run wrote (without dirtying it)."""
-        for name in self.WRITTEN:
-            set_committed_value(order, name, getattr(self, name))
-
 
 def ticket_columns() -> list[Any]:
     """The order columns ``Ticket.from_row`` needs."""
     return [getattr(OaoOrder, name) for name in Ticket.COLUMNS]
-
-
-_ORDER = OaoOrder.__table__  # type: ignore[attr-defined]
-_UPDATE_ORDER = (
-    update(_ORDER)
-    .where(_ORDER.c.id == bindparam("_id"))
-    .values({name: bindparam(name) for name in Ticket.WRITTEN})
-)
 
 
 class DispatchRun:
@@ -340,6 +319,17 @@ class DispatchRun:
         for order_id in ids:
             self._excluded[order_id] = frozenset(found.get(order_id, ()))
 
+    def _prime(self, tickets: Sequence[Ticket]) -> None:
+        """Nearest-store queries of a burst, per region, in one go (``StoreSet.prime``)."""
+        if len(tickets) < 2:
+            return
+        by_region: dict[str, list[DispatchRequest]] = {}
+        for t in tickets:
+            by_region.setdefault(t.region_id, []).append(_request(t))
+        for region_id, requests in by_region.items():
+            self.policy(region_id)
+            self.store_set(region_id).prime(requests, self._views[region_id])
+
     # -- the rules
 
     def receive(self, spec: OrderCreate, actor: str) -> Ticket:
@@ -391,8 +381,11 @@ class DispatchRun:
     def dispatch_all(
         self, items: Sequence[tuple[Ticket, str]], actor: str
     ) -> list[Decision | None]:
-        """``dispatch`` each (ticket, cause) in turn; exclusions are read in one query."""
-        self._load_exclusions([t for t, _ in items])
+        """``dispatch`` each (ticket, cause) in turn; exclusions are read in one query and
+        each region's first nearest-store queries are answered in one vectorised query."""
+        tickets = [t for t, _ in items]
+        self._load_exclusions(tickets)
+        self._prime(tickets)
         return [self.dispatch(t, actor, cause) for t, cause in items]
 
     def dispatch(self, t: Ticket, actor: str, cause: str = "") -> Decision | None:
@@ -409,9 +402,7 @@ class DispatchRun:
             )
             return None
         store_set = self.store_set(t.region_id)
-        request = DispatchRequest(
-            t.latitude, t.longitude, t.product, t.channel, t.directed_store_id
-        )
+        request = _request(t)
         excluded: frozenset[str] = frozenset()
         if t.hops:
             self._load_exclusions([t])
@@ -528,52 +519,131 @@ class DispatchRun:
     # -- writing
 
     def flush(self) -> None:
-        """Write everything decided so far, one statement per table.
+        """Write everything decided so far: one ``executemany`` per table.
 
         New orders go in with their final state (``ON CONFLICT DO NOTHING`` on the client
         key); should a concurrent request have taken one of the keys, _KeyRace is raised
         before anything else is written (``create_orders`` rolls back and redoes the burst).
+        Rows go to the driver directly (``BulkSql``): SQLAlchemy's per-row parameter
+        processing cost more than the database's work on a burst.
         """
         session = self.session
         session.flush()  # the caller's ORM changes (a closed offer, say) go first
+        sql = BulkSql(session)
+        dt, js = sql.dt, sql.js
         if self._new:
             rows = []
             for row, t in self._new.values():
-                rows.append({**row, **{name: getattr(t, name) for name in Ticket.WRITTEN}})
-            statement = (
-                _insert_for(session)(_ORDER)
-                .on_conflict_do_nothing(index_elements=["client_order_key"])
-                .returning(_ORDER.c.id)
-            )
-            # RETURNING counts what went in (a driver's executemany rowcount may not).
-            inserted = len(session.execute(statement, rows).all())
-            if inserted < len(rows):
+                rows.append(
+                    (
+                        t.id,
+                        row["client_order_key"],
+                        t.channel,
+                        t.product,
+                        t.priority,
+                        row["customer_id"],
+                        t.region_id,
+                        row["address"],
+                        t.latitude,
+                        t.longitude,
+                        dt(row["window_start"]),
+                        dt(row["window_end"]),
+                        t.directed_store_id,
+                        t.status,
+                        t.store_id,
+                        t.hops,
+                        t.escalation_reason,
+                        dt(self.now),
+                        dt(t.dispatched_at),
+                    )
+                )
+            if sql.many(_INSERT_ORDER, rows) < len(rows):
                 raise _KeyRace  # nothing of this burst may be written: the caller redoes it
         if self._moved:
-            session.execute(
+            sql.many(
                 _UPDATE_ORDER,
                 [
-                    {"_id": t.id, **{name: getattr(t, name) for name in Ticket.WRITTEN}}
+                    (t.status, t.store_id, t.hops, dt(t.dispatched_at), t.escalation_reason, t.id)
                     for t in self._moved.values()
                 ],
             )
-        if self._transitions:
-            session.execute(insert(OaoTransition.__table__), self._transitions)  # type: ignore[attr-defined]
-        if self._offers:
-            session.execute(insert(OaoDispatch.__table__), self._offers)  # type: ignore[attr-defined]
+        sql.many(
+            "INSERT INTO oao_transition (order_id, from_status, to_status, actor, reason, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    r["order_id"],
+                    r["from_status"],
+                    r["to_status"],
+                    r["actor"],
+                    r["reason"],
+                    dt(r["at"]),
+                )
+                for r in self._transitions
+            ],
+        )
+        sql.many(
+            "INSERT INTO oao_dispatch (order_id, hop, store_id, policy, reason, candidates, "
+            "decided_at, outcome, outcome_at) VALUES (?, ?, ?, ?, ?, ?j, ?, ?, ?)",
+            [
+                (
+                    r["order_id"],
+                    r["hop"],
+                    r["store_id"],
+                    r["policy"],
+                    r["reason"],
+                    js(r["candidates"]),
+                    dt(r["decided_at"]),
+                    r["outcome"],
+                    dt(r["outcome_at"]),
+                )
+                for r in self._offers
+            ],
+        )
         timers.schedule_many(session, self._timers, now=self.now)
-        if self._alerts:
-            session.execute(insert(Alert.__table__), self._alerts)  # type: ignore[attr-defined]
+        insert_alerts(sql, self._alerts)
+        expire_orders(session, self._moved)
         self._new, self._moved = {}, {}
         self._transitions, self._offers, self._timers, self._alerts = [], [], [], []
 
 
+_INSERT_ORDER = (
+    "INSERT INTO oao_order (id, client_order_key, channel, product, priority, customer_id, "
+    "region_id, address, latitude, longitude, window_start, window_end, directed_store_id, "
+    "status, store_id, hops, escalation_reason, created_at, dispatched_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (client_order_key) DO NOTHING"
+)
+_UPDATE_ORDER = (
+    "UPDATE oao_order SET status = ?, store_id = ?, hops = ?, dispatched_at = ?, "
+    "escalation_reason = ? WHERE id = ?"
+)
+
+
+def insert_alerts(sql: BulkSql, alerts: Sequence[dict[str, Any]]) -> None:
+    """Ops alerts (kind, store, detail, at), one statement."""
+    sql.many(
+        "INSERT INTO alert (kind, store_id, detail, created_at) VALUES (?, ?, ?, ?)",
+        [(a["kind"], a["store_id"], a["detail"], sql.dt(a["created_at"])) for a in alerts],
+    )
+
+
+def expire_orders(session: Session, ids: Iterable[str]) -> None:
+    """ORM copies of orders written with plain SQL are stale: reload them on next access."""
+    if not session.identity_map:
+        return
+    for order_id in ids:
+        order = session.identity_map.get(identity_key(OaoOrder, order_id))
+        if order is not None:
+            session.expire(order)
+
+
+def _request(t: Ticket) -> DispatchRequest:
+    """What dispatch looks at of an order."""
+    return DispatchRequest(t.latitude, t.longitude, t.product, t.channel, t.directed_store_id)
+
+
 _EXCLUDING = (DispatchOutcome.REJECTED.value, DispatchOutcome.TIMED_OUT.value)
-
-
-def _insert_for(session: Session) -> Any:
-    """The dialect's INSERT (for ``ON CONFLICT``)."""
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def dispatch(
@@ -584,7 +654,6 @@ def dispatch(
     ticket = Ticket.of(order)
     decision = run.dispatch(ticket, actor, cause)
     run.flush()
-    ticket.apply_to(order)
     return decision
 
 
@@ -602,7 +671,6 @@ def offer(
     ticket = Ticket.of(order)
     run.offer(ticket, decision, actor, cause)
     run.flush()
-    ticket.apply_to(order)
 
 
 def scoped_order(

@@ -18,13 +18,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
-from hub.models.customers import OutboxMessage
 from hub.models.oao import DispatchOutcome, OaoDispatch, OaoOrder, OrderStatus
-from hub.models.registry import Alert
 from hub.services import timers
+from hub.services.journeys.bulk import BulkSql
 from hub.services.oao import deadlines, orders, states
 
 log = logging.getLogger(__name__)
@@ -34,23 +32,6 @@ log = logging.getLogger(__name__)
 STAFF_CHANNEL = "staff"
 ALERT_TIMEOUT = "oao_timeout"
 TIMEOUT_REASON = "no answer by the SLA deadline"
-
-_DISPATCH = OaoDispatch.__table__  # type: ignore[attr-defined]
-_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-_REMINDED = (
-    update(_DISPATCH)
-    .where(_DISPATCH.c.order_id == bindparam("_order"), _DISPATCH.c.hop == bindparam("_hop"))
-    .values(reminded_at=bindparam("_at"))
-)
-_TIMED_OUT = (
-    update(_DISPATCH)
-    .where(_DISPATCH.c.order_id == bindparam("_order"), _DISPATCH.c.hop == bindparam("_hop"))
-    .values(
-        outcome=DispatchOutcome.TIMED_OUT.value,
-        outcome_reason=TIMEOUT_REASON,
-        outcome_at=bindparam("_at"),
-    )
-)
 
 
 def staff_address(store_id: str) -> str:
@@ -97,26 +78,27 @@ def _queue_reminders(session: Session, live: Sequence[Any], now: datetime) -> No
     """A reminder to each offered store's staff (outbox, once per offer) and the offer's mark."""
     if not live:
         return
-    insert_once = orders._insert_for(session)(_OUTBOX).on_conflict_do_nothing(
-        index_elements=["dedupe_key"]
-    )
-    session.execute(
-        insert_once,
+    sql = BulkSql(session)
+    at = sql.dt(now)
+    sql.many(
+        "INSERT INTO outbox (channel, recipient_enc, body, dedupe_key, created_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
         [
-            {
-                "channel": STAFF_CHANNEL,
-                "recipient_enc": staff_address(row.store_id),
-                "customer_id": None,
-                "body": f"Reminder: order {row.id} ({row.product}, {row.priority}) is waiting "
-                f"for your store to accept it.",
-                "dedupe_key": f"oao:remind:{row.id}:{row.hops}",
-                "created_at": now,
-                "sent_at": None,
-            }
+            (
+                STAFF_CHANNEL,
+                staff_address(row.store_id),
+                f"Reminder: order {row.id} ({row.product}, {row.priority}) is waiting for "
+                f"your store to accept it.",
+                f"oao:remind:{row.id}:{row.hops}",
+                at,
+            )
             for row in live
         ],
     )
-    session.execute(_REMINDED, [{"_order": r.id, "_hop": r.hops, "_at": now} for r in live])
+    sql.many(
+        "UPDATE oao_dispatch SET reminded_at = ? WHERE order_id = ? AND hop = ?",
+        [(at, row.id, row.hops) for row in live],
+    )
     log.info("order reminders queued", extra={"count": len(live)})
 
 
@@ -155,18 +137,22 @@ def redispatch(session: Session, due: list[timers.DueTimer], now: datetime) -> N
             )
         )
     _queue_reminders(session, [r for r in live if (r.id, r.hops) in unreminded], now)
-    session.execute(_TIMED_OUT, [{"_order": r.id, "_hop": r.hops, "_at": now} for r in live])
-    session.execute(
-        insert(Alert.__table__),  # type: ignore[attr-defined]
+    sql = BulkSql(session)
+    at = sql.dt(now)
+    sql.many(
+        "UPDATE oao_dispatch SET outcome = ?, outcome_reason = ?, outcome_at = ? "
+        "WHERE order_id = ? AND hop = ?",
+        [(DispatchOutcome.TIMED_OUT.value, TIMEOUT_REASON, at, r.id, r.hops) for r in live],
+    )
+    orders.insert_alerts(
+        sql,
         [
             {
                 "kind": ALERT_TIMEOUT,
-                "node_id": None,
                 "store_id": row.store_id,
                 "detail": f"order {row.id} (region {row.region_id}) not accepted by "
                 f"{row.store_id} in time; re-dispatching",
                 "created_at": now,
-                "resolved_at": None,
             }
             for row in live
         ],
