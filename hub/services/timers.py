@@ -183,6 +183,8 @@ def schedule_many(
     dialect = connection.dialect
     bind = UtcDateTime().bind_processor(dialect) or (lambda value: value)
     stamps: dict[datetime, Any] = {}
+    # Timers made together often share one payload object (an offer's two deadlines).
+    encoded: dict[int, tuple[dict[str, Any], str]] = {}
     created = bind(now)
     params = []
     for kind, key, due_at, payload in rows:
@@ -191,7 +193,10 @@ def schedule_many(
         due = stamps.get(due_at)
         if due is None:
             due = stamps[due_at] = bind(due_at)
-        params.append((kind, key, due, json.dumps(payload, separators=(",", ":")), created))
+        text = encoded.get(id(payload))
+        if text is None or text[0] is not payload:
+            text = encoded[id(payload)] = (payload, json.dumps(payload, separators=(",", ":")))
+        params.append((kind, key, due, text[1], created))
     # The driver's executemany straight away: per-row parameter processing in SQLAlchemy
     # would cost more than the insert when an intake or a sweep arms thousands at once.
     sql = _SCHEDULE_PG if dialect.name == "postgresql" else _SCHEDULE_SQLITE

@@ -56,6 +56,9 @@ def haversine_km(
     return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
+_KM_PER_CHORD = 2.0 * EARTH_RADIUS_KM
+
+
 def _xyz(latitude: float, longitude: float) -> tuple[float, float, float]:
     """One point on the unit sphere (plain floats; the same maths for single and batch queries)."""
     lat, lon = math.radians(latitude), math.radians(longitude)
@@ -105,7 +108,8 @@ class SphereIndex:
         k = min(k, self.size)
         points = [_xyz(lat, lon) for lat, lon in zip(latitudes, longitudes, strict=True)]
         chords, idxs = self._tree.query(points, k=k, distance_upper_bound=km_to_chord(max_km))
-        chords, idxs = chords.reshape(len(latitudes), k), idxs.reshape(len(latitudes), k)
+        chords = np.asarray(chords).reshape(len(points), k)
+        idxs = np.asarray(idxs).reshape(len(points), k)
         for lat, lon, chord, idx in zip(
             latitudes, longitudes, chords.tolist(), idxs.tolist(), strict=True
         ):
@@ -114,11 +118,8 @@ class SphereIndex:
     @staticmethod
     def _answer(chords: list[float], idxs: list[int]) -> tuple[list[float], list[int]]:
         """Chords to km, dropping the misses (cKDTree pads them with inf)."""
-        km: list[float] = []
-        found: list[int] = []
-        for c, i in zip(chords, idxs, strict=True):
-            if c == math.inf:
-                break
-            km.append(2.0 * EARTH_RADIUS_KM * math.asin(min(c / 2.0, 1.0)))
-            found.append(i)
-        return km, found
+        n = len(chords)
+        if chords[-1] == math.inf:
+            n = chords.index(math.inf)
+        # math.asin, not NumPy's: single and primed answers must agree to the last bit.
+        return [_KM_PER_CHORD * math.asin(min(c / 2.0, 1.0)) for c in chords[:n]], idxs[:n]

@@ -243,8 +243,8 @@ class Ticket:
 
     @classmethod
     def from_row(cls, row: Any) -> Ticket:
-        """The ticket of a row selected with ``ticket_columns()``."""
-        return cls(*(getattr(row, name) for name in cls.COLUMNS))
+        """The ticket of a row selected with ``ticket_columns()`` (same order as the fields)."""
+        return cls(*row)
 
 
 def ticket_columns() -> list[Any]:
@@ -405,8 +405,11 @@ class DispatchRun:
         request = _request(t)
         excluded: frozenset[str] = frozenset()
         if t.hops:
-            self._load_exclusions([t])
-            excluded = self._excluded[t.id]
+            found = self._excluded.get(t.id)
+            if found is None:
+                self._load_exclusions([t])
+                found = self._excluded[t.id]
+            excluded = found
         try:
             decision = store_set.choose(request, self._views[t.region_id], excluded)
         except NoEligibleStore as exc:

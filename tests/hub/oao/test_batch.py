@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -35,6 +36,7 @@ from hub.services.auth import Principal
 from hub.services.errors import Conflict, NotFound
 from hub.services.oao import orders
 from hub.services.oao import sla as _sla  # noqa: F401  (registers the SLA handlers)
+from hub.services.oao.geo import SphereIndex
 from hub.services.timers import run_due
 from tests.hub.conftest import START, empty_tables
 from tests.hub.factories import seed
@@ -305,3 +307,22 @@ def test_concurrent_sweeps_handle_each_deadline_once(engine: Engine, clock: Manu
     with Session(engine) as session:
         states = {t.state for t in session.exec(select(Timer)).all() if t.key.endswith(":1")}
     assert states == {"done"}
+
+
+def test_primed_nearest_answers_equal_one_by_one_answers() -> None:
+    """A burst's vectorised k-d tree query gives each order exactly its own query's answer."""
+    rng = np.random.default_rng(7)
+    lats, lons = rng.uniform(24.0, 27.5, 300).tolist(), rng.uniform(117.0, 120.5, 300).tolist()
+    qlat, qlon = rng.uniform(24.0, 27.5, 200).tolist(), rng.uniform(117.0, 120.5, 200).tolist()
+    single = SphereIndex(lats, lons)
+    primed = SphereIndex(lats, lons)
+    primed.prime(qlat, qlon, 8, 60.0)
+    for lat, lon in zip(qlat, qlon, strict=True):
+        assert (lat, lon, 8, 60.0) in primed._primed
+        assert primed.nearest(lat, lon, 8, 60.0) == single.nearest(lat, lon, 8, 60.0)
+    assert primed._primed == {}  # each answer used once
+    # Few stores within reach: the misses beyond the bound are dropped alike.
+    primed.prime(qlat, qlon, 8, 12.0)
+    short = [single.nearest(lat, lon, 8, 12.0) for lat, lon in zip(qlat, qlon, strict=True)]
+    assert any(len(km) < 8 for km, _ in short)
+    assert [primed.nearest(lat, lon, 8, 12.0) for lat, lon in zip(qlat, qlon, strict=True)] == short
