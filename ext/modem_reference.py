@@ -152,3 +152,148 @@ def viterbi_symbols(
         bits[2 * t + 1] = st & 1
         st = (st >> 2) | (int(decisions[t, st]) << top)
     return bits
+
+
+class SyncFrontEnd:
+    """Same contract as ``ext._frontend.SyncFrontEnd``: the streaming sync front end.
+
+    Each call runs the kernels above vectorised over the whole block, keeping between
+    calls only the tails the next block needs (input history, sub-block sums, window
+    energies, scores).
+    """
+
+    def __init__(
+        self, taps: npt.ArrayLike, table: npt.ArrayLike, hop: int, width: int,
+        preamble_rows: npt.ArrayLike, delays: npt.ArrayLike, shifts: npt.ArrayLike,
+        neighbour: int, reach: int, window_len: float, clip: float, threshold: float,
+        peak_w: int, decimation: int, carrier_hz: int, rate_hz: int, start_bb: int,
+    ) -> None:
+        """Same parameters as the compiled front end."""
+        self.taps = np.asarray(taps, dtype=np.complex128)
+        self.table = np.asarray(table, dtype=np.complex128)
+        self.hop, self.width, self.neighbour, self.reach = hop, width, neighbour, reach
+        self.rows = np.asarray(preamble_rows, dtype=np.int64)
+        self.delays = np.asarray(delays, dtype=np.int64)
+        self.shifts = np.asarray(shifts, dtype=np.int64)
+        self.window_len, self.clip = window_len, clip
+        self.threshold, self.peak_w = threshold, peak_w
+        self.decimation, self.carrier_hz, self.rate_hz = decimation, carrier_hz, rate_hz
+        if start_bb % hop:
+            raise ValueError("start_bb must fall on a sub-block")
+        n_freq = self.table.shape[0]
+        self._hist = np.zeros(self.taps.shape[0] - 1, dtype=np.float32)
+        self._abs_in = start_bb * decimation  # stream index of the next input sample
+        self._m_next = start_bb  # next baseband output index
+        self._bb_tail = np.zeros(0, dtype=np.complex128)  # baseband not yet in a sub-block
+        self._tail_start = start_bb
+        self._sums = np.zeros((n_freq, 0), dtype=np.complex128)
+        self._power = np.zeros(0)
+        self._sub_next = start_bb // hop  # absolute index of the first sub-block in _sums
+        self._energy = np.zeros((n_freq, 0))
+        self._band = np.zeros(0)
+        self._win_start = self._sub_next  # absolute window index of _energy[:, 0]
+        self._score = np.zeros(0)
+        self._raw = np.zeros(0)
+        self._offset = np.zeros(0, dtype=np.int64)
+        self._score_start = self._sub_next  # absolute position of _score[0]
+        self._peak_next = self._sub_next  # next position to test for a peak
+
+    def process(
+        self, x: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.complex128], list[tuple[int, int, float]], tuple[float, int]]:
+        """Same contract as the compiled ``process``: (new baseband, candidates, floor)."""
+        arr = np.asarray(x)
+        if arr.dtype != np.float32 or arr.ndim != 1:
+            raise TypeError(f"x must be a 1-D float32 array, got {arr.dtype}, shape {arr.shape}")
+        bb = self._downconvert(np.nan_to_num(arr))
+        floor = self._advance_subblocks(bb)
+        return bb, self._advance_sync(), floor
+
+    def _downconvert(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.complex128]:
+        """The block's new baseband samples."""
+        d = self.decimation
+        buf = np.concatenate([self._hist, x])
+        buf_abs0 = self._abs_in - self._hist.shape[0]
+        end_abs = self._abs_in + x.shape[0]
+        n_out = max(0, (end_abs - 1) // d - self._m_next + 1)
+        first = self._m_next * d - buf_abs0
+        out = decimate(buf, self.taps, first, d, self._m_next * d, self.carrier_hz,
+                       self.rate_hz, n_out)
+        self._m_next += n_out
+        self._abs_in = end_abs
+        self._hist = buf[buf.shape[0] - self._hist.shape[0]:].copy()
+        return out
+
+    def _advance_subblocks(self, bb: npt.NDArray[np.complex128]) -> tuple[float, int]:
+        """Sub-block DFTs of the completed sub-blocks, then the new window energies."""
+        hop = self.hop
+        xb = np.concatenate([self._bb_tail, bb])
+        n_new = xb.shape[0] // hop
+        self._bb_tail = xb[n_new * hop:]
+        sub_end = self._sub_next + self._sums.shape[1]  # next sub-block not yet computed
+        if n_new == 0:
+            return 0.0, 0
+        period = self.table.shape[1]
+        sums, power = subblock_dft(xb[: n_new * hop], self.table, (sub_end * hop) % period, hop)
+        self._sums = np.concatenate([self._sums, sums], axis=1)
+        self._power = np.concatenate([self._power, power])
+        energy, band = sliding_energy(self._sums, self._power, self.width)
+        floor = (0.0, 0)
+        if energy.shape[1] == 0:
+            return floor
+        first_real = max(0, -self._sub_next)  # windows over the silent lead are not the room
+        if energy.shape[1] > first_real:
+            floor = (float(energy[:, first_real:].sum()), energy.shape[1] - first_real)
+        if self._energy.shape[1] == 0:
+            self._win_start = self._sub_next
+        self._energy = np.concatenate([self._energy, energy], axis=1)
+        self._band = np.concatenate([self._band, band])
+        drop = self._sums.shape[1] - (self.width - 1)
+        self._sums = self._sums[:, drop:]
+        self._power = self._power[drop:]
+        self._sub_next += drop
+        return floor
+
+    def _advance_sync(self) -> list[tuple[int, int, float]]:
+        """Score new start positions, then the sync peaks whose neighbourhood is known."""
+        d_max = int(self.delays.max()) + self.reach * self.neighbour
+        if self._energy.shape[1] > d_max:
+            score, raw, off = sync_scores(
+                self._energy, self._band, self.rows, self.delays, self.shifts,
+                self.neighbour, self.reach, float(self.window_len), self.clip,
+            )
+            if self._score.shape[0] == 0:
+                self._score_start = self._win_start
+            self._score = np.concatenate([self._score, score])
+            self._raw = np.concatenate([self._raw, raw])
+            self._offset = np.concatenate([self._offset, off])
+            drop = score.shape[0]  # the next start needs windows from here on
+            self._energy = self._energy[:, drop:]
+            self._band = self._band[drop:]
+            self._win_start += drop
+        w = self.peak_w
+        found: list[tuple[int, int, float]] = []
+        s_end = self._score_start + self._score.shape[0]
+        lo = max(self._peak_next, self._score_start + w)
+        hi = s_end - w
+        if hi > lo:
+            s, base = self._score, self._score_start
+            # Every position at the threshold whose neighbourhood has it first at the top
+            # (first maximum wins, so a flat top yields one candidate), vectorised.
+            pos = np.arange(lo, hi)
+            win = np.lib.stride_tricks.sliding_window_view(s, 2 * w + 1)[pos - w - base]
+            peaks = pos[(s[pos - base] >= self.threshold) & (np.argmax(win, axis=1) == w)]
+            if peaks.size:
+                # The unclipped score, sharper in time, says where in the neighbourhood.
+                raw_win = np.lib.stride_tricks.sliding_window_view(self._raw, 2 * w + 1)
+                best = peaks - w + np.argmax(raw_win[peaks - w - base], axis=1)
+                found = [(int(b), int(self._offset[b - base]), float(self._raw[b - base]))
+                         for b in best.tolist()]
+            self._peak_next = hi
+        drop = max(0, (self._peak_next - w) - self._score_start)
+        if drop:
+            self._score = self._score[drop:]
+            self._raw = self._raw[drop:]
+            self._offset = self._offset[drop:]
+            self._score_start += drop
+        return found

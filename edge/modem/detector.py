@@ -21,6 +21,7 @@ from edge.modem.frontend import (
     SYNC_REACH,
     FrontEnd,
     build_front_end,
+    front_kernels,
     kernels,
 )
 
@@ -89,11 +90,11 @@ class StreamingDetector:
         self.min_snr_db = min_snr_db
         self._fe: FrontEnd = build_front_end(sample_rate)
         self._k = kernels(backend)
+        self._k_front = front_kernels(backend)
         fb = self._fe.baseband_rate
         self._frame_bb = int(np.ceil(frame.FRAME_DURATION_S * fb * (1 + MAX_SCALE)))
         self._keep_bb = self._frame_bb + int(np.ceil((MARGIN_S + frame.SYMBOL_S) * fb))
         self._peak_w = max(1, int(round(PEAK_HALF_WIDTH_S * fb / HOP)))
-        self._d_max = int(self._fe.delays.max()) + self._fe.lead
         self.reset()
 
     def reset(self) -> None:
@@ -102,25 +103,17 @@ class StreamingDetector:
         The stream is taken to be preceded by LEAD_S of silence, so a frame that starts
         at sample 0 still has the 'one symbol before' its sync contrast looks at.
         """
-        n_hist = self._fe.taps.shape[0] - 1
-        n_freq = self._fe.table.shape[0]
-        lead_bb = int(np.ceil(LEAD_S * self._fe.baseband_rate / HOP)) * HOP
-        self._hist = np.zeros(n_hist, dtype=np.float32)  # input samples before _abs_in
-        self._abs_in = -lead_bb * DECIMATION  # stream index of the next input sample
-        self._m_next = -lead_bb  # next baseband output index
+        fe = self._fe
+        lead_bb = int(np.ceil(LEAD_S * fe.baseband_rate / HOP)) * HOP
+        # The sync path (decimation .. peak picking) keeps its own constant-size state.
+        self._front = self._k_front.SyncFrontEnd(
+            fe.taps, fe.table, HOP, fe.window_subblocks, fe.preamble_rows, fe.delays,
+            fe.shifts, fe.neighbour, fe.reach, float(fe.window_len), SYNC_CLIP,
+            SYNC_THRESHOLD, self._peak_w, DECIMATION, frame.CARRIER_HZ, self.sample_rate,
+            -lead_bb,
+        )
         self._bb = np.zeros(0, dtype=np.complex128)
         self._bb_start = -lead_bb
-        self._sums = np.zeros((n_freq, 0), dtype=np.complex128)
-        self._power = np.zeros(0)
-        self._sub_next = -lead_bb // HOP  # absolute index of the first sub-block in _sums
-        self._energy = np.zeros((n_freq, 0))
-        self._band = np.zeros(0)
-        self._win_start = 0  # absolute window index of _energy[:, 0]
-        self._score = np.zeros(0)
-        self._raw = np.zeros(0)
-        self._offset = np.zeros(0, dtype=np.int64)
-        self._score_start = 0  # absolute position of _score[0]
-        self._peak_next = self._sub_next  # next position to test for a peak
         self._pending: list[tuple[int, int, float]] = []  # (position, offset index, raw score)
         # Decoded frames still in view: (payload, frame start in baseband, raw sync score).
         self._recent: list[tuple[int, float, float]] = []
@@ -159,17 +152,20 @@ class StreamingDetector:
         """Run the pipeline over the queued input, in bounded chunks."""
         if not self._queued:
             return []
-        x = np.nan_to_num(np.concatenate(self._queued), copy=False)
+        x = self._queued[0] if len(self._queued) == 1 else np.concatenate(self._queued)
         self._queued = []
         self._queued_len = 0
         found: list[Detection] = []
         # Bounded chunks keep memory constant however large the caller's block is.
         step = int(CHUNK_S * self.sample_rate)
         for lo in range(0, x.shape[0], step):
-            self._downconvert(x[lo : lo + step])
-            self._advance_subblocks()
-            self._advance_sync()
-            found.extend(self._decode_ready(final=False))
+            bb, candidates, (floor_sum, floor_n) = self._front.process(x[lo : lo + step])
+            self._bb = np.concatenate([self._bb, bb])
+            if floor_n:
+                self._update_floor(floor_sum, floor_n)
+            self._pending.extend(candidates)
+            if self._pending:
+                found.extend(self._decode_ready(final=False))
             self._trim_baseband()
         return found
 
@@ -182,22 +178,6 @@ class StreamingDetector:
         found = self._process()
         return found + self._decode_ready(final=True)
 
-    def _downconvert(self, x: npt.NDArray[np.float32]) -> None:
-        """Append the block's baseband samples to the buffer (trimmed to _keep_bb)."""
-        buf = np.concatenate([self._hist, x])
-        buf_abs0 = self._abs_in - self._hist.shape[0]
-        end_abs = self._abs_in + x.shape[0]
-        n_out = max(0, (end_abs - 1) // DECIMATION - self._m_next + 1)
-        first = self._m_next * DECIMATION - buf_abs0
-        out = self._k.decimate(
-            buf, self._fe.taps, first, DECIMATION, self._m_next * DECIMATION,
-            frame.CARRIER_HZ, self.sample_rate, n_out,
-        )
-        self._m_next += n_out
-        self._abs_in = end_abs
-        self._hist = buf[-self._hist.shape[0]:].copy()
-        self._bb = np.concatenate([self._bb, out])
-
     def _trim_baseband(self) -> None:
         """Drop baseband older than any pending candidate or unprocessed sub-block needs."""
         drop = self._bb.shape[0] - self._keep_bb
@@ -205,92 +185,21 @@ class StreamingDetector:
             self._bb = self._bb[drop:]
             self._bb_start += drop
 
-    def _advance_subblocks(self) -> None:
-        """Sub-block DFTs for new complete sub-blocks, then new window energies."""
-        bb_end = self._bb_start + self._bb.shape[0]
-        sub_end = self._sub_next + self._sums.shape[1]  # next sub-block not yet computed
-        n_new = bb_end // HOP - sub_end
-        if n_new <= 0:
-            return
-        lo = sub_end * HOP - self._bb_start
-        period = self._fe.table.shape[1]
-        sums, power = self._k.subblock_dft(
-            self._bb[lo : lo + n_new * HOP], self._fe.table, (sub_end * HOP) % period, HOP
-        )
-        self._sums = np.concatenate([self._sums, sums], axis=1)
-        self._power = np.concatenate([self._power, power])
-        width = self._fe.window_subblocks
-        energy, band = self._k.sliding_energy(self._sums, self._power, width)
-        if energy.shape[1] == 0:
-            return
-        first_real = max(0, -self._sub_next)  # windows over the silent lead are not the room
-        if energy.shape[1] > first_real:
-            self._update_floor(energy[:, first_real:])
-        if self._energy.shape[1] == 0:
-            self._win_start = self._sub_next
-        self._energy = np.concatenate([self._energy, energy], axis=1)
-        self._band = np.concatenate([self._band, band])
-        keep = width - 1
-        drop = self._sums.shape[1] - keep
-        self._sums = self._sums[:, drop:]
-        self._power = self._power[drop:]
-        self._sub_next += drop
-
-    def _update_floor(self, energy: npt.NDArray[np.float64]) -> None:
+    def _update_floor(self, energy_sum: float, n_windows: int) -> None:
         """Track the in-band power with a slow exponential average of the grid energies.
 
+        ``energy_sum`` adds the energies of ``n_windows`` windows at every grid row.
         The grid spans 18.15-19.85 kHz; white noise of PSD p gives a mean window energy
         of ``L * p * fb``, so the power in the 2 kHz band is ``2000 * mean / (L * fb)``.
         """
         fe = self._fe
-        mean = IN_BAND_HZ * float(energy.mean()) / (fe.window_len * fe.baseband_rate)
-        alpha = min(1.0, energy.shape[1] * HOP / (NOISE_FLOOR_TAU_S * fe.baseband_rate))
+        energy_mean = energy_sum / (n_windows * fe.table.shape[0])
+        mean = IN_BAND_HZ * energy_mean / (fe.window_len * fe.baseband_rate)
+        alpha = min(1.0, n_windows * HOP / (NOISE_FLOOR_TAU_S * fe.baseband_rate))
         if self._floor_power is None:
             self._floor_power = mean
         else:
             self._floor_power += alpha * (mean - self._floor_power)
-
-    def _advance_sync(self) -> None:
-        """Score new start positions, then queue sync peaks whose neighbourhood is known."""
-        fe = self._fe
-        if self._energy.shape[1] > self._d_max:
-            score, raw, off = self._k.sync_scores(
-                self._energy, self._band, fe.preamble_rows, fe.delays, fe.shifts,
-                fe.neighbour, fe.reach, float(fe.window_len), SYNC_CLIP,
-            )
-            if self._score.shape[0] == 0:
-                self._score_start = self._win_start
-            self._score = np.concatenate([self._score, score])
-            self._raw = np.concatenate([self._raw, raw])
-            self._offset = np.concatenate([self._offset, off])
-            drop = score.shape[0]  # the next start needs windows from here on
-            self._energy = self._energy[:, drop:]
-            self._band = self._band[drop:]
-            self._win_start += drop
-        w = self._peak_w
-        s_end = self._score_start + self._score.shape[0]
-        lo = max(self._peak_next, self._score_start + w)
-        hi = s_end - w
-        if hi > lo:
-            s = self._score
-            base = self._score_start
-            above = np.flatnonzero(s[lo - base : hi - base] >= SYNC_THRESHOLD) + lo
-            for pos in above.tolist():
-                around = s[pos - base - w : pos - base + w + 1]
-                # First maximum wins, so a flat top yields one candidate; the unclipped
-                # score, sharper in time, then says where in the neighbourhood it is.
-                if int(np.argmax(around)) == w:
-                    best = pos - w + int(np.argmax(self._raw[pos - base - w : pos - base + w + 1]))
-                    self._pending.append(
-                        (best, int(self._offset[best - base]), float(self._raw[best - base]))
-                    )
-            self._peak_next = hi
-        drop = max(0, (self._peak_next - w) - self._score_start)
-        if drop:
-            self._score = self._score[drop:]
-            self._raw = self._raw[drop:]
-            self._offset = self._offset[drop:]
-            self._score_start += drop
 
     def _decode_ready(self, *, final: bool) -> list[Detection]:
         """Decode queued candidates whose frame is fully buffered, strongest first.

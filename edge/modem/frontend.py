@@ -118,3 +118,12 @@ def kernels(backend: str) -> ModuleType:
     if backend == "numpy":
         return modem_reference
     raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+
+
+def front_kernels(backend: str) -> ModuleType:
+    """The module holding ``SyncFrontEnd`` for ``backend``: ``ext._frontend`` or the twin."""
+    if backend == "cython":
+        return load_kernel("_frontend")
+    if backend == "numpy":
+        return modem_reference
+    raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
