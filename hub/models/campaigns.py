@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import ConfigDict, field_validator, model_validator
-from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from hub.models.customers import AgeBand, Gender
@@ -191,6 +191,16 @@ class Campaign(SQLModel, table=True):
     approved_at: datetime | None = Field(None, sa_type=UtcDateTime)
     created_at: datetime = Field(sa_type=UtcDateTime)
     updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class CampaignIndexVersion(SQLModel, table=True):
+    """One row (id 1) whose ``version`` database triggers change to a fresh random value
+    whenever a campaign row is inserted, deleted, or has ``state`` or ``updated_at``
+    written (migration campaigns_0002): the live-campaign index cache reads it by key."""
+
+    __tablename__ = "campaign_index_version"
+    id: int = Field(primary_key=True)
+    version: int = Field(sa_type=BigInteger)
 
 
 class CampaignGrant(SQLModel, table=True):

@@ -32,7 +32,7 @@ _SCHEDULED_INFO_KEY = "points_expiry_scheduled"
 # How many ledger lines a balance view shows.
 RECENT_ENTRIES = 50
 _ACCOUNT = PointsAccount.__table__  # type: ignore[attr-defined]
-_ENTRY = PointsEntry.__table__  # type: ignore[attr-defined]
+_ENTRY = ENTRY = PointsEntry.__table__  # type: ignore[attr-defined]
 _TIMER = Timer.__table__  # type: ignore[attr-defined]
 
 
@@ -222,6 +222,23 @@ def _statements(session: Session) -> _Statements:
         )
         found = _STATEMENTS[dialect] = _Statements(credit=credit, expiry_timer=timer)
     return found
+
+
+def statements_for(session: Session) -> Any:
+    """The credit path's statements for the session's dialect: ``credit`` (the account
+    upsert, RETURNING the balance) and ``expiry_timer`` (the day's timer unless it exists)."""
+    return _statements(session)
+
+
+def expiry_scheduled(session: Session, key: str) -> bool:
+    """Whether this transaction has already made sure the expiry timer ``key`` exists."""
+    done: set[str] | None = session.info.get(_SCHEDULED_INFO_KEY)
+    return done is not None and key in done
+
+
+def remember_scheduled(session: Session, key: str) -> None:
+    """Note that this transaction made sure the expiry timer ``key`` exists."""
+    _remember_scheduled(session, key)
 
 
 def _ensure_expiry_timer(session: Session, expires_at: datetime, now: datetime) -> None:

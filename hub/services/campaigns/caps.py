@@ -12,10 +12,12 @@ overrun). The global cap across campaigns comes from the hub's settings
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlmodel import Session
@@ -29,7 +31,7 @@ _GRANT = CampaignGrant.__table__  # type: ignore[attr-defined]
 # The seeds' value, kept for callers that name it; the setting is what evaluation uses.
 GLOBAL_DAILY_CAP = CampaignSettings().global_daily_cap
 
-_TAKE_BUDGET = (
+TAKE_BUDGET = (
     update(_CAMPAIGN)
     .where(_CAMPAIGN.c.id == bindparam("cid"), _CAMPAIGN.c.budget_remaining >= bindparam("n"))
     .values(budget_remaining=_CAMPAIGN.c.budget_remaining - bindparam("n"))
@@ -48,6 +50,59 @@ _COUNTS = (
     )
     .group_by(_GRANT.c.campaign_id, _GRANT.c.store_day)
 )
+
+_GROUPED = _COUNTS.subquery()
+_GROUPED_N = list(_GROUPED.c)[2]
+_BUDGETS = select(_CAMPAIGN.c.id, _CAMPAIGN.c.budget_remaining).where(
+    _CAMPAIGN.c.id.in_(bindparam("budget_ids", expanding=True))
+)
+# The same reads as one column each (JSON), for a statement that reads other things in
+# the same trip (the check-in's one read of the customer's state).
+_AGGREGATES = {
+    "sqlite": (func.json_group_array, func.json_array, func.json_group_object),
+    "postgresql": (func.json_agg, func.json_build_array, func.json_object_agg),
+}
+
+
+def counts_column(dialect: str) -> Any:
+    """``load_counts``' rows as one JSON array column (parameter ``customer_id``)."""
+    group, array, _ = _AGGREGATES[dialect]
+    g = _GROUPED.c
+    return (
+        select(group(array(g.campaign_id, g.store_day, _GROUPED_N)))
+        .scalar_subquery()
+        .label("grant_counts")
+    )
+
+
+def budgets_column(dialect: str) -> Any:
+    """Budgets left of the campaigns ``budget_ids`` as one JSON object column, unlocked:
+    only for SQLite, whose transactions hold the database's write lock from their start."""
+    _, _, obj = _AGGREGATES[dialect]
+    b = _BUDGETS.subquery()
+    return select(obj(b.c.id, b.c.budget_remaining)).scalar_subquery().label("budgets")
+
+
+def _decoded(raw: Any) -> Any:
+    """A JSON aggregate as the driver hands it back (PostgreSQL: decoded; SQLite: text)."""
+    return json.loads(raw) if isinstance(raw, str) else raw
+
+
+def counts_of(raw: Any, day: str) -> GrantCounts:
+    """``counts_column``'s value as the counts ``load_counts`` would give."""
+    counts = GrantCounts(day=day)
+    for campaign_id, store_day, n in _decoded(raw) or ():
+        counts.total[campaign_id] += n
+        if store_day == day:
+            counts.today[campaign_id] += n
+            counts.global_today += n
+    return counts
+
+
+def budgets_of(raw: Any) -> dict[str, int]:
+    """``budgets_column``'s value as ``lock_budgets`` would give."""
+    return {cid: int(left or 0) for cid, left in (_decoded(raw) or {}).items()}
+
 
 # Per database URL: the campaign settings the hub was started with (default: the seeds').
 _SETTINGS: dict[str, CampaignSettings] = {}
@@ -133,13 +188,18 @@ def reserve_budget(budgets: dict[str, int], campaign: CampaignSnapshot, amount: 
 
 def take_budgets(session: Session, taken: Sequence[tuple[CampaignSnapshot, int]]) -> None:
     """Write the reserved amounts: the conditional UPDATE for each campaign, in one call."""
+    take_amounts(session, [(campaign.id, amount) for campaign, amount in taken])
+
+
+def take_amounts(session: Session, taken: Sequence[tuple[str, int]]) -> None:
+    """``take_budgets`` by campaign id."""
     per_campaign: Counter[str] = Counter()
-    for campaign, amount in taken:
-        per_campaign[campaign.id] += amount
+    for campaign_id, amount in taken:
+        per_campaign[campaign_id] += amount
     if not per_campaign:
         return
     params = [{"cid": cid, "n": n} for cid, n in sorted(per_campaign.items())]
-    changed = session.connection().execute(_TAKE_BUDGET, params).rowcount
+    changed = session.connection().execute(TAKE_BUDGET, params).rowcount
     if changed != len(params):
         # Unreachable while the rows stay locked; fail the transaction rather than overrun.
         raise RuntimeError("a campaign budget changed under its lock")

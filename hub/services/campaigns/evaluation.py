@@ -22,22 +22,22 @@ Writes are Core statements (one per table, many rows each), not ORM objects.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from hub.models.campaigns import CampaignGrant, GrantOutcome, RewardKind
 from hub.models.coupons import Coupon
 from hub.models.customers import Customer
-from hub.models.registry import Store
 from hub.models.types import new_id
 from hub.services import coupons, points
-from hub.services.campaigns import caps, facts, index, rules
+from hub.services.campaigns import caps, facts, index, rules, writes
 from hub.services.campaigns.index import CampaignSnapshot
 from hub.services.campaigns.rules import TriggerEvent
 from storewave.wire import Grant
@@ -46,7 +46,13 @@ log = logging.getLogger(__name__)
 
 # Points a campaign gives stay spendable for a year, then the durable timer expires them.
 POINTS_VALIDITY = timedelta(days=365)
-_HOLDS_SLOT = (GrantOutcome.GRANTED.value, GrantOutcome.HOLDOUT.value)
+# Enum members' values as plain strings (an enum attribute lookup costs ~1 us, and the
+# decision loop makes dozens per evaluation).
+_GRANTED, _HOLDOUT, _CAPPED = (
+    o.value for o in (GrantOutcome.GRANTED, GrantOutcome.HOLDOUT, GrantOutcome.CAPPED)
+)
+_POINTS, _COUPON_REWARD = RewardKind.POINTS.value, RewardKind.COUPON.value
+_HOLDS_SLOT = (_GRANTED, _HOLDOUT)
 
 _GRANT = CampaignGrant.__table__  # type: ignore[attr-defined]
 _COUPON = Coupon.__table__  # type: ignore[attr-defined]
@@ -67,7 +73,6 @@ _DECISION_COLUMNS = (
     "at",
 )
 # Statements built once (building an expression costs more than running it on SQLite).
-_INSERT_GRANTS = insert(_GRANT)
 _EXISTING = (
     select(*(_GRANT.c[n] for n in _DECISION_COLUMNS), _COUPON.c.code)
     .select_from(_GRANT.outerjoin(_COUPON, _COUPON.c.id == _GRANT.c.coupon_id))
@@ -109,7 +114,7 @@ class _Plan:
     """One event's evaluation: its candidates, then what the customer is eligible for."""
 
     event: TriggerEvent
-    store: Store | None
+    store: index.StoreFacts | None
     candidates: list[CampaignSnapshot]
     eligible: list[CampaignSnapshot] = field(default_factory=list)
     day: str = ""
@@ -117,7 +122,7 @@ class _Plan:
 
 
 def candidates_for(
-    idx: index.CampaignIndex, store: Store, event: TriggerEvent
+    idx: index.CampaignIndex, store: rules.StoreRules, event: TriggerEvent
 ) -> list[CampaignSnapshot]:
     """Live campaigns whose trigger, where and when match ``event`` (no queries)."""
     return [
@@ -135,14 +140,21 @@ def evaluate(
     *,
     global_cap: int | None = None,
     locked: Customer | None = None,
+    customer: Mapping[str, Any] | None = None,
 ) -> list[Decision]:
     """Decide every live campaign for ``event``; returns the decisions (new and replayed).
 
-    ``locked``: the event's customer, whose row the caller already holds locked in this
-    transaction (the check-in locks it first): its loaded attributes are used as they are.
+    The caller already holds the event's customer's row locked in this transaction (the
+    check-in locks it first) when it passes ``customer`` (that row's ``id`` and
+    ``facts.AUDIENCE_COLUMNS``) or ``locked`` (the loaded ORM row): evaluation then uses
+    those values and neither reads nor locks the row again.
     """
-    held = [locked] if locked is not None else []
-    return evaluate_many(session, [event], global_cap=global_cap, locked=held)[0]
+    held: list[Mapping[str, Any]] = []
+    if customer is not None:
+        held.append(customer)
+    elif locked is not None:
+        held.append(facts.row_of(locked))
+    return evaluate_many(session, [event], global_cap=global_cap, rows=held)[0]
 
 
 def evaluate_many(
@@ -151,23 +163,29 @@ def evaluate_many(
     *,
     global_cap: int | None = None,
     locked: Sequence[Customer] = (),
+    rows: Sequence[Mapping[str, Any]] = (),
 ) -> list[list[Decision]]:
     """Decide every event (in order) in the caller's transaction; the decisions per event.
 
     All the customers are locked first (by id), then every budget any of them may use
     (by id): see the module docstring for why the order matters. Customers in
-    ``locked`` are already locked by the caller (before anything else it did).
+    ``locked`` (ORM rows) or ``rows`` (``id`` and ``facts.AUDIENCE_COLUMNS``) are already
+    locked by the caller (before anything else it did).
     """
-    idx = index.current(session)
     cap = caps.global_daily_cap(session) if global_cap is None else global_cap
+    held = {c.id: facts.row_of(c) for c in locked}
+    held.update((r["id"], dict(r)) for r in rows)
+    if len(events) == 1:
+        return [_evaluate_single(session, events[0], cap, held)]
+    idx = index.current(session)
     plans = []
     for event in events:
-        store = session.get(Store, event.store_id)
+        store = index.store_facts(session, event.store_id, event.at)
         plans.append(_Plan(event, store, candidates_for(idx, store, event) if store else []))
     customer_ids = sorted({p.event.customer_id for p in plans if p.candidates})
     if not customer_ids:
         return [[] for _ in plans]
-    customers = {c.id: facts.row_of(c) for c in locked if c.id in customer_ids}
+    customers = {cid: held[cid] for cid in customer_ids if cid in held}
     missing = [cid for cid in customer_ids if cid not in customers]
     if missing:
         customers.update(facts.lock_customers(session, missing))
@@ -187,20 +205,136 @@ def evaluate_many(
             plan.event.visit_id,
             with_history,
         )
-        plan.eligible = [
-            c
-            for c in plan.candidates
-            if not rules.audience_reasons(c, known)
-            and not rules.history_reasons(c, known, plan.event.at)
-        ]
-        plan.day = rules.store_day(plan.store, plan.event.at)
-        plan.keys = {c.id: rules.source_key(c, plan.event) for c in plan.candidates}
+        _plan_eligible(plan, known)
     budgets = caps.lock_budgets(
         session, {c.id for p in plans for c in p.eligible if c.budget_total is not None}
     )
     return [
         _evaluate_one(session, idx, plan, budgets, cap) if plan.candidates else [] for plan in plans
     ]
+
+
+def _plan_eligible(plan: _Plan, known: rules.CustomerFacts) -> None:
+    """Fill in who of the plan's candidates the customer is eligible for, the day, the keys."""
+    assert plan.store is not None
+    plan.eligible = [
+        c
+        for c in plan.candidates
+        if not rules.audience_reasons(c, known)
+        and not rules.history_reasons(c, known, plan.event.at)
+    ]
+    plan.day = rules.store_day(plan.store, plan.event.at)
+    plan.keys = {c.id: rules.source_key(c, plan.event) for c in plan.candidates}
+
+
+# Rebuilds of the index one evaluation may see (campaigns changing while it reads) before
+# it goes on with the newest it built.
+_VERSION_TRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    """One read of what an evaluation needs to know (``_STATE``)."""
+
+    version: int | None
+    counts: Any
+    history: tuple[int, int, datetime | None]
+    budgets: Any
+
+
+@functools.cache
+def _state_statement(dialect: str, with_history: bool, with_budgets: bool) -> Any:
+    """The campaigns' version, the customer's grant counts, visit history (when a candidate
+    reads it) and, on SQLite, the budgets: one statement, one round trip."""
+    columns = [index.version_column(), caps.counts_column(dialect)]
+    if with_history:
+        columns.extend(facts.HISTORY_COLUMNS)
+    if with_budgets:
+        columns.append(caps.budgets_column(dialect))
+    return select(*columns)
+
+
+def _read_state(
+    session: Session,
+    dialect: str,
+    event: TriggerEvent,
+    candidates: list[CampaignSnapshot],
+) -> _State:
+    """Run ``_state_statement`` for the event's customer and these candidates."""
+    with_history = facts.any_reads_history(candidates)
+    # SQLite: the transaction holds the database's write lock since BEGIN IMMEDIATE, so a
+    # plain read of the budgets is as exact as PostgreSQL's row locks (taken later there).
+    with_budgets = dialect == "sqlite"
+    params: dict[str, Any] = {"customer_id": event.customer_id}
+    if with_history:
+        params.update(store_id=event.store_id, visit_id=event.visit_id or "")
+    if with_budgets:
+        params["budget_ids"] = sorted(c.id for c in candidates if c.budget_total is not None)
+    statement = _state_statement(dialect, with_history, with_budgets)
+    row = session.connection().execute(statement, params).one()
+    return _State(
+        version=row.campaigns_version,
+        counts=row.grant_counts,
+        history=(
+            (row.visits_before, row.store_visits_before, row.previous_store_visit_at)
+            if with_history
+            else facts.NO_HISTORY
+        ),
+        budgets=row.budgets if with_budgets else None,
+    )
+
+
+def _evaluate_single(
+    session: Session, event: TriggerEvent, global_cap: int, held: dict[str, Any]
+) -> list[Decision]:
+    """One event (a check-in, a kiosk sign-in): the fewest statements.
+
+    The index cached in this process is checked by the same statement that reads the
+    customer's grant counts and history (and on SQLite the budgets): a changed version
+    rebuilds the index and reads again. Then the budgets are locked (PostgreSQL) and the
+    decisions written.
+    """
+    store = index.store_facts(session, event.store_id, event.at)
+    if store is None:
+        return []
+    idx = index.cached(session)
+    checked = idx is None
+    if idx is None:
+        idx = index.current(session)
+    candidates = candidates_for(idx, store, event)
+    if not candidates and not checked:
+        # Nothing here by the cached index: one version check (as any evaluation pays).
+        idx = index.current(session)
+        candidates = candidates_for(idx, store, event)
+    if not candidates:
+        return []
+    row = held.get(event.customer_id)
+    if row is None:
+        row = facts.lock_customers(session, [event.customer_id]).get(event.customer_id)
+        if row is None:
+            return []
+    dialect = session.get_bind().dialect.name
+    for attempt in range(_VERSION_TRIES):
+        state = _read_state(session, dialect, event, candidates)
+        if state.version == idx.version or attempt == _VERSION_TRIES - 1:
+            break
+        idx = index.current(session, state.version, known=True)
+        candidates = candidates_for(idx, store, event)
+        if not candidates:
+            return []
+    tags: frozenset[str] = frozenset()
+    if facts.any_reads_tags(candidates):
+        tags = facts.load_tags(session, [event.customer_id]).get(event.customer_id, frozenset())
+    plan = _Plan(event, store, candidates)
+    _plan_eligible(plan, facts.facts_of(row, tags, state.history))
+    if dialect == "sqlite":
+        budgets = caps.budgets_of(state.budgets)
+    else:
+        budgets = caps.lock_budgets(
+            session, {c.id for c in plan.eligible if c.budget_total is not None}
+        )
+    counts = caps.counts_of(state.counts, plan.day)
+    return _evaluate_one(session, idx, plan, budgets, global_cap, counts)
 
 
 def _existing(session: Session, plan: _Plan) -> dict[str, Decision]:
@@ -222,14 +356,19 @@ def _evaluate_one(
     plan: _Plan,
     budgets: dict[str, int],
     global_cap: int,
+    counts: caps.GrantCounts | None = None,
 ) -> list[Decision]:
-    """Walk one event's candidates in priority order, then write what was decided."""
+    """Walk one event's candidates in priority order, then write what was decided.
+
+    ``counts``: the customer's grant counts if already read (else one query here).
+    """
     event = plan.event
     # A source created in this transaction (the visit a check-in just opened) cannot
     # have decisions yet: no replay lookup.
     existing = {} if event.new_source else _existing(session, plan)
     eligible = {c.id for c in plan.eligible}
-    counts = caps.load_counts(session, event.customer_id, plan.day)
+    if counts is None:
+        counts = caps.load_counts(session, event.customer_id, plan.day)
     decisions: list[Decision] = []
     new: list[Decision] = []
     paid: list[tuple[CampaignSnapshot, Decision]] = []
@@ -249,7 +388,7 @@ def _evaluate_one(
         decision = _decide(campaign, plan, counts, budgets, global_cap)
         decisions.append(decision)
         new.append(decision)
-        if decision.outcome == GrantOutcome.GRANTED.value:
+        if decision.outcome == _GRANTED:
             counts.record(campaign.id)
             paid.append((campaign, decision))
         if decision.outcome in _HOLDS_SLOT:
@@ -277,7 +416,7 @@ def _decide(
         store_id=event.store_id,
         source_event=plan.keys[campaign.id],
         trigger=campaign.trigger,
-        outcome=GrantOutcome.GRANTED.value,
+        outcome=_GRANTED,
         reason="",
         reward_kind=campaign.reward_kind,
         coupon_id=None,
@@ -287,24 +426,24 @@ def _decide(
         at=event.at,
     )
     if rules.in_holdout(campaign, event.customer_id):
-        decision.outcome = GrantOutcome.HOLDOUT.value
+        decision.outcome = _HOLDOUT
     elif reason := caps.cap_reason(campaign, counts, global_cap):
-        decision.outcome, decision.reason = GrantOutcome.CAPPED.value, reason
+        decision.outcome, decision.reason = _CAPPED, reason
     elif not caps.reserve_budget(budgets, campaign, _cost(campaign)):
-        decision.outcome, decision.reason = GrantOutcome.CAPPED.value, "budget_exhausted"
-    if decision.outcome != GrantOutcome.GRANTED.value:
+        decision.outcome, decision.reason = _CAPPED, "budget_exhausted"
+    if decision.outcome != _GRANTED:
         log.info(
             "campaign grant not given",
             extra={"campaign": campaign.id, "outcome": decision.outcome, "reason": decision.reason},
         )
-    elif campaign.reward_kind == RewardKind.POINTS.value:
+    elif campaign.reward_kind == _POINTS:
         decision.points = campaign.points
     return decision
 
 
 def _cost(campaign: CampaignSnapshot) -> int:
     """Budget units one grant uses: one coupon, or the campaign's points."""
-    return 1 if campaign.reward_kind == RewardKind.COUPON.value else int(campaign.points or 0)
+    return 1 if campaign.reward_kind == _COUPON_REWARD else int(campaign.points or 0)
 
 
 def _write(
@@ -314,8 +453,7 @@ def _write(
     new: list[Decision],
     paid: list[tuple[CampaignSnapshot, Decision]],
 ) -> None:
-    """Take the budgets, issue the coupons, credit the points, insert the grant rows."""
-    caps.take_budgets(session, [(c, _cost(c)) for c, _ in paid if c.budget_total is not None])
+    """Issue the coupons, then take the budgets, credit the points, insert the grant rows."""
     wanted = [
         coupons.CampaignCoupon(
             template_id=c.coupon_template_id or "",
@@ -323,12 +461,12 @@ def _write(
             campaign_id=c.id,
         )
         for c, _ in paid
-        if c.reward_kind == RewardKind.COUPON.value
+        if c.reward_kind == _COUPON_REWARD
     ]
     issued = iter(coupons.issue_for_campaigns(session, wanted, event.customer_id, event.at))
     credits = []
     for campaign, decision in paid:
-        if campaign.reward_kind == RewardKind.COUPON.value:
+        if campaign.reward_kind == _COUPON_REWARD:
             decision.coupon_id, decision.coupon_code = next(issued)
         else:
             credits.append(
@@ -340,8 +478,8 @@ def _write(
                     expires_at=event.at + POINTS_VALIDITY,
                 )
             )
-    points.credit_many(session, event.customer_id, credits, event.at)
-    session.connection().execute(_INSERT_GRANTS, [d.row() for d in new])
+    budgets = [writes.Budget(c.id, _cost(c)) for c, _ in paid if c.budget_total is not None]
+    writes.write(session, event.customer_id, event.at, budgets, credits, [d.row() for d in new])
 
 
 def to_wire(decisions: Sequence[Decision]) -> list[Grant]:
@@ -349,11 +487,11 @@ def to_wire(decisions: Sequence[Decision]) -> list[Grant]:
     return [
         Grant(
             campaign_id=d.campaign_id,
-            kind="coupon" if d.reward_kind == RewardKind.COUPON.value else "points",
+            kind="coupon" if d.reward_kind == _COUPON_REWARD else "points",
             coupon_code=d.coupon_code,
             points=d.points,
             title=d.title,
         )
         for d in decisions
-        if d.outcome == GrantOutcome.GRANTED.value
+        if d.outcome == _GRANTED
     ]

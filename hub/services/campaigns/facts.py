@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import and_, bindparam, case, func, select
 from sqlmodel import Session
 
 from hub.models.campaigns import Trigger
@@ -48,6 +48,26 @@ _HISTORY = select(
     func.coalesce(func.sum(case((_AT_STORE, 1), else_=0)), 0),
     func.max(case((_AT_STORE, _VISIT.c.last_seen_at), else_=None)),
 ).where(_VISIT.c.customer_id == bindparam("customer_id"), _VISIT.c.id != bindparam("visit_id"))
+
+# The customer columns the audience rules read (besides ``id``). A caller that locks the
+# customer's row anyway (the check-in) selects these in its lock statement and hands the
+# row over (with ``id``), so evaluation neither reads nor locks the row a second time.
+AUDIENCE_COLUMNS = tuple(_CUSTOMER.c[name] for name in _FACT_COLUMNS if name != "id")
+# The visit history as three columns of a statement that reads other things too (the
+# check-in's one read of the customer's state): same parameters as ``_HISTORY``.
+_BEFORE = and_(
+    _VISIT.c.customer_id == bindparam("customer_id"), _VISIT.c.id != bindparam("visit_id")
+)
+HISTORY_COLUMNS = (
+    select(func.count()).where(_BEFORE).scalar_subquery().label("visits_before"),
+    select(func.count()).where(_BEFORE, _AT_STORE).scalar_subquery().label("store_visits_before"),
+    select(func.max(_VISIT.c.last_seen_at))
+    .where(_BEFORE, _AT_STORE)
+    .scalar_subquery()
+    .label("previous_store_visit_at"),
+)
+# Facts of a customer without history (no candidate reads it).
+NO_HISTORY: tuple[int, int, datetime | None] = (0, 0, None)
 
 # What ``lock_customers`` and ``row_of`` give: the audience columns of one customer.
 CustomerRow = dict[str, Any]
@@ -112,17 +132,23 @@ def facts(
     """What the audience and history rules read: the row, the tags, and one history query
     when ``with_history`` (otherwise those facts stay zero: no candidate reads them).
     """
-    visits, store_visits, previous = (
-        load_history(session, row["id"], store_id, visit_id) if with_history else (0, 0, None)
-    )
+    history = load_history(session, row["id"], store_id, visit_id) if with_history else NO_HISTORY
+    return facts_of(row, tags, history)
+
+
+def facts_of(
+    row: CustomerRow, tags: frozenset[str], history: tuple[int, int, datetime | None]
+) -> CustomerFacts:
+    """The rules' facts from the row, the tags and the history (visits, here, last here)."""
+    visits, store_visits, previous = history
     return CustomerFacts(
         gender=row["gender"],
         age_band=row["age_band"],
         postal_code=row["postal_code"],
         consents=frozenset(k for k, f in _CONSENT_FIELDS.items() if row[f]),
         tags=tags,
-        visits_before=visits,
-        store_visits_before=store_visits,
+        visits_before=int(visits or 0),
+        store_visits_before=int(store_visits or 0),
         previous_store_visit_at=previous,
     )
 

@@ -10,6 +10,7 @@ whose check-in may be waiting for those: a deadlock on PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -35,12 +36,15 @@ def on_checkin(
     zone_id: str | None,
     visit: Visit,
     new_visit: bool,
+    customer: Mapping[str, Any] | None = None,
 ) -> list[Grant]:
     """Grants for an accepted check-in, in the check-in's own transaction.
 
     The check-in has locked the customer's row before anything else (that is the first
     lock of the evaluation's order) and, when ``new_visit``, created the visit in this
-    transaction.
+    transaction. ``customer``: the locked row's ``id`` and ``facts.AUDIENCE_COLUMNS`` (the
+    check-in selects them in its lock statement), so evaluation does not read or lock it
+    again.
     """
     event = TriggerEvent(
         channel="checkin",
@@ -54,6 +58,8 @@ def on_checkin(
         visit_started_at=visit.started_at,
         new_source=new_visit,
     )
+    if customer is not None:
+        return evaluation.to_wire(evaluation.evaluate(session, event, customer=customer))
     return evaluation.to_wire(
         evaluation.evaluate(session, event, locked=_loaded(session, customer_id))
     )

@@ -4,40 +4,56 @@ Building 200 ORM rows and testing every campaign's where/when on every check-in 
 more than the rest of the check-in; most campaigns target other stores. The index keeps
 detached snapshots of the live campaigns (highest priority first) plus, per store, the
 short list that may run there, and the coupon templates' validity (templates are never
-edited). It is rebuilt when the set of live campaigns or any of their ``updated_at``
-changes: every lifecycle change (launch, pause, end, the end timer) sets ``updated_at``,
-so the check is one narrow query per evaluation and other hub processes see a change on
-their next evaluation. Budgets are never cached: they are read under lock each time.
+edited). It is rebuilt when any campaign row is inserted, deleted or has its state or
+``updated_at`` written (every lifecycle change - launch, pause, end, the end timer - sets
+``updated_at``): database triggers then give the one-row ``campaign_index_version`` a
+fresh random version, so the check reads one row by key on each evaluation (a check-in
+folds it into its one read of the customer's state: ``version_column``) and other hub
+processes see a change on their next evaluation. Budgets are never cached: they are read
+under lock each time.
+
+What the rules read of a store (its region and time zone) is cached too, per database,
+like the check-in's registry cache: dropped at once when this process writes a store,
+and at most ``registry_cache.REGISTRY_CACHE_TTL`` old for another process's change.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Engine, bindparam, event, literal_column, text
+from sqlalchemy import select as core_select
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from hub.models.campaigns import Campaign, CampaignState, RewardKind
 from hub.models.coupons import CouponTemplate
 from hub.models.registry import Store
+from hub.services.registry_cache import REGISTRY_CACHE_TTL
 
-# One narrow query decides whether the cached index is current: every live campaign's
-# id and updated_at folded into one string by the database, so the check costs one row
-# whatever the number of campaigns. Equal strings mean equal sets (the order of the
-# fold only matters for hits, never for correctness).
-_LIVE = CampaignState.LIVE.value
-_VERSION_QUERIES = {
-    "postgresql": text(
-        "SELECT string_agg(id || '@' || updated_at::text, ',' ORDER BY id) "
-        f"FROM campaign WHERE state = '{_LIVE}'"
-    ),
-    "sqlite": text(
-        "SELECT group_concat(id || '@' || updated_at, ',') FROM "
-        f"(SELECT id, updated_at FROM campaign WHERE state = '{_LIVE}' ORDER BY id)"
-    ),
-}
+# One read by key decides whether the cached index is current: database triggers give
+# ``campaign_index_version`` a fresh random version whenever a campaign row is inserted,
+# deleted, or has its state or updated_at written (migration campaigns_0002).
+_VERSION_SQL = "SELECT version FROM campaign_index_version WHERE id = 1"
+_VERSION_QUERY = text(_VERSION_SQL)
+
+
+def version_column() -> Any:
+    """The version as a column, for a statement that reads other things in the same trip."""
+    return literal_column(f"({_VERSION_SQL})").label("campaigns_version")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFacts:
+    """What the rules read of a store."""
+
+    id: str
+    region_id: str
+    timezone: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +90,13 @@ class CampaignSnapshot:
 class CampaignIndex:
     """Live campaigns of one database at one version; read-only once built."""
 
-    version: str | None
+    version: int | None
     campaigns: list[CampaignSnapshot]  # highest priority first (ties by id)
     template_valid_days: dict[str, int]
     _by_store: dict[tuple[str, str], list[CampaignSnapshot]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def for_store(self, store: Store) -> list[CampaignSnapshot]:
+    def for_store(self, store: Store | StoreFacts) -> list[CampaignSnapshot]:
         """The live campaigns that may run at ``store`` (its stores, regions, region)."""
         key = (store.id, store.region_id)
         found = self._by_store.get(key)
@@ -91,7 +107,7 @@ class CampaignIndex:
         return found
 
 
-def may_run_at(campaign: CampaignSnapshot, store: Store) -> bool:
+def may_run_at(campaign: CampaignSnapshot, store: Store | StoreFacts) -> bool:
     """Whether the campaign's stores/regions/region include ``store`` (zones checked later)."""
     where = campaign.where or {}
     stores = where.get("stores")
@@ -108,10 +124,25 @@ _INDEXES: dict[str, CampaignIndex] = {}
 _INDEXES_LOCK = threading.Lock()
 
 
-def current(session: Session) -> CampaignIndex:
-    """The index for the session's database, rebuilt if a live campaign changed."""
+def cached(session: Session) -> CampaignIndex | None:
+    """The index last built for the session's database, unchecked (the caller checks its
+    ``version`` against ``version_column`` read in its own statement)."""
+    return _INDEXES.get(str(session.get_bind().url))
+
+
+def cached_for_tests(engine: Engine) -> CampaignIndex | None:
+    """The index cached for ``engine``'s database, if any (tests)."""
+    return _INDEXES.get(str(engine.url))
+
+
+def current(session: Session, version: int | None = None, known: bool = False) -> CampaignIndex:
+    """The index for the session's database, rebuilt if a live campaign changed.
+
+    ``known``: ``version`` was just read in this transaction (no second query).
+    """
     bind = session.get_bind()
-    version = session.connection().execute(_VERSION_QUERIES[bind.dialect.name]).scalar()
+    if not known:
+        version = session.connection().execute(_VERSION_QUERY).scalar()
     key = str(bind.url)
     with _INDEXES_LOCK:
         cached = _INDEXES.get(key)
@@ -123,7 +154,7 @@ def current(session: Session) -> CampaignIndex:
     return index
 
 
-def _build(session: Session, version: str | None) -> CampaignIndex:
+def _build(session: Session, version: int | None) -> CampaignIndex:
     """Snapshots of the live campaigns and the validity of their coupon templates."""
     rows = session.exec(
         select(Campaign)
@@ -152,3 +183,83 @@ def forget() -> None:
     """Drop every cached index (tests that rewrite campaigns behind the services' back)."""
     with _INDEXES_LOCK:
         _INDEXES.clear()
+    _forget_stores()
+
+
+_STORE = Store.__table__  # type: ignore[attr-defined]
+_STORE_FACTS = core_select(_STORE.c.region_id, _STORE.c.timezone).where(
+    _STORE.c.id == bindparam("store_id")
+)
+# Session.info flag: this transaction wrote a store (drop the cache again on commit).
+_STORES_DIRTY = "campaigns_stores_dirty"
+
+
+class _StoreCache:
+    """Stores' rule facts of one database: entries by id with the hub time they were read."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entries: dict[str, tuple[datetime, StoreFacts | None]] = {}
+        self.generation = 0
+
+
+_store_caches: weakref.WeakKeyDictionary[Engine, _StoreCache] = weakref.WeakKeyDictionary()
+_store_caches_lock = threading.Lock()
+
+
+def store_facts(session: Session, store_id: str, now: datetime) -> StoreFacts | None:
+    """Store ``store_id``'s region and time zone (None if unknown), cached while fresh."""
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    cache = _store_caches.get(engine)
+    if cache is None:
+        with _store_caches_lock:
+            cache = _store_caches.setdefault(engine, _StoreCache())
+    hit = cache.entries.get(store_id)
+    if hit is not None and _fresh(hit[0], now):
+        return hit[1]
+    generation = cache.generation
+    row = session.connection().execute(_STORE_FACTS, {"store_id": store_id}).first()
+    found = StoreFacts(store_id, row.region_id, row.timezone) if row is not None else None
+    with cache.lock:
+        if generation == cache.generation:
+            cache.entries[store_id] = (now, found)
+    return found
+
+
+def _fresh(cached_at: datetime, now: datetime) -> bool:
+    """Whether an entry read at ``cached_at`` may serve ``now`` (a clock set back: no)."""
+    return cached_at <= now < cached_at + REGISTRY_CACHE_TTL
+
+
+def _forget_stores() -> None:
+    """Drop every database's cached store facts."""
+    with _store_caches_lock:
+        caches = list(_store_caches.values())
+    for cache in caches:
+        with cache.lock:
+            cache.entries.clear()
+            cache.generation += 1
+
+
+def _on_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
+    """A store is about to be written: drop the cached facts now and again at commit."""
+    if any(isinstance(o, Store) for o in (*session.new, *session.dirty, *session.deleted)):
+        session.info[_STORES_DIRTY] = True
+        _forget_stores()
+
+
+def _on_commit(session: OrmSession) -> None:
+    """The store change is visible now: drop what readers cached meanwhile."""
+    if session.info.pop(_STORES_DIRTY, False):
+        _forget_stores()
+
+
+def _on_rollback(session: OrmSession) -> None:
+    """A rolled-back store change needs no second drop."""
+    session.info.pop(_STORES_DIRTY, None)
+
+
+event.listen(OrmSession, "before_flush", _on_flush)
+event.listen(OrmSession, "after_commit", _on_commit)
+event.listen(OrmSession, "after_rollback", _on_rollback)

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from hub.models.campaigns import Trigger
-from hub.models.registry import WEEKDAYS, Store, _hhmm
+from hub.models.registry import WEEKDAYS, _hhmm
 
 # The holdout bucket is the first 64 bits of SHA-256: uniform, stable across processes
 # and versions (Python's hash() is salted per process, so it would not be stable).
@@ -34,6 +34,19 @@ class CampaignRules(Protocol):
     where: dict[str, Any]
     when: dict[str, Any]
     holdout_share: float
+
+
+class StoreRules(Protocol):
+    """What the rules read of a store: a ``Store`` row or the index's cached facts."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def region_id(self) -> str: ...
+
+    @property
+    def timezone(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -75,12 +88,12 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def store_local(store: Store, at: datetime) -> datetime:
+def store_local(store: StoreRules, at: datetime) -> datetime:
     """``at`` in the store's own time zone."""
     return at.astimezone(_zone(store.timezone))
 
 
-def store_day(store: Store, at: datetime) -> str:
+def store_day(store: StoreRules, at: datetime) -> str:
     """The store's calendar day at ``at`` (YYYY-MM-DD): the unit of daily caps."""
     return store_local(store, at).date().isoformat()
 
@@ -111,7 +124,7 @@ def trigger_fires(campaign: CampaignRules, event: TriggerEvent) -> bool:
     return False
 
 
-def where_reasons(campaign: CampaignRules, store: Store, zone_id: str | None) -> list[str]:
+def where_reasons(campaign: CampaignRules, store: StoreRules, zone_id: str | None) -> list[str]:
     """Why the campaign does not run at this store/zone (empty: it does)."""
     where = campaign.where or {}
     reasons = []
@@ -127,7 +140,7 @@ def where_reasons(campaign: CampaignRules, store: Store, zone_id: str | None) ->
     return reasons
 
 
-def when_reasons(campaign: CampaignRules, store: Store, at: datetime) -> list[str]:
+def when_reasons(campaign: CampaignRules, store: StoreRules, at: datetime) -> list[str]:
     """Why the campaign does not run at ``at`` in the store's local time (empty: it does)."""
     when = campaign.when or {}
     reasons = []

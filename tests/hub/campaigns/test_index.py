@@ -1,0 +1,181 @@
+"""The live-campaign index cache and the check-in's few statements, on SQLite and PostgreSQL.
+
+The index is checked against ``campaign_index_version``, which database triggers change
+on every campaign write except a budget; the store facts the rules read are cached and
+dropped when this process writes a store. A paying check-in that hands its locked row
+to the hook runs a fixed, small number of statements and never reads the customer again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, event, select, text, update
+from sqlmodel import Session
+
+from hub.clock import ManualClock
+from hub.models.campaigns import Campaign
+from hub.models.checkins import Visit
+from hub.models.customers import Customer
+from hub.models.registry import Store
+from hub.services import points
+from hub.services.campaigns import evaluation, facts, hooks, index
+from tests.hub.campaigns.helpers import GULOU, customer, live_campaign, stores, visit
+
+_CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
+# What the check-in's first statement is: lock the customer, reading the audience columns.
+_LOCK = (
+    select(_CUSTOMER.c.id, *facts.AUDIENCE_COLUMNS)
+    .where(_CUSTOMER.c.id == bindparam("cid"))
+    .with_for_update(of=_CUSTOMER)
+)
+
+
+def _version(engine: Engine) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT version FROM campaign_index_version WHERE id = 1")
+        ).scalar()
+
+
+@contextmanager
+def _statements(engine: Engine) -> Iterator[list[str]]:
+    """Every statement the engine runs inside the block (BEGIN/COMMIT not included)."""
+    seen: list[str] = []
+
+    def record(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _check_in(engine: Engine, clock: ManualClock, cid: str, store: str = GULOU) -> list[str]:
+    """A check-in's tail as the check-in service runs it; the granted campaign ids."""
+    vid = visit(engine, cid, store, clock.now(), minutes=0)
+    with Session(engine) as session:
+        row = session.connection().execute(_LOCK, {"cid": cid}).one()
+        held = session.get(Visit, vid)
+        assert held is not None
+        session.expunge(held)
+        with _statements(engine) as seen:
+            grants = hooks.on_checkin(
+                session, clock.now(), cid, store, None, held, True, customer=row._mapping
+            )
+        session.commit()
+    _check_in.seen = seen  # type: ignore[attr-defined]
+    return [g.campaign_id for g in grants]
+
+
+def test_index_version_changes_with_campaign_writes_but_not_budgets(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """Create, launch, pause (even written behind the services' back) change the version;
+    taking budget does not (it would rebuild the index on every paid grant)."""
+    stores(engine)
+    before = _version(engine)
+    cid = live_campaign(engine, clock, caps={"budget": 100})
+    launched = _version(engine)
+    assert launched != before
+    with engine.begin() as conn:
+        conn.execute(
+            update(Campaign.__table__)  # type: ignore[attr-defined]
+            .where(Campaign.__table__.c.id == cid)  # type: ignore[attr-defined]
+            .values(budget_remaining=99)
+        )
+    assert _version(engine) == launched
+    with engine.begin() as conn:  # another hub process pausing it: no ORM event here
+        conn.execute(
+            update(Campaign.__table__)  # type: ignore[attr-defined]
+            .where(Campaign.__table__.c.id == cid)  # type: ignore[attr-defined]
+            .values(state="paused", updated_at=clock.now() + timedelta(seconds=1))
+        )
+    assert _version(engine) not in (launched, None)
+
+
+def test_a_change_by_another_process_is_seen_by_the_next_check_in(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """The cached index is checked by the check-in's own read: a campaign another process
+    paused (a plain UPDATE, no ORM events here) stops granting at once."""
+    stores(engine)
+    customer(engine, clock, "c1")
+    customer(engine, clock, "c2")
+    cid = live_campaign(engine, clock)
+    assert _check_in(engine, clock, "c1") == [cid]
+    assert index.cached_for_tests(engine) is not None
+    with engine.begin() as conn:
+        conn.execute(
+            update(Campaign.__table__)  # type: ignore[attr-defined]
+            .where(Campaign.__table__.c.id == cid)  # type: ignore[attr-defined]
+            .values(state="paused", updated_at=clock.now())
+        )
+    assert _check_in(engine, clock, "c2") == []
+
+
+def test_store_facts_are_dropped_when_this_process_writes_a_store(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """A store moved to another time zone: the next evaluation reads the new one."""
+    stores(engine)
+    with Session(engine) as session:
+        assert index.store_facts(session, GULOU, clock.now()).timezone == "Asia/Shanghai"  # type: ignore[union-attr]
+        store = session.get(Store, GULOU)
+        assert store is not None
+        store.timezone = "Asia/Tokyo"
+        session.commit()
+    with Session(engine) as session:
+        assert index.store_facts(session, GULOU, clock.now()).timezone == "Asia/Tokyo"  # type: ignore[union-attr]
+        assert index.store_facts(session, "no-such-store", clock.now()) is None
+
+
+def test_a_paying_check_in_runs_few_statements_and_does_not_reread_the_customer(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """Points from two campaigns with budgets: SQLite one read, then one statement per
+    table written; PostgreSQL one read, the budget lock, one write. The customer's row,
+    which the check-in locked and handed over, is neither read nor locked again."""
+    stores(engine)
+    for cid in ("c1", "c2"):
+        customer(engine, clock, cid, gender="female")
+    first = live_campaign(engine, clock, priority=2, caps={"budget": 100})
+    second = live_campaign(engine, clock, priority=1, audience={"genders": ["female"]})
+    assert _check_in(engine, clock, "c1") == [first, second]  # warms the caches
+    clock.advance(timedelta(seconds=1))  # the store's facts are still cached
+    assert _check_in(engine, clock, "c2") == [first, second]
+    seen: list[str] = _check_in.seen  # type: ignore[attr-defined]
+    assert not [s for s in seen if "FROM customer" in s], seen
+    if engine.dialect.name == "postgresql":
+        assert len(seen) == 3, seen  # read, lock the budget, write everything
+    else:
+        assert len(seen) == 6, seen  # read, budget, account, ledger, expiry timer, grants
+    with Session(engine) as session:
+        assert points.balance(session, "c2") == 20 == points.ledger_sum(session, "c2")
+        # Times are stored as the ORM stores them (SQLite: text, compared as text).
+        stored = (
+            session.connection()
+            .execute(
+                text(
+                    "SELECT g.at, e.expires_at FROM campaign_grant g JOIN points_entry e "
+                    "ON e.campaign_id = g.campaign_id AND e.customer_id = g.customer_id "
+                    "WHERE g.customer_id = 'c2' AND g.campaign_id = :c"
+                ),
+                {"c": first},
+            )
+            .one()
+        )
+        expected = (clock.now(), clock.now() + evaluation.POINTS_VALIDITY)
+        if engine.dialect.name == "sqlite":
+            assert tuple(stored) == tuple(
+                t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") for t in expected
+            )
+        else:
+            assert tuple(stored) == expected
+        # Two grants of 10 points from a budget of 100 points.
+        assert session.get(Campaign, first).budget_remaining == 80  # type: ignore[union-attr]
