@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlmodel import Session, col
 from sqlmodel import select as orm_select
 
@@ -30,6 +30,7 @@ from hub.models.types import new_id
 from hub.security import HubCrypto
 from hub.services import fraud, registry_cache
 from hub.services.auth import SESSIONS
+from hub.services.campaigns import facts as campaign_facts
 from hub.services.campaigns import hooks as campaign_hooks
 from hub.services.errors import CheckinRefused, NotFound, RateLimited, Unauthorized
 from hub.services.registry_cache import CachedBeacon
@@ -92,8 +93,11 @@ def _verify(beacon: CachedBeacon, payload: int, now: datetime) -> bool:
 
 def _lock_customer(
     connection: Connection, customer_id: str | None, session_hash: str | None, now: datetime
-) -> str:
-    """Lock the customer's row and return its id; refuse a bad session or no microphone consent.
+) -> Row[Any]:
+    """Lock the customer's row and return it; refuse a bad session or no microphone consent.
+
+    The row carries what the campaign rules read (``campaign_facts.AUDIENCE_COLUMNS``):
+    the campaign hook uses it instead of reading and locking the customer again.
 
     With ``session_hash`` (the phone's session) the customer is found through the session
     row, which must exist, be unrevoked and unexpired (else 401): the check-in's own
@@ -119,11 +123,11 @@ def _lock_customer(
             "(PATCH /v1/me with microphone_disclosure_version and microphone_accepted)",
             code=MICROPHONE_NOT_ACCEPTED,
         )
-    return str(row.id)
+    return row
 
 
 _LOCK_BY_ID = (
-    select(_CUSTOMER.c.id, _CUSTOMER.c.microphone_accepted_at)
+    select(_CUSTOMER.c.id, _CUSTOMER.c.microphone_accepted_at, *campaign_facts.AUDIENCE_COLUMNS)
     .where(_CUSTOMER.c.id == bindparam("ci_customer"))
     .with_for_update(of=_CUSTOMER)
 )
@@ -133,6 +137,7 @@ _LOCK_BY_SESSION = (
         _CUSTOMER.c.microphone_accepted_at,
         _SESSION.c.revoked_at,
         _SESSION.c.expires_at,
+        *campaign_facts.AUDIENCE_COLUMNS,
     )
     .select_from(_SESSION.join(_CUSTOMER, _CUSTOMER.c.id == _SESSION.c.customer_id))
     .where(_SESSION.c.token_hash == bindparam("ci_session"))
@@ -204,7 +209,8 @@ def check_in(
     """
     now = clock.now()
     connection = session.connection()
-    customer_id = _lock_customer(connection, customer_id, session_hash, now)
+    locked = _lock_customer(connection, customer_id, session_hash, now)
+    customer_id = str(locked.id)
     # Pure work first (no rule decided yet): which beacon, and does its MAC verify?
     payload = from_hex(req.code)
     is_beacon = kind_of(payload) is CodeKind.BEACON
@@ -260,7 +266,7 @@ def check_in(
     CHECKINS.labels(attempt["outcome"]).inc()
     # Campaign grants are decided in this same transaction (customer row already locked).
     grants = campaign_hooks.on_checkin(
-        session, now, customer_id, store.id, beacon.zone_id, visit, new_visit
+        session, now, customer_id, store.id, beacon.zone_id, visit, new_visit, locked._mapping
     )
     return CheckinResponse(
         visit_id=visit.id,
