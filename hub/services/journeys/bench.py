@@ -237,7 +237,13 @@ def _trial_month(engine: Engine, spec: JourneySpec, n: int, seed: int, prefix: s
                     raise RuntimeError("an enrolment failed")
             s.commit()
     enrol_s, enrol_cpu_s = time.perf_counter() - t0, time.process_time() - c0
-    schedule = sorted({(day, ev) for b in people for day, ev, _ in b.events()})
+    # The simulated customers' events by (day, event), worked out before the clock starts:
+    # the timed part measures the engine, not the simulation's bookkeeping.
+    targets: dict[tuple[float, str], list[tuple[str, dict[str, Any]]]] = {}
+    for cid, b in zip(ids, people, strict=True):
+        for day, ev, payload in b.events():
+            targets.setdefault((day, ev), []).append((cid, payload))
+    schedule = sorted(targets)
     batch = 1 if one_at_a_time else None
     timer_runs = 0
     t1, c1 = time.perf_counter(), time.process_time()
@@ -249,7 +255,7 @@ def _trial_month(engine: Engine, spec: JourneySpec, n: int, seed: int, prefix: s
             if clock.now() < at <= nxt:
                 clock.set(at)
                 timer_runs += timers.run_due(engine, clock, batch=batch)
-                _deliver(engine, clock, ids, people, day, ev, one_at_a_time)
+                _deliver(engine, clock, targets[day, ev], ev, one_at_a_time)
         clock.set(nxt)
         timer_runs += timers.run_due(engine, clock, batch=batch)
     advance_s, advance_cpu_s = time.perf_counter() - t1, time.process_time() - c1
@@ -270,11 +276,9 @@ def _trial_month(engine: Engine, spec: JourneySpec, n: int, seed: int, prefix: s
     }
 
 
-def _deliver(engine: Engine, clock: ManualClock, ids: list[str], people: list[Behaviour],
-             day: float, event: str, one_at_a_time: bool) -> None:
-    """Deliver ``event`` to every customer whose behaviour has it on ``day``."""
-    targets = [(cid, payload) for cid, b in zip(ids, people, strict=True)
-               for d, e, payload in b.events() if d == day and e == event]
+def _deliver(engine: Engine, clock: ManualClock, targets: list[tuple[str, dict[str, Any]]],
+             event: str, one_at_a_time: bool) -> None:
+    """Deliver ``event`` to its (customer id, payload) targets, a chunk per transaction."""
     for i in range(0, len(targets), EVENT_CHUNK):
         with Session(engine) as s:
             chunk = targets[i:i + EVENT_CHUNK]
