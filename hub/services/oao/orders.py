@@ -160,9 +160,15 @@ def _create_orders(
     return results
 
 
-def _by_key(session: Session, key: str) -> OaoOrder | None:
-    """The order with this client order key."""
-    return session.exec(select(OaoOrder).where(OaoOrder.client_order_key == key)).first()
+def orders_by_id(session: Session, ids: Sequence[str]) -> list[OaoOrder]:
+    """The orders with these ids, in the given order (an id may repeat)."""
+    found: dict[str, OaoOrder] = {}
+    unique = sorted(set(ids))
+    for part in chunks(unique):
+        found.update(
+            (o.id, o) for o in session.exec(select(OaoOrder).where(col(OaoOrder.id).in_(part)))
+        )
+    return [found[i] for i in ids]
 
 
 def _by_keys(session: Session, keys: Sequence[str]) -> dict[str, Any]:
