@@ -214,6 +214,7 @@ CASES = [
     ),
     # OAO (tests/hub/oao/matrix.py makes the fixed orders and sheet).
     case("POST", "/v1/orders", {A, OPS}, oao_matrix.order_body),
+    case("POST", "/v1/orders/batch", {A, OPS}, lambda w: [oao_matrix.order_body(w)]),
     case("GET", "/v1/orders", {A, OPS, S}, hidden="ord_fz"),
     case("GET", "/v1/orders/ord_fz_a", {A, OPS, S}),
     case("GET", "/v1/orders/ord_fz_a/history", {A, OPS, S}),
