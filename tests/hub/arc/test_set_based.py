@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 from typing import Any
 
@@ -10,11 +11,12 @@ from sqlalchemy import Column, Engine, MetaData, String, Table, func, insert, se
 from sqlmodel import Session
 
 from hub.clock import ManualClock
-from hub.models.customers import OutboxMessage
-from hub.models.journeys import JourneyInstance
+from hub.models.customers import Customer, OutboxMessage
+from hub.models.journeys import JourneyInstance, OutboxDelivery
 from hub.models.timers import Timer
 from hub.services import journeys, timers
 from hub.services.errors import Conflict, NotFound
+from hub.services.journeys.batch import Batch, gc_paused
 from tests.hub.arc.helpers import instance, make_customer, messages, publish, run_until, steps_sent
 from tests.hub.conftest import START
 from tests.hub.factories import seed
@@ -200,3 +202,52 @@ def test_a_step_reached_again_never_sends_twice(arc_engine: Engine, clock: Manua
     assert count == 12  # "a" and "b" for each, once
     assert len(messages(arc_engine)) == 12
     assert (steps, failed) == ({("e", "event")}, 0)  # the rerun went through, no errors
+
+
+def test_a_batch_queues_messages_only_for_customers_that_exist(
+    arc_engine: Engine, clock: ManualClock
+) -> None:
+    """Recipients are read per batch: an unknown customer's message is dropped, every other
+    one gets its own delivery row (the SQLite path numbers them from the new outbox ids)."""
+    known = [make_customer(arc_engine, clock)[0] for _ in range(3)]
+    wanted = [("jin_a", "sms", known[0], "one", "journey:jin_a:s1", "marketing"),
+              ("jin_x", "sms", "cus_gone", "lost", "journey:jin_x:s1", "marketing"),
+              ("jin_b", "mms", known[1], "two", "journey:jin_b:s1", "service"),
+              ("jin_c", "call", known[2], "three", "journey:jin_c:s1", "marketing")]
+    with Session(arc_engine) as s:
+        batch = Batch(s, clock.now())
+        batch.messages.extend(wanted)
+        batch.flush()
+        s.commit()
+    with Session(arc_engine) as s:
+        rows = s.execute(
+            select(OutboxMessage.dedupe_key, OutboxMessage.customer_id, OutboxMessage.body,
+                   OutboxDelivery.purpose, OutboxDelivery.source_id, OutboxDelivery.status)
+            .join(OutboxDelivery, OutboxDelivery.outbox_id == OutboxMessage.id)
+            .order_by(OutboxMessage.dedupe_key)).all()
+        recipients = {c.id: c.phone_enc for c in s.execute(select(Customer)).scalars()}
+        encs = dict(s.execute(select(OutboxMessage.customer_id, OutboxMessage.recipient_enc)).all())
+    assert [tuple(r) for r in rows] == [
+        ("journey:jin_a:s1", known[0], "one", "marketing", "jin_a", "queued"),
+        ("journey:jin_b:s1", known[1], "two", "service", "jin_b", "queued"),
+        ("journey:jin_c:s1", known[2], "three", "marketing", "jin_c", "queued"),
+    ]
+    assert encs == {cid: recipients[cid] for cid in known}
+
+
+def test_batches_run_without_cyclic_gc_and_restore_it() -> None:
+    """Collection is off inside a batch and back as it was afterwards (also after an error)."""
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("a failing batch")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # a caller's own choice is left alone
+    finally:
+        gc.enable()
