@@ -15,6 +15,8 @@ import numpy as np
 cimport numpy as cnp
 from libc.math cimport M_PI, cos, sin
 
+from ext.modem_reference import window_plan
+
 cnp.import_array()
 
 
@@ -430,6 +432,8 @@ cdef void _window_energies(
     const double[::1] xb,
     const long[::1] starts,
     const double[:, ::1] freqs,
+    Py_ssize_t i0,
+    Py_ssize_t i1,
     Py_ssize_t length,
     double rate,
     double[:, ::1] basis_re,
@@ -438,18 +442,17 @@ cdef void _window_energies(
     double[:, ::1] energy,
     double[::1] power,
 ) noexcept nogil:
-    """|DFT|^2 of each window at its frequencies.
+    """|DFT|^2 of windows ``i0 .. i1 - 1`` at their frequencies, one window at a time.
 
     The basis of frequency column ``k`` is rebuilt (rotating phasor) only when that
     column's frequency changes from the previous window, so windows that share
     frequencies (all symbols of a frame, every timing shift of one symbol) pay for the
     trigonometry once and run a plain multiply-add loop the compiler vectorises.
     """
-    cdef Py_ssize_t n_win = starts.shape[0]
     cdef Py_ssize_t n_freq = freqs.shape[1]
     cdef Py_ssize_t i, k, n, base
     cdef double ang, cr, ci, pr, pi_, tr, ar, ai, xr, xi, pw, f
-    for i in range(n_win):
+    for i in range(i0, i1):
         base = 2 * starts[i]
         pw = 0.0
         for n in range(length):
@@ -459,7 +462,7 @@ cdef void _window_energies(
         power[i] = pw
         for k in range(n_freq):
             f = freqs[i, k]
-            if i == 0 or f != basis_freq[k]:
+            if i == i0 or f != basis_freq[k]:
                 basis_freq[k] = f
                 ang = -2.0 * M_PI * f / rate
                 cr = cos(ang)
@@ -480,6 +483,94 @@ cdef void _window_energies(
                 ar = ar + xr * basis_re[k, n] - xi * basis_im[k, n]
                 ai = ai + xr * basis_im[k, n] + xi * basis_re[k, n]
             energy[i, k] = ar * ar + ai * ai
+
+
+# Exact phasors every this many samples of a prefix-sum run (the rotation's rounding
+# cannot drift further than this many steps).
+DEF PHASOR_RESYNC = 128
+DEF MAX_PREFIX_FREQS = 32
+
+
+cdef void _window_energies_prefix(
+    const double[::1] xb,
+    const long[::1] starts,
+    const double[:, ::1] freqs,
+    Py_ssize_t i0,
+    Py_ssize_t i1,
+    Py_ssize_t lo,
+    Py_ssize_t span,
+    Py_ssize_t length,
+    double rate,
+    double[::1] pre,
+    double[::1] ph,
+    double[:, ::1] energy,
+    double[::1] power,
+) noexcept nogil:
+    """|DFT|^2 of windows ``i0 .. i1 - 1`` that share one row of frequencies, by prefix sums.
+
+    ``P_f[m] = sum_{n < m} xb[lo + n] exp(-j w_f n)`` over the run's span; a window's
+    DFT is ``P_f[s + L] - P_f[s]`` up to a phase factor its magnitude drops. Costs
+    ``span`` multiply-adds per frequency instead of ``L`` per window: far fewer when
+    many windows overlap (every timing shift of every symbol of a frame).
+    """
+    cdef Py_ssize_t nk = freqs.shape[1]
+    cdef Py_ssize_t stride = 2 * nk
+    cdef Py_ssize_t m, k, i, s, n
+    cdef double xr, xi, pr, pi_, tr, ang, dr, di, pw
+    cdef double* P = &pre[0]
+    # Phasors and their per-sample steps in local arrays (nothing aliases them, so the
+    # per-frequency loop vectorises); frequency rows are at most MAX_PREFIX_FREQS wide.
+    cdef double ph_re[MAX_PREFIX_FREQS]
+    cdef double ph_im[MAX_PREFIX_FREQS]
+    cdef double st_re[MAX_PREFIX_FREQS]
+    cdef double st_im[MAX_PREFIX_FREQS]
+    cdef double a_re[MAX_PREFIX_FREQS]
+    cdef double a_im[MAX_PREFIX_FREQS]
+    cdef double* cur
+    cdef double* nxt
+    for k in range(nk):
+        ang = -2.0 * M_PI * freqs[i0, k] / rate
+        st_re[k] = cos(ang)
+        st_im[k] = sin(ang)
+    for k in range(stride):
+        P[k] = 0.0
+    for k in range(nk):
+        a_re[k] = 0.0
+        a_im[k] = 0.0
+    for m in range(span):
+        if m % PHASOR_RESYNC == 0:
+            for k in range(nk):
+                ang = -2.0 * M_PI * freqs[i0, k] * m / rate
+                ph_re[k] = cos(ang)
+                ph_im[k] = sin(ang)
+        xr = xb[2 * (lo + m)]
+        xi = xb[2 * (lo + m) + 1]
+        for k in range(nk):
+            pr = ph_re[k]
+            pi_ = ph_im[k]
+            a_re[k] = a_re[k] + xr * pr - xi * pi_
+            a_im[k] = a_im[k] + xr * pi_ + xi * pr
+            tr = pr * st_re[k] - pi_ * st_im[k]
+            ph_im[k] = pr * st_im[k] + pi_ * st_re[k]
+            ph_re[k] = tr
+        nxt = P + (m + 1) * stride
+        for k in range(nk):
+            nxt[k] = a_re[k]
+            nxt[nk + k] = a_im[k]
+    for i in range(i0, i1):
+        s = starts[i] - lo
+        cur = P + s * stride
+        nxt = P + (s + length) * stride
+        for k in range(nk):
+            dr = nxt[k] - cur[k]
+            di = nxt[nk + k] - cur[nk + k]
+            energy[i, k] = dr * dr + di * di
+        pw = 0.0
+        for n in range(length):
+            xr = xb[2 * (starts[i] + n)]
+            xi = xb[2 * (starts[i] + n) + 1]
+            pw = pw + xr * xr + xi * xi
+        power[i] = pw
 
 
 def window_energies(xb, starts, freqs, Py_ssize_t length, double rate):
@@ -516,6 +607,10 @@ def window_energies(xb, starts, freqs, Py_ssize_t length, double rate):
         raise ValueError("a window falls outside the signal")
     energy = np.zeros((st.shape[0], fq.shape[1]), dtype=np.float64)
     power = np.zeros(st.shape[0], dtype=np.float64)
+    # Runs of windows sharing a row of frequencies, and which of them go by prefix sums
+    # (the same plan as the NumPy twin's).
+    edges, lows, spans, by_prefix = window_plan(st, fq, length)
+    cdef Py_ssize_t max_span = int(spans[by_prefix].max()) if by_prefix.any() else 0
     cdef const double[::1] xv = x.view(np.float64)
     cdef const long[::1] sv = st
     cdef const double[:, ::1] fv = fq
@@ -524,8 +619,21 @@ def window_energies(xb, starts, freqs, Py_ssize_t length, double rate):
     cdef double[:, ::1] b_re = np.zeros((fq.shape[1], length), dtype=np.float64)
     cdef double[:, ::1] b_im = np.zeros((fq.shape[1], length), dtype=np.float64)
     cdef double[::1] b_f = np.zeros(fq.shape[1], dtype=np.float64)
+    cdef double[::1] pre = np.empty((max_span + 1) * 2 * max(fq.shape[1], 1), dtype=np.float64)
+    cdef double[::1] ph = np.empty(4 * max(fq.shape[1], 1), dtype=np.float64)
+    cdef const long[::1] ed = edges
+    cdef const long[::1] lw = lows
+    cdef const long[::1] sp = spans
+    cdef const unsigned char[::1] bp = by_prefix.view(np.uint8)
+    cdef Py_ssize_t r
     with nogil:
-        _window_energies(xv, sv, fv, length, rate, b_re, b_im, b_f, ev, pv)
+        for r in range(bp.shape[0]):
+            if bp[r]:
+                _window_energies_prefix(xv, sv, fv, ed[r], ed[r + 1], lw[r], sp[r], length,
+                                        rate, pre, ph, ev, pv)
+            else:
+                _window_energies(xv, sv, fv, ed[r], ed[r + 1], length, rate, b_re, b_im, b_f,
+                                 ev, pv)
     return energy, power
 
 

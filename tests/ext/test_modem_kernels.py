@@ -72,6 +72,29 @@ def test_window_energies_match_reference(rng: np.random.Generator) -> None:
     np.testing.assert_allclose(p1, p2, rtol=1e-12)
 
 
+def test_window_energies_by_prefix_sums_match_the_definition(rng: np.random.Generator) -> None:
+    # Every shift of every symbol at two scales: runs of overlapping windows that share
+    # frequencies (prefix sums), then a stretch of lone windows (one at a time).
+    n = 3000
+    xb = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+    xb[1500:1600] *= 1000.0  # a loud burst inside a run's span must not swamp the rest
+    starts = (np.arange(40)[:, None] * 61 + np.arange(17)[None, :]).ravel()
+    freqs = np.concatenate([np.tile(rng.uniform(-900, 900, 16), (680, 1)),
+                            np.tile(rng.uniform(-900, 900, 16), (680, 1)),
+                            rng.uniform(-900, 900, (50, 16))])
+    starts = np.concatenate([starts, starts + 1, rng.integers(0, n - 40, 50)])
+    _, _, _, by_prefix = ref.window_plan(starts, freqs, 40)
+    assert by_prefix[:2].all() and not by_prefix[2:].any()
+    seg = xb[starts[:, None] + np.arange(40)[None, :]]
+    basis = np.exp(-2j * np.pi * freqs[:, :, None] * np.arange(40)[None, None, :] / 4000.0)
+    want = np.abs(np.einsum("wn,wkn->wk", seg, basis)) ** 2
+    scale = want.max()
+    for k in (fast, ref):
+        e, p = k.window_energies(xb, starts, freqs, 40, 4000.0)
+        np.testing.assert_allclose(e, want, rtol=1e-9, atol=1e-12 * scale)
+        np.testing.assert_allclose(p, (np.abs(seg) ** 2).sum(axis=1), rtol=1e-12)
+
+
 def test_window_energies_of_a_tone() -> None:
     n = np.arange(400)
     xb = np.exp(2j * np.pi * 300.0 * n / 4000.0)
