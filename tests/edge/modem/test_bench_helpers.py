@@ -21,3 +21,13 @@ def test_one_trial_each_channel() -> None:
     for impaired in (False, True):
         ok, wrong = bench.run_trial(*bench.our_codec(), 6.0, impaired, rng)
         assert ok and wrong == 0
+
+
+def test_speed_vs_ggwave_takes_the_fastest_protocol_per_condition() -> None:
+    theirs = {"a": {"noise_only": 3000.0, "with_frames": 100.0},
+              "b": {"noise_only": 2000.0, "with_frames": 1500.0}}
+    out = bench.speed_vs_ggwave({"noise_only": 4500.0, "with_frames": 1200.0}, theirs)
+    assert out["noise_only"] == {"ours": 4500.0, "ggwave": 3000.0, "ggwave_protocol": "a",
+                                 "ratio": 1.5}
+    assert out["with_frames"]["ggwave_protocol"] == "b"
+    assert out["with_frames"]["ratio"] == pytest.approx(0.8)
