@@ -68,6 +68,8 @@ def print_report(result: dict[str, Any], curves: list[b.Curve]) -> None:
                  else gg_best - ours_half >= b.TARGET_GG_MARGIN_DB))
     for name, speeds in gg_speed.items():
         for label, speed in speeds.items():
+            if label == "frames_found":
+                continue
             rows.append((f"{name} decode speed, {label.replace('_', ' ')} (x real time)", speed,
                          "-", None))
     vs = result.get("speed_vs_ggwave", {})
