@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge.modem import demod, fec, frame
+from edge.modem.frontend import build_front_end
 from ext import load_kernel
 
 fast = load_kernel("_modem")
@@ -168,3 +169,27 @@ def test_path_gates_reject_noise_and_pass_a_clear_path(rng: np.random.Generator)
     signal = np.full(16, 6.0)
     assert demod.path_gates(demod.symbol_loglik(framed, signal, n0), framed, n0, tones)
     assert demod.path_gates(demod.symbol_loglik(noise, signal, n0), noise, n0, tones) is None
+
+
+def _baseband_frame(payload: int, start: int, fb: float, rng: np.random.Generator) -> np.ndarray:
+    """A frame's tones as complex baseband (no ramps) from ``start``, in light noise."""
+    sym_len = int(round(frame.SYMBOL_S * fb))
+    tones = frame.frame_symbols(payload)
+    n = start + sym_len * tones.size + 400
+    bb = (rng.normal(size=n) + 1j * rng.normal(size=n)) * 0.3
+    offs = frame.tone_offsets_hz()
+    for i, tone in enumerate(tones):
+        t = np.arange(start + i * sym_len, start + (i + 1) * sym_len)
+        bb[t] += np.exp(2j * np.pi * offs[tone] * t / fb)
+    return bb
+
+
+def test_wide_refine_pulls_in_an_estimate_several_samples_off(rng: np.random.Generator) -> None:
+    fe = build_front_end(48_000)
+    bb = _baseband_frame(0x123456789ABC, 200, fe.baseband_rate, rng)
+    # 6 samples late and 10 Hz high: beyond the fine search's +/-2 samples.
+    start, scale = demod.wide_refine(bb, 206.0, 10.0 / frame.CARRIER_HZ, fe, fast)
+    assert abs(start - 200.0) <= 2.0  # the window may sit anywhere on the flat tone
+    assert abs(scale * frame.CARRIER_HZ) <= 2.0
+    # Out of the buffer: the estimate comes back unchanged.
+    assert demod.wide_refine(bb[:1000], 206.0, 0.0, fe, fast) == (206.0, 0.0)
