@@ -10,7 +10,6 @@ from sqlmodel import Session, col, select
 
 from hub.models.oao import DEFAULT_ACCEPT_MIN, DEFAULT_GRACE_MIN, OaoRegionPolicy
 from hub.models.timers import Timer, TimerState
-from hub.services import timers
 
 KIND_REMIND = "oao.remind"
 KIND_REDISPATCH = "oao.redispatch"
@@ -44,21 +43,6 @@ def offer_timers(
     payload = {"order_id": order_id, "hop": hop, "store_id": store_id}
     key = offer_key(order_id, hop)
     return [(KIND_REMIND, key, remind_at, payload), (KIND_REDISPATCH, key, redispatch_at, payload)]
-
-
-def arm(
-    session: Session,
-    policy: OaoRegionPolicy,
-    order_id: str,
-    priority: str,
-    hop: int,
-    store_id: str,
-    now: datetime,
-) -> None:
-    """Schedule the reminder and the re-dispatch of the offer ``hop`` of an order."""
-    timers.schedule_many(
-        session, offer_timers(policy, order_id, priority, hop, store_id, now), now=now
-    )
 
 
 def disarm(session: Session, order_id: str, hop: int) -> int:

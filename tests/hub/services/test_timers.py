@@ -51,6 +51,41 @@ def _ran(engine: Engine) -> int:
         return int(s.execute(select(func.count()).select_from(RAN)).scalar_one())
 
 
+def test_schedule_many_writes_timers_as_schedule_does_and_keeps_the_first(
+    timer_engine: Engine,
+) -> None:
+    """One statement for many; a (kind, key) already there (or twice) keeps its first timer."""
+    clock = ManualClock(START)
+    due = START + timedelta(minutes=5)
+    shared = {"order_id": "o1", "hop": 1}
+    with Session(timer_engine) as s:
+        timers.schedule(s, "test.record", "k0", due, {"a": 0})
+        timers.schedule_many(
+            s,
+            [
+                ("test.record", "k0", due + timedelta(minutes=1), {"a": "later"}),
+                ("test.record", "k1", due, shared),
+                ("test.record", "k2", due + timedelta(minutes=1), shared),
+                ("test.record", "k1", due, {"a": "again"}),
+            ],
+            now=START,
+        )
+        s.commit()
+    with Session(timer_engine) as s:
+        rows = s.execute(select(Timer).order_by(Timer.key)).scalars().all()
+        got = [(t.key, t.due_at, t.payload, t.state, t.attempts, t.created_at) for t in rows]
+    assert got == [
+        ("k0", due, {"a": 0}, TimerState.PENDING, 0, got[0][5]),
+        ("k1", due, shared, TimerState.PENDING, 0, START),
+        ("k2", due + timedelta(minutes=1), shared, TimerState.PENDING, 0, START),
+    ]
+    with Session(timer_engine) as s, pytest.raises(ValueError, match="timezone-aware"):
+        timers.schedule_many(s, [("test.record", "k9", due.replace(tzinfo=None), {})], now=START)
+    clock.advance(timedelta(minutes=5))
+    assert timers.run_due(timer_engine, clock) == 2  # k0 and k1; k2 a minute later
+    assert sorted(CALLS) == ["k0", "k1"]
+
+
 def test_schedule_is_idempotent_and_runs_once_when_due(timer_engine: Engine) -> None:
     clock = ManualClock(START)
     with Session(timer_engine) as s:
