@@ -15,7 +15,8 @@ import numpy as np
 cimport numpy as cnp
 from libc.math cimport M_PI, cos, sin
 
-from ext.modem_reference import window_plan
+from ext.modem_reference import MAX_PREFIX_FREQS as _MAX_PREFIX_FREQS
+from ext.modem_reference import PREFIX_COST as _PREFIX_COST
 
 cnp.import_array()
 
@@ -573,6 +574,72 @@ cdef void _window_energies_prefix(
         power[i] = pw
 
 
+cdef Py_ssize_t _window_plan(
+    const long[::1] starts,
+    const double[:, ::1] freqs,
+    Py_ssize_t length,
+    long[::1] edges,
+    long[::1] lows,
+    long[::1] spans,
+    unsigned char[::1] prefix,
+    Py_ssize_t cost,
+    Py_ssize_t max_freqs,
+) noexcept nogil:
+    """Fill the run plan (see :func:`window_plan`); returns the number of runs."""
+    cdef Py_ssize_t n = starts.shape[0], nk = freqs.shape[1]
+    cdef Py_ssize_t i, k, r = 0, a = 0
+    cdef long lo, hi
+    cdef bint same
+    if n == 0:
+        edges[0] = 0
+        return 0
+    lo = starts[0]
+    hi = starts[0]
+    for i in range(1, n + 1):
+        same = i < n
+        if same:
+            for k in range(nk):
+                if freqs[i, k] != freqs[i - 1, k]:
+                    same = False
+                    break
+        if same:
+            lo = starts[i] if starts[i] < lo else lo
+            hi = starts[i] if starts[i] > hi else hi
+            continue
+        edges[r] = a
+        lows[r] = lo
+        spans[r] = hi - lo + length
+        prefix[r] = spans[r] * cost < (i - a) * length and nk <= max_freqs
+        r += 1
+        a = i
+        if i < n:
+            lo = starts[i]
+            hi = starts[i]
+    edges[r] = n
+    return r
+
+
+def window_plan(starts, freqs, Py_ssize_t length):
+    """Same contract as ``ext.modem_reference.window_plan`` (the plan both backends use)."""
+    st = np.ascontiguousarray(starts, dtype=np.int64)
+    fq = np.ascontiguousarray(freqs, dtype=np.float64)
+    n = st.shape[0]
+    edges = np.zeros(n + 1, dtype=np.int64)
+    lows = np.zeros(n, dtype=np.int64)
+    spans = np.zeros(n, dtype=np.int64)
+    prefix = np.zeros(n, dtype=bool)
+    cdef const long[::1] sv = st
+    cdef const double[:, ::1] fv = fq
+    cdef long[::1] ev = edges
+    cdef long[::1] lv = lows
+    cdef long[::1] spv = spans
+    cdef unsigned char[::1] pv = prefix.view(np.uint8)
+    cdef Py_ssize_t cost = _PREFIX_COST, max_freqs = _MAX_PREFIX_FREQS, n_runs
+    with nogil:
+        n_runs = _window_plan(sv, fv, length, ev, lv, spv, pv, cost, max_freqs)
+    return edges[: n_runs + 1], lows[:n_runs], spans[:n_runs], prefix[:n_runs]
+
+
 def window_energies(xb, starts, freqs, Py_ssize_t length, double rate):
     """Energy of windows of a complex signal at given frequencies, and each window's power.
 
@@ -610,7 +677,13 @@ def window_energies(xb, starts, freqs, Py_ssize_t length, double rate):
     # Runs of windows sharing a row of frequencies, and which of them go by prefix sums
     # (the same plan as the NumPy twin's).
     edges, lows, spans, by_prefix = window_plan(st, fq, length)
-    cdef Py_ssize_t max_span = int(spans[by_prefix].max()) if by_prefix.any() else 0
+    cdef Py_ssize_t max_span = 0
+    cdef Py_ssize_t r
+    cdef const long[::1] spv = spans
+    cdef const unsigned char[::1] bpv = by_prefix.view(np.uint8)
+    for r in range(bpv.shape[0]):
+        if bpv[r] and spv[r] > max_span:
+            max_span = spv[r]
     cdef const double[::1] xv = x.view(np.float64)
     cdef const long[::1] sv = st
     cdef const double[:, ::1] fv = fq
@@ -624,8 +697,7 @@ def window_energies(xb, starts, freqs, Py_ssize_t length, double rate):
     cdef const long[::1] ed = edges
     cdef const long[::1] lw = lows
     cdef const long[::1] sp = spans
-    cdef const unsigned char[::1] bp = by_prefix.view(np.uint8)
-    cdef Py_ssize_t r
+    cdef const unsigned char[::1] bp = bpv
     with nogil:
         for r in range(bp.shape[0]):
             if bp[r]:
