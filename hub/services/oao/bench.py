@@ -485,4 +485,42 @@ def run_oao_bench(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "oao.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    for line in summary(result):
+        print(line)
     return result
+
+
+def summary(result: dict[str, Any]) -> list[str]:
+    """The figures against the issue's targets, one line each."""
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    rate, limit = TARGET_ORDERS_PER_S, TARGET_SWEEP_S
+    e2e, one = result["dispatch_end_to_end_sqlite"], result["dispatch_one_by_one_sqlite"]
+    sweep = result["timeout_sweep_sqlite"]
+    kd = result["dispatch_kdtree"]["orders_per_s"]
+    lines = [
+        f"load average {result['load_average_1m']:.1f} on {result['cpu_count']} CPUs",
+        f"dispatch decision (k-d tree): {kd:,.0f} orders/s (>= {rate:g}: {verdict(kd >= rate)})",
+        f"dispatch end to end, {e2e['orders']:,} orders in bursts of {e2e['per_transaction']}: "
+        f"{e2e['orders_per_s']:,.0f} orders/s, {e2e['orders_per_cpu_s']:,.0f} per CPU-s "
+        f"(>= {rate:g}: {verdict(e2e['orders_per_s'] >= rate)}); one order per transaction: "
+        f"{one['orders_per_s']:,.0f} orders/s, {one['orders_per_cpu_s']:,.0f} per CPU-s",
+    ]
+    for label, key, due in (
+        ("steady", "steady_sweep", sweep["steady_due"]),
+        ("reminder burst", "burst_sweep", sweep["burst_due"]),
+        ("time-out burst (re-dispatch)", "timeout_sweep", sweep["timeout_due"]),
+    ):
+        seconds = sweep[f"{key}_s"]
+        lines.append(
+            f"sweep over {sweep['open_orders']:,} open orders, {label}, {due:,} due: "
+            f"{seconds:.2f} s ({sweep[f'{key}_cpu_s']:.2f} s CPU) (< {limit:g} s: "
+            f"{verdict(seconds < limit)})"
+        )
+    lines.append(
+        f"no-op handler, {sweep['noop_burst_due']:,} due: {sweep['noop_burst_sweep_s']:.2f} s "
+        f"({sweep['noop_burst_sweep_cpu_s']:.2f} s CPU)"
+    )
+    return lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hub.services.oao.bench import make_world, run_oao_bench
+from hub.services.oao.bench import make_world, run_oao_bench, summary
 
 
 def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
@@ -17,6 +17,13 @@ def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
     assert written["timeout_sweep_sqlite"]["steady_due"] == 1
     assert written["dispatch_end_to_end_sqlite"]["orders"] == 10
     assert {"dispatch_kdtree", "dispatch_scan_baseline", "scaling"} <= set(written)
+    sweep = written["timeout_sweep_sqlite"]
+    assert (sweep["burst_due"], sweep["timeout_due"]) == (9, 10)
+    assert sweep["timeout_redispatched"] + sweep["timeout_escalated"] == 10
+    assert written["dispatch_one_by_one_sqlite"]["orders"] == 10
+    lines = summary(written)
+    assert sum("(< 1 s: " in line for line in lines) == 3
+    assert sum("(>= 500: " in line for line in lines) == 2
 
 
 def test_world_is_reproducible() -> None:
