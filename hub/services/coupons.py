@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, insert, update
+from sqlalchemy import bindparam, case, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -33,6 +33,7 @@ from hub.models.registry import Store
 from hub.models.timers import Timer, TimerState
 from hub.models.types import new_id
 from hub.services.auth import Principal, scoped_store
+from hub.services.campaigns.prepared import Prepared
 from hub.services.errors import Conflict, Forbidden, Invalid, NotFound
 from hub.services.timers import cancel, schedule, timer_handler
 
@@ -49,14 +50,19 @@ EXPIRE_TIMER = "coupon.expire"
 # Pool codes claimed concurrently: a claim retries past codes another issuer just took.
 POOL_CLAIM_ATTEMPTS = 5
 SYSTEM_ACTOR = "system"
-_COUPON = Coupon.__table__  # type: ignore[attr-defined]
-_EVENT = CouponEvent.__table__  # type: ignore[attr-defined]
-_TIMER = Timer.__table__  # type: ignore[attr-defined]
+_COUPON = COUPON = Coupon.__table__  # type: ignore[attr-defined]
+_EVENT = EVENT = CouponEvent.__table__  # type: ignore[attr-defined]
+_TIMER = TIMER = Timer.__table__  # type: ignore[attr-defined]
 
 
 def new_code() -> str:
-    """A fresh coupon code: 80 random bits as ``XXXX-XXXX-XXXX-XXXX``."""
-    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_SYMBOLS))
+    """A fresh coupon code: 80 random bits as ``XXXX-XXXX-XXXX-XXXX``.
+
+    The 80 bits are drawn at once and cut into 16 groups of 5, one symbol each: uniform
+    like 16 draws of ``secrets.choice`` (32 symbols = 5 bits), at a tenth of the cost.
+    """
+    bits = int.from_bytes(secrets.token_bytes(CODE_ENTROPY_BITS // 8), "big")
+    raw = "".join(CODE_ALPHABET[(bits >> (5 * i)) & 31] for i in range(CODE_SYMBOLS))
     return "-".join(raw[i : i + CODE_GROUP] for i in range(0, CODE_SYMBOLS, CODE_GROUP))
 
 
@@ -130,14 +136,16 @@ def _claim_pool_row(
 ) -> tuple[str, str] | None:
     """Take one unclaimed pool code (skipping rows another transaction has locked): (id, code)."""
     conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
     for _ in range(POOL_CLAIM_ATTEMPTS):
-        candidate = conn.execute(
-            select(_COUPON.c.id, _COUPON.c.code)
-            .where(_COUPON.c.template_id == template_id, _COUPON.c.state == CouponState.POOL.value)
-            .order_by(_COUPON.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        ).first()
+        if sqlite:
+            candidate = (
+                _sqlite_pool_candidate(session)
+                .execute(session, {"pool_template": template_id})
+                .first()
+            )
+        else:
+            candidate = conn.execute(_POOL_CANDIDATE, {"pool_template": template_id}).first()
         if candidate is None:
             return None
         taken = conn.execute(
@@ -157,6 +165,30 @@ def _claim_pool_row(
     return None
 
 
+# Built once: building a statement costs more than running it on SQLite (the hot path of
+# campaign grants looks here for every coupon it gives).
+_POOL_CANDIDATE = (
+    select(_COUPON.c.id, _COUPON.c.code)
+    .where(
+        _COUPON.c.template_id == bindparam("pool_template"),
+        _COUPON.c.state == CouponState.POOL.value,
+    )
+    .order_by(_COUPON.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+
+
+_SQLITE_POOL_CANDIDATE: list[Prepared] = []
+
+
+def _sqlite_pool_candidate(session: Session) -> Prepared:
+    """``_POOL_CANDIDATE`` for SQLite, compiled once (see ``Prepared``)."""
+    if not _SQLITE_POOL_CANDIDATE:
+        _SQLITE_POOL_CANDIDATE.append(Prepared(_POOL_CANDIDATE, session.get_bind().dialect))
+    return _SQLITE_POOL_CANDIDATE[0]
+
+
 @dataclass(frozen=True)
 class CampaignCoupon:
     """One coupon a campaign grant gives: its template (and the template's validity)."""
@@ -166,21 +198,24 @@ class CampaignCoupon:
     campaign_id: str
 
 
-def issue_for_campaigns(
-    session: Session, wanted: Sequence[CampaignCoupon], customer_id: str, now: datetime
-) -> list[tuple[str, str]]:
-    """Issue the coupons of one evaluation's grants: ``(coupon id, code)`` per item, in order.
+@dataclass
+class CampaignIssue:
+    """One evaluation's coupons: ``(coupon id, code)`` per wanted item, in order, and the
+    rows still to insert (new codes, their expiry timers, the 'issued' audit lines)."""
 
-    The hot path of campaign grants: pool codes first, as ``issue`` does; new codes, their
-    expiry timers (keyed by the new coupon's id, so no lookup) and the audit lines go in
-    one Core insert per table, with no ORM objects to build or refresh.
-    """
-    if not wanted:
-        return []
-    out: list[tuple[str, str]] = []
-    fresh: list[dict[str, Any]] = []
-    timers: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+    issued: list[tuple[str, str]]
+    coupons: list[dict[str, Any]]
+    timers: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+
+def mint_for_campaigns(
+    session: Session, wanted: Sequence[CampaignCoupon], customer_id: str, now: datetime
+) -> CampaignIssue:
+    """Claim pool codes (as ``issue`` does) and make new codes for the rest; the rows to
+    insert are returned, not written, so the caller can write them with its own rows
+    (campaign evaluation: one statement on PostgreSQL)."""
+    out = CampaignIssue([], [], [], [])
     for item in wanted:
         expires_at = now + timedelta(days=item.valid_days)
         claimed = _claim_pool_row(
@@ -188,7 +223,7 @@ def issue_for_campaigns(
         )
         if claimed is None:
             claimed = (new_id("cpn"), new_code())
-            fresh.append(
+            out.coupons.append(
                 {
                     "id": claimed[0],
                     "code": claimed[1],
@@ -201,8 +236,8 @@ def issue_for_campaigns(
                     "version": 1,
                 }
             )
-        out.append(claimed)
-        timers.append(
+        out.issued.append(claimed)
+        out.timers.append(
             {
                 "kind": EXPIRE_TIMER,
                 "key": claimed[0],
@@ -213,7 +248,7 @@ def issue_for_campaigns(
                 "created_at": now,
             }
         )
-        events.append(
+        out.events.append(
             {
                 "coupon_id": claimed[0],
                 "action": CouponAction.ISSUED.value,
@@ -225,12 +260,26 @@ def issue_for_campaigns(
                 "at": now,
             }
         )
-    conn = session.connection()
-    if fresh:
-        conn.execute(insert(_COUPON), fresh)
-    conn.execute(insert(_TIMER), timers)
-    conn.execute(insert(_EVENT), events)
     return out
+
+
+def issue_for_campaigns(
+    session: Session, wanted: Sequence[CampaignCoupon], customer_id: str, now: datetime
+) -> list[tuple[str, str]]:
+    """Issue the coupons of one evaluation's grants: ``(coupon id, code)`` per item, in order.
+
+    Pool codes first, as ``issue`` does; new codes, their expiry timers (keyed by the new
+    coupon's id, so no lookup) and the audit lines go in one Core insert per table.
+    """
+    if not wanted:
+        return []
+    minted = mint_for_campaigns(session, wanted, customer_id, now)
+    conn = session.connection()
+    if minted.coupons:
+        conn.execute(insert(_COUPON), minted.coupons)
+    conn.execute(insert(_TIMER), minted.timers)
+    conn.execute(insert(_EVENT), minted.events)
+    return minted.issued
 
 
 # ---------------------------------------------------------------- redeem / reverse / void

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, insert, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -232,8 +232,7 @@ def statements_for(session: Session) -> Any:
 
 def expiry_scheduled(session: Session, key: str) -> bool:
     """Whether this transaction has already made sure the expiry timer ``key`` exists."""
-    done: set[str] | None = session.info.get(_SCHEDULED_INFO_KEY)
-    return done is not None and key in done
+    return key in _scheduled(session)
 
 
 def remember_scheduled(session: Session, key: str) -> None:
@@ -245,8 +244,7 @@ def _ensure_expiry_timer(session: Session, expires_at: datetime, now: datetime) 
     """The expiry day's timer (see ``_schedule_expiry``) in one statement: insert if missing."""
     day = expires_at.astimezone(UTC).date()
     key = day.isoformat()
-    done: set[str] | None = session.info.get(_SCHEDULED_INFO_KEY)
-    if done is not None and key in done:
+    if key in _scheduled(session):
         return
     day_end = datetime.combine(day + timedelta(days=1), time.min, UTC)
     session.connection().execute(
@@ -293,29 +291,39 @@ def _schedule_expiry(
     day = expires_at.astimezone(UTC).date()
     key = day.isoformat()
     # Within one transaction the same key needs scheduling once.
-    done: set[str] | None = session.info.get(_SCHEDULED_INFO_KEY)
-    if done is not None and key in done:
+    if key in _scheduled(session):
         return
     day_end = datetime.combine(day + timedelta(days=1), time.min, UTC)
     schedule(session, EXPIRE_TIMER, key, day_end, now=now)
     _remember_scheduled(session, key)
 
 
-def _remember_scheduled(session: Session, key: str) -> None:
-    """Note that this transaction has made sure the expiry timer ``key`` exists."""
-    done: set[str] | None = session.info.get(_SCHEDULED_INFO_KEY)
-    if done is None:
-        done = session.info[_SCHEDULED_INFO_KEY] = set()
-        # Forget at the end of any transaction: a rolled-back schedule must be redone.
-        event.listen(session, "after_transaction_end", _forget_scheduled)
-    done.add(key)
-
-
-def _forget_scheduled(session: Session, _transaction: object) -> None:
-    """Drop the per-transaction memo of scheduled expiry timers."""
+def _scheduled(session: Session) -> set[str]:
+    """The expiry timers this transaction has made sure of (see ``_remember_scheduled``)."""
     memo = session.info.get(_SCHEDULED_INFO_KEY)
-    if memo:
-        memo.clear()
+    if memo is None or memo[0] is not _innermost(session):
+        return set()
+    return memo[1]  # type: ignore[no-any-return]
+
+
+def _remember_scheduled(session: Session, key: str) -> None:
+    """Note that this transaction has made sure the expiry timer ``key`` exists.
+
+    The note holds for the innermost transaction it was made in (savepoint or not): when
+    another is current (the next transaction, a savepoint begun or ended since), it is
+    void, so a rolled-back schedule is made again (an ON CONFLICT DO NOTHING insert: a
+    redundant one costs nothing). No session event listener is needed for this.
+    """
+    current = _innermost(session)
+    memo = session.info.get(_SCHEDULED_INFO_KEY)
+    if memo is None or memo[0] is not current:
+        memo = session.info[_SCHEDULED_INFO_KEY] = (current, set())
+    memo[1].add(key)
+
+
+def _innermost(session: Session) -> Any:
+    """The session's current savepoint, else its transaction (None outside one)."""
+    return session.get_nested_transaction() or session.get_transaction()
 
 
 @timer_handler(EXPIRE_TIMER)

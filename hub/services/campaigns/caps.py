@@ -53,20 +53,17 @@ _COUNTS = (
 
 _GROUPED = _COUNTS.subquery()
 _GROUPED_N = list(_GROUPED.c)[2]
-_BUDGETS = select(_CAMPAIGN.c.id, _CAMPAIGN.c.budget_remaining).where(
-    _CAMPAIGN.c.id.in_(bindparam("budget_ids", expanding=True))
-)
 # The same reads as one column each (JSON), for a statement that reads other things in
 # the same trip (the check-in's one read of the customer's state).
 _AGGREGATES = {
-    "sqlite": (func.json_group_array, func.json_array, func.json_group_object),
-    "postgresql": (func.json_agg, func.json_build_array, func.json_object_agg),
+    "sqlite": (func.json_group_array, func.json_array),
+    "postgresql": (func.json_agg, func.json_build_array),
 }
 
 
 def counts_column(dialect: str) -> Any:
     """``load_counts``' rows as one JSON array column (parameter ``customer_id``)."""
-    group, array, _ = _AGGREGATES[dialect]
+    group, array = _AGGREGATES[dialect]
     g = _GROUPED.c
     return (
         select(group(array(g.campaign_id, g.store_day, _GROUPED_N)))
@@ -75,12 +72,21 @@ def counts_column(dialect: str) -> Any:
     )
 
 
-def budgets_column(dialect: str) -> Any:
-    """Budgets left of the campaigns ``budget_ids`` as one JSON object column, unlocked:
-    only for SQLite, whose transactions hold the database's write lock from their start."""
-    _, _, obj = _AGGREGATES[dialect]
-    b = _BUDGETS.subquery()
-    return select(obj(b.c.id, b.c.budget_remaining)).scalar_subquery().label("budgets")
+def budgets_column_sqlite() -> Any:
+    """Budgets left of the campaigns ``budget_ids_json`` (a JSON array) as one JSON object
+    column, unlocked: only for SQLite, whose transactions hold the database's write lock
+    from their start. One statement text for any number of campaigns (compiled once)."""
+    ids = func.json_each(bindparam("budget_ids_json")).table_valued("value")
+    b = (
+        select(_CAMPAIGN.c.id, _CAMPAIGN.c.budget_remaining)
+        .where(_CAMPAIGN.c.id.in_(select(ids.c.value)))
+        .subquery()
+    )
+    return (
+        select(func.json_group_object(b.c.id, b.c.budget_remaining))
+        .scalar_subquery()
+        .label("budgets")
+    )
 
 
 def _decoded(raw: Any) -> Any:
@@ -100,7 +106,7 @@ def counts_of(raw: Any, day: str) -> GrantCounts:
 
 
 def budgets_of(raw: Any) -> dict[str, int]:
-    """``budgets_column``'s value as ``lock_budgets`` would give."""
+    """``budgets_column_sqlite``'s value as ``lock_budgets`` would give."""
     return {cid: int(left or 0) for cid, left in (_decoded(raw) or {}).items()}
 
 

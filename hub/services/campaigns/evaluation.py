@@ -23,6 +23,7 @@ Writes are Core statements (one per table, many rows each), not ORM objects.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,10 +36,11 @@ from sqlmodel import Session
 from hub.models.campaigns import CampaignGrant, GrantOutcome, RewardKind
 from hub.models.coupons import Coupon
 from hub.models.customers import Customer
-from hub.models.types import new_id
+from hub.models.types import UtcDateTime, new_id
 from hub.services import coupons, points
 from hub.services.campaigns import caps, facts, index, rules, writes
 from hub.services.campaigns.index import CampaignSnapshot
+from hub.services.campaigns.prepared import Prepared
 from hub.services.campaigns.rules import TriggerEvent
 from storewave.wire import Grant
 
@@ -243,14 +245,13 @@ class _State:
 
 
 @functools.cache
-def _state_statement(dialect: str, with_history: bool, with_budgets: bool) -> Any:
-    """The campaigns' version, the customer's grant counts, visit history (when a candidate
-    reads it) and, on SQLite, the budgets: one statement, one round trip."""
+def _state_statement(dialect: str, with_history: bool) -> Any:
+    """The campaigns' version, the customer's grant counts and visit history (when a
+    candidate reads it): one statement, one round trip (SQLite adds the budgets, see
+    ``_sqlite_state``)."""
     columns = [index.version_column(), caps.counts_column(dialect)]
     if with_history:
         columns.extend(facts.HISTORY_COLUMNS)
-    if with_budgets:
-        columns.append(caps.budgets_column(dialect))
     return select(*columns)
 
 
@@ -262,15 +263,24 @@ def _read_state(
 ) -> _State:
     """Run ``_state_statement`` for the event's customer and these candidates."""
     with_history = facts.any_reads_history(candidates)
-    # SQLite: the transaction holds the database's write lock since BEGIN IMMEDIATE, so a
-    # plain read of the budgets is as exact as PostgreSQL's row locks (taken later there).
-    with_budgets = dialect == "sqlite"
     params: dict[str, Any] = {"customer_id": event.customer_id}
     if with_history:
         params.update(store_id=event.store_id, visit_id=event.visit_id or "")
-    if with_budgets:
-        params["budget_ids"] = sorted(c.id for c in candidates if c.budget_total is not None)
-    statement = _state_statement(dialect, with_history, with_budgets)
+    budget_ids = sorted(c.id for c in candidates if c.budget_total is not None)
+    if dialect == "sqlite":
+        # The transaction holds the database's write lock since BEGIN IMMEDIATE, so a
+        # plain read of the budgets is as exact as PostgreSQL's row locks (taken later
+        # there); the statement is compiled once and run as the writes are (``Prepared``).
+        params["budget_ids_json"] = json.dumps(budget_ids)
+        prepared = _sqlite_state(session, with_history)
+        row = prepared.statement.execute(session, params).one()
+        version, counts, *rest = row
+        history = facts.NO_HISTORY
+        if with_history:
+            visits, here, previous = rest[:3]
+            history = (visits, here, prepared.to_time(previous))
+        return _State(version=version, counts=counts, history=history, budgets=rest[-1])
+    statement = _state_statement(dialect, with_history)
     row = session.connection().execute(statement, params).one()
     return _State(
         version=row.campaigns_version,
@@ -280,8 +290,34 @@ def _read_state(
             if with_history
             else facts.NO_HISTORY
         ),
-        budgets=row.budgets if with_budgets else None,
+        budgets=None,
     )
+
+
+@dataclass(frozen=True)
+class _SqliteState:
+    """``_state_statement`` for SQLite, compiled once, and its time column's processor."""
+
+    statement: Prepared
+    to_time: Any
+
+
+_SQLITE_STATE: dict[bool, _SqliteState] = {}
+
+
+def _sqlite_state(session: Session, with_history: bool) -> _SqliteState:
+    """The SQLite state read (with or without the history columns), compiled on first use."""
+    found = _SQLITE_STATE.get(with_history)
+    if found is None:
+        dialect = session.get_bind().dialect
+        columns = [*_state_statement("sqlite", with_history).selected_columns]
+        columns.append(caps.budgets_column_sqlite())
+        time_type = UtcDateTime().dialect_impl(dialect)
+        found = _SQLITE_STATE[with_history] = _SqliteState(
+            Prepared(select(*columns), dialect),
+            time_type.result_processor(dialect, None) or (lambda v: v),
+        )
+    return found
 
 
 def _evaluate_single(
@@ -463,7 +499,8 @@ def _write(
         for c, _ in paid
         if c.reward_kind == _COUPON_REWARD
     ]
-    issued = iter(coupons.issue_for_campaigns(session, wanted, event.customer_id, event.at))
+    minted = coupons.mint_for_campaigns(session, wanted, event.customer_id, event.at)
+    issued = iter(minted.issued)
     credits = []
     for campaign, decision in paid:
         if campaign.reward_kind == _COUPON_REWARD:
@@ -479,7 +516,8 @@ def _write(
                 )
             )
     budgets = [writes.Budget(c.id, _cost(c)) for c, _ in paid if c.budget_total is not None]
-    writes.write(session, event.customer_id, event.at, budgets, credits, [d.row() for d in new])
+    grants = [d.row() for d in new]
+    writes.write(session, event.customer_id, event.at, budgets, credits, grants, minted)
 
 
 def to_wire(decisions: Sequence[Decision]) -> list[Grant]:

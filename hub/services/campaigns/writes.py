@@ -1,8 +1,9 @@
 """What an evaluation writes, in as few statements as the database allows.
 
-The budgets taken, the points credited (account, ledger lines, the expiry day's timer)
-and the decisions (``campaign_grant`` rows) are one statement on PostgreSQL: data-modifying
-CTEs, one round trip instead of five, with the rows passed as JSON documents so the
+The budgets taken, the coupons issued (new codes, their expiry timers, the 'issued' audit
+lines), the points credited (account, ledger lines, the expiry day's timer) and the
+decisions (``campaign_grant`` rows) are one statement on PostgreSQL: data-modifying CTEs,
+one round trip instead of up to eight, with the rows passed as JSON documents so the
 statement's text never changes (parsed and planned once per connection). SQLite has no
 data-modifying CTEs; there each table gets its own statement (nothing travels: SQLite
 runs in the process).
@@ -27,8 +28,9 @@ from hub.models.campaigns import CampaignGrant
 from hub.models.points import PointsAccount, PointsKind
 from hub.models.timers import TimerState
 from hub.models.types import UtcDateTime
-from hub.services import points
+from hub.services import coupons, points
 from hub.services.campaigns import caps
+from hub.services.campaigns.prepared import Prepared
 from hub.services.errors import Invalid
 
 _GRANT = CampaignGrant.__table__  # type: ignore[attr-defined]
@@ -71,6 +73,28 @@ WITH budget AS (
            '{TimerState.PENDING.value}', 0, :now
     FROM jsonb_to_recordset(CAST(:timers AS jsonb)) AS x(key text, due_at timestamptz)
     ON CONFLICT (kind, "key") DO NOTHING
+), minted AS (
+    INSERT INTO coupon (id, code, template_id, customer_id, campaign_id, state, issued_at,
+                        expires_at, version)
+    SELECT x.id, x.code, x.template_id, x.customer_id, x.campaign_id, x.state, x.issued_at,
+           x.expires_at, x.version
+    FROM jsonb_to_recordset(CAST(:coupons AS jsonb)) AS x(
+        id text, code text, template_id text, customer_id text, campaign_id text, state text,
+        issued_at timestamptz, expires_at timestamptz, version integer)
+), coupon_expiry AS (
+    INSERT INTO timer (kind, "key", due_at, payload, state, attempts, created_at)
+    SELECT x.kind, x.key, x.due_at, CAST(x.payload AS json), x.state, x.attempts, x.created_at
+    FROM jsonb_to_recordset(CAST(:coupon_timers AS jsonb)) AS x(
+        kind text, key text, due_at timestamptz, payload jsonb, state text, attempts integer,
+        created_at timestamptz)
+), audit AS (
+    INSERT INTO coupon_event (coupon_id, action, actor, store_id, client_key, reason, detail,
+                              at)
+    SELECT x.coupon_id, x.action, x.actor, x.store_id, x.client_key, x.reason,
+           CAST(x.detail AS json), x.at
+    FROM jsonb_to_recordset(CAST(:coupon_events AS jsonb)) AS x(
+        coupon_id text, action text, actor text, store_id text, client_key text, reason text,
+        detail jsonb, at timestamptz)
 ), decided AS (
     INSERT INTO campaign_grant (id, campaign_id, customer_id, store_id, source_event,
                                 "trigger", outcome, reason, reward_kind, coupon_id, points,
@@ -114,12 +138,15 @@ def write(
     budgets: Sequence[Budget],
     credits: Sequence[points.Credit],
     grants: Sequence[dict[str, Any]],
+    minted: coupons.CampaignIssue | None = None,
 ) -> None:
-    """Take the budgets, credit the points, insert the grant rows (coupons are issued before)."""
+    """Take the budgets, insert the coupons ``minted`` (pool codes were claimed already),
+    credit the points, insert the grant rows."""
     if any(c.delta <= 0 for c in credits):
         raise Invalid("a credit needs a positive amount")
+    minted = minted or coupons.CampaignIssue([], [], [], [])
     if session.get_bind().dialect.name != "postgresql":
-        _write_each(session, customer_id, now, budgets, credits, grants)
+        _write_each(session, customer_id, now, budgets, credits, grants, minted)
         return
     total = sum(c.delta for c in credits)
     entries, running = [], 0
@@ -157,6 +184,9 @@ def write(
                 "entries": _json(entries),
                 "timers": _json(timers),
                 "grants": _json(grants),
+                "coupons": _json(minted.coupons),
+                "coupon_timers": _json(minted.timers),
+                "coupon_events": _json(minted.events),
             },
         )
         .scalar_one()
@@ -165,47 +195,6 @@ def write(
         # Unreachable while the rows stay locked; fail the transaction rather than overrun.
         raise RuntimeError("a campaign budget changed under its lock")
     _expire_account(session, customer_id)
-
-
-class _Prepared:
-    """A Core statement compiled once for SQLite and run with ``exec_driver_sql``.
-
-    SQLAlchemy's per-execution work for a Core statement (cache key, compiled-cache
-    lookup, result set-up) costs ~70 us, more than SQLite takes to run an insert. The
-    statement is still compiled by SQLAlchemy, its values go through the bind processors
-    SQLAlchemy would apply (so a time is stored exactly as the ORM stores it), and
-    ``exec_driver_sql`` keeps the engine's events and error translation.
-    """
-
-    def __init__(self, statement: Any, dialect: Any, column_keys: Sequence[str] | None = None):
-        compiled = statement.compile(
-            dialect=dialect, column_keys=list(column_keys) if column_keys else None
-        )
-        # Positional (SQLite's qmark) and no Python-side column defaults to compute.
-        assert compiled.positional and compiled.positiontup is not None
-        assert not compiled.insert_prefetch and not compiled.update_prefetch
-        self.sql = compiled.string
-        self.slots: list[tuple[str, Any, Any]] = []
-        for name in compiled.positiontup:
-            bind = compiled.binds[name]
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            self.slots.append((name, process, None if bind.required else bind.value))
-
-    def values(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        """The positional values for ``params`` (a statement's own literals filled in)."""
-        out = []
-        for name, process, default in self.slots:
-            value = params.get(name, default)
-            out.append(process(value) if process is not None and value is not None else value)
-        return tuple(out)
-
-    def execute(self, session: Session, params: dict[str, Any]) -> Any:
-        """Run once."""
-        return session.connection().exec_driver_sql(self.sql, self.values(params))
-
-    def execute_many(self, session: Session, rows: Sequence[dict[str, Any]]) -> Any:
-        """Run once per row (the driver's executemany)."""
-        return session.connection().exec_driver_sql(self.sql, [self.values(r) for r in rows])
 
 
 _ENTRY_KEYS = (
@@ -222,13 +211,32 @@ _ENTRY_KEYS = (
 )
 
 
+# The columns of the rows ``coupons.mint_for_campaigns`` returns.
+_COUPON_KEYS = (
+    "id",
+    "code",
+    "template_id",
+    "customer_id",
+    "campaign_id",
+    "state",
+    "issued_at",
+    "expires_at",
+    "version",
+)
+_TIMER_KEYS = ("kind", "key", "due_at", "payload", "state", "attempts", "created_at")
+_EVENT_KEYS = ("coupon_id", "action", "actor", "store_id", "client_key", "reason", "detail", "at")
+
+
 @dataclass(frozen=True)
 class _SqliteStatements:
-    take_budget: _Prepared
-    credit: _Prepared
-    entries: _Prepared
-    expiry_timer: _Prepared
-    grants: _Prepared
+    take_budget: Prepared
+    credit: Prepared
+    entries: Prepared
+    expiry_timer: Prepared
+    grants: Prepared
+    coupons: Prepared
+    coupon_timers: Prepared
+    coupon_events: Prepared
 
 
 _SQLITE: dict[str, _SqliteStatements] = {}
@@ -241,11 +249,14 @@ def _sqlite(session: Session, grant_keys: Sequence[str]) -> _SqliteStatements:
     if found is None:
         pts = points.statements_for(session)
         found = _SQLITE[dialect.name] = _SqliteStatements(
-            take_budget=_Prepared(caps.TAKE_BUDGET, dialect),
-            credit=_Prepared(pts.credit, dialect),
-            entries=_Prepared(insert(points.ENTRY), dialect, _ENTRY_KEYS),
-            expiry_timer=_Prepared(pts.expiry_timer, dialect),
-            grants=_Prepared(_INSERT_GRANTS, dialect, grant_keys),
+            take_budget=Prepared(caps.TAKE_BUDGET, dialect),
+            credit=Prepared(pts.credit, dialect),
+            entries=Prepared(insert(points.ENTRY), dialect, _ENTRY_KEYS),
+            expiry_timer=Prepared(pts.expiry_timer, dialect),
+            grants=Prepared(_INSERT_GRANTS, dialect, grant_keys),
+            coupons=Prepared(insert(coupons.COUPON), dialect, _COUPON_KEYS),
+            coupon_timers=Prepared(insert(coupons.TIMER), dialect, _TIMER_KEYS),
+            coupon_events=Prepared(insert(coupons.EVENT), dialect, _EVENT_KEYS),
         )
     return found
 
@@ -257,11 +268,17 @@ def _write_each(
     budgets: Sequence[Budget],
     credits: Sequence[points.Credit],
     grants: Sequence[dict[str, Any]],
+    minted: coupons.CampaignIssue,
 ) -> None:
-    """SQLite: one statement per table (see ``_Prepared``)."""
+    """SQLite: one statement per table (see ``Prepared``)."""
     if not grants:
         return
     sql = _sqlite(session, list(grants[0]))
+    if minted.coupons:
+        sql.coupons.execute_many(session, minted.coupons)
+    if minted.timers:
+        sql.coupon_timers.execute_many(session, minted.timers)
+        sql.coupon_events.execute_many(session, minted.events)
     per_campaign: dict[str, int] = {}
     for b in budgets:
         per_campaign[b.campaign_id] = per_campaign.get(b.campaign_id, 0) + b.amount

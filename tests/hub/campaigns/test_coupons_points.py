@@ -259,3 +259,21 @@ def test_one_timer_a_day_expires_every_customer(engine: Engine, clock: ManualClo
         got = {c: points.balance(session, c) for c in ("c1", "c2", "c3")}
         assert got == {"c1": 0, "c2": 0, "c3": 7}
         assert all(points.balance(session, c) == points.ledger_sum(session, c) for c in got)
+
+
+def test_a_rolled_back_expiry_timer_is_scheduled_again(engine: Engine, clock: ManualClock) -> None:
+    """The transaction's note of expiry timers it made sure of dies with a savepoint rolled
+    back: the next credit in the same transaction inserts the day's timer again."""
+    customer(engine, clock, "c1")
+    expires = clock.now() + timedelta(days=30)
+    day = expires.date().isoformat()
+    with Session(engine) as session:
+        savepoint = session.begin_nested()
+        points.credit_many(session, "c1", [points.Credit(5, "k1", "r", None, expires)], clock.now())
+        savepoint.rollback()
+        points.credit_many(session, "c1", [points.Credit(7, "k2", "r", None, expires)], clock.now())
+        session.commit()
+    with Session(engine) as session:
+        timer = session.exec(select(Timer).where(Timer.key == day)).one()
+        assert timer.kind == points.EXPIRE_TIMER
+        assert points.balance(session, "c1") == 7 == points.ledger_sum(session, "c1")

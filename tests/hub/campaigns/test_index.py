@@ -15,15 +15,18 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, event, select, text, update
 from sqlmodel import Session
+from sqlmodel import select as orm_select
 
 from hub.clock import ManualClock
 from hub.models.campaigns import Campaign
 from hub.models.checkins import Visit
+from hub.models.coupons import Coupon, CouponEvent
 from hub.models.customers import Customer
 from hub.models.registry import Store
-from hub.services import points
+from hub.models.timers import Timer
+from hub.services import coupons, points
 from hub.services.campaigns import evaluation, facts, hooks, index
-from tests.hub.campaigns.helpers import GULOU, customer, live_campaign, stores, visit
+from tests.hub.campaigns.helpers import GULOU, customer, live_campaign, stores, template, visit
 
 _CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
 # What the check-in's first statement is: lock the customer, reading the audience columns.
@@ -138,24 +141,49 @@ def test_store_facts_are_dropped_when_this_process_writes_a_store(
 def test_a_paying_check_in_runs_few_statements_and_does_not_reread_the_customer(
     engine: Engine, clock: ManualClock
 ) -> None:
-    """Points from two campaigns with budgets: SQLite one read, then one statement per
-    table written; PostgreSQL one read, the budget lock, one write. The customer's row,
-    which the check-in locked and handed over, is neither read nor locked again."""
+    """Points from two campaigns (one with a budget) and a coupon: SQLite one read, the
+    pool lookup, then one statement per table written; PostgreSQL one read, the pool
+    lookup, the budget lock, one write. The customer's row, which the check-in locked and
+    handed over, is neither read nor locked again."""
     stores(engine)
     for cid in ("c1", "c2"):
         customer(engine, clock, cid, gender="female")
-    first = live_campaign(engine, clock, priority=2, caps={"budget": 100})
-    second = live_campaign(engine, clock, priority=1, audience={"genders": ["female"]})
-    assert _check_in(engine, clock, "c1") == [first, second]  # warms the caches
+    first = live_campaign(engine, clock, priority=3, caps={"budget": 100})
+    second = live_campaign(engine, clock, priority=2, audience={"genders": ["female"]})
+    reward = {"kind": "coupon", "coupon_template_id": template(engine, clock)}
+    third = live_campaign(engine, clock, priority=1, reward=reward)
+    assert _check_in(engine, clock, "c1") == [first, second, third]  # warms the caches
     clock.advance(timedelta(seconds=1))  # the store's facts are still cached
-    assert _check_in(engine, clock, "c2") == [first, second]
+    assert _check_in(engine, clock, "c2") == [first, second, third]
     seen: list[str] = _check_in.seen  # type: ignore[attr-defined]
     assert not [s for s in seen if "FROM customer" in s], seen
     if engine.dialect.name == "postgresql":
-        assert len(seen) == 3, seen  # read, lock the budget, write everything
+        assert len(seen) == 4, seen  # read, pool, lock the budget, write everything
     else:
-        assert len(seen) == 6, seen  # read, budget, account, ledger, expiry timer, grants
+        # read, pool, budget, coupon, its timer, its audit line, account, ledger, points
+        # expiry timer, grants
+        assert len(seen) == 10, seen
     with Session(engine) as session:
+        coupon = session.exec(orm_select(Coupon).where(Coupon.customer_id == "c2")).one()
+        assert (coupon.campaign_id, coupon.state, coupon.expires_at) == (
+            third,
+            "issued",
+            clock.now() + timedelta(days=14),
+        )
+        audit = session.exec(
+            orm_select(CouponEvent).where(CouponEvent.coupon_id == coupon.id)
+        ).one()
+        assert (audit.action, audit.detail, audit.at) == (
+            "issued",
+            {"campaign": third},
+            clock.now(),
+        )
+        expiry = session.exec(orm_select(Timer).where(Timer.key == coupon.id)).one()
+        assert (expiry.kind, expiry.due_at, expiry.payload) == (
+            coupons.EXPIRE_TIMER,
+            coupon.expires_at,
+            {},
+        )
         assert points.balance(session, "c2") == 20 == points.ledger_sum(session, "c2")
         # Times are stored as the ORM stores them (SQLite: text, compared as text).
         stored = (
