@@ -120,10 +120,23 @@ def kernels(backend: str) -> ModuleType:
     raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
 
 
+def cpu_has_avx2_fma() -> bool:
+    """True on an x86-64 CPU with AVX2 and FMA (as NumPy's own dispatch detected them)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # pragma: no cover - NumPy moved it: use the portable build
+        return False
+    return bool(__cpu_features__.get("AVX2")) and bool(__cpu_features__.get("FMA3"))
+
+
 def front_kernels(backend: str) -> ModuleType:
-    """The module holding ``SyncFrontEnd`` for ``backend``: ``ext._frontend`` or the twin."""
+    """The module holding ``SyncFrontEnd`` for ``backend``.
+
+    Compiled: ``ext._frontend_avx2`` where the CPU has AVX2 and FMA (the same code with
+    twice the SIMD width), else the portable ``ext._frontend``. NumPy: the twin.
+    """
     if backend == "cython":
-        return load_kernel("_frontend")
+        return load_kernel("_frontend_avx2" if cpu_has_avx2_fma() else "_frontend")
     if backend == "numpy":
         return modem_reference
     raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")

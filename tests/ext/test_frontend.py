@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 
 from edge.modem import channel, detector, frame
-from edge.modem.frontend import DECIMATION, HOP, build_front_end
+from edge.modem.frontend import DECIMATION, HOP, build_front_end, cpu_has_avx2_fma, front_kernels
 from edge.modem.synth import synthesize_frame
 from ext import load_kernel
 from ext import modem_reference as ref
 
 fast = load_kernel("_frontend")
+# Every compiled build this CPU can run: the portable one, and the AVX2 + FMA one.
+BUILDS = [fast] + ([load_kernel("_frontend_avx2")] if cpu_has_avx2_fma() else [])
 START_BB = -96  # a silent lead before stream index 0, as the detector uses
 
 
@@ -52,10 +54,18 @@ def _signal(rate: int, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
+def test_the_detector_uses_the_widest_build_this_cpu_runs() -> None:
+    assert front_kernels("cython") is BUILDS[-1]
+    assert front_kernels("numpy") is ref
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=lambda m: m.__name__)
 @pytest.mark.parametrize("rate", [44100, 48000])
-def test_front_end_matches_numpy_twin(rng: np.random.Generator, rate: int) -> None:
+def test_front_end_matches_numpy_twin(
+    rng: np.random.Generator, rate: int, build: ModuleType
+) -> None:
     x = _signal(rate, rng)
-    bb1, c1, s1, n1 = _run(_make(fast, rate), x, [int(v) for v in rng.integers(1, 9000, 50)])
+    bb1, c1, s1, n1 = _run(_make(build, rate), x, [int(v) for v in rng.integers(1, 9000, 50)])
     bb2, c2, s2, n2 = _run(_make(ref, rate), x, [rate // 2])
     # Float32 products in the compiled decimator, float64 in the twin.
     np.testing.assert_allclose(bb1, bb2, rtol=0, atol=2e-6 * np.abs(bb2).max())
@@ -69,20 +79,24 @@ def test_front_end_matches_numpy_twin(rng: np.random.Generator, rate: int) -> No
     assert n1 == n_sub - build_front_end(rate).window_subblocks + 1
 
 
-def test_front_end_is_block_size_invariant(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("build", BUILDS, ids=lambda m: m.__name__)
+def test_front_end_is_block_size_invariant(rng: np.random.Generator, build: ModuleType) -> None:
     x = _signal(48000, rng)
-    whole = _run(_make(fast, 48000), x, [x.shape[0]])
+    whole = _run(_make(build, 48000), x, [x.shape[0]])
     for sizes in ([1, 7, 4096], [11, 23, 12], [24000]):
-        bb, cands, fsum, fn = _run(_make(fast, 48000), x, sizes)
+        bb, cands, fsum, fn = _run(_make(build, 48000), x, sizes)
         np.testing.assert_array_equal(bb, whole[0])
         assert cands == whole[1]
         assert (fn, fsum) == (whole[3], pytest.approx(whole[2], rel=1e-12))
 
 
-def test_front_end_cleans_nan_and_inf_like_nan_to_num(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("build", BUILDS, ids=lambda m: m.__name__)
+def test_front_end_cleans_nan_and_inf_like_nan_to_num(
+    rng: np.random.Generator, build: ModuleType
+) -> None:
     x = (0.01 * rng.standard_normal(20000)).astype(np.float32)
     x[[100, 5000, 12000]] = [np.nan, np.inf, -np.inf]
-    bb1, *_ = _run(_make(fast, 48000), x, [20000])
+    bb1, *_ = _run(_make(build, 48000), x, [20000])
     bb2, *_ = _run(_make(ref, 48000), x, [20000])
     assert np.isfinite(bb1).all()
     np.testing.assert_allclose(bb1, bb2, rtol=1e-5, atol=1e-6 * np.abs(bb2).max())
