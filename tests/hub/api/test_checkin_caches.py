@@ -12,7 +12,7 @@ from edge.modem.codes import beacon_code, slot_of, to_hex
 from hub.clock import ManualClock
 from hub.models.auth import Role
 from hub.models.checkins import CheckinAttempt, Visit
-from hub.models.registry import Beacon
+from hub.models.registry import Beacon, Node, NodeState
 from hub.services import registry_cache
 from hub.services.auth import SESSION_CACHE_TTL
 from hub.services.registry_cache import REGISTRY_CACHE_TTL
@@ -215,3 +215,82 @@ def test_checkin_authenticates_in_its_own_transaction(
     assert expired.status_code == 401
     with Session(engine) as session:
         assert session.exec(select(CheckinAttempt)).all() == []
+
+
+def test_a_revoked_nodes_beacon_stops_checking_in_at_once(
+    client: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    """Revoking a node refuses its beacon's genuine codes (node_revoked) at once, a forged one
+    stays bad_code (nothing learnt); new credentials reinstate it."""
+    admin, phone = _world(client, engine, clock)
+    assert client.delete("/v1/nodes/fz-gulou-n1", headers=admin).status_code == 204
+    status, body = _check_in(client, engine, clock, phone, GULOU_DOOR)
+    assert (status, body["code"]) == (403, "node_revoked")
+    forged = _code(GULOU_DOOR, bytes(32), clock)
+    resp = client.post("/v1/checkins", json=checkin_body(forged, clock), headers=phone)
+    assert (resp.status_code, resp.json()["code"]) == (403, "bad_code")
+    with Session(engine) as session:
+        outcomes = [
+            a.outcome for a in session.exec(select(CheckinAttempt).order_by(CheckinAttempt.id))
+        ]
+    assert outcomes[-2:] == ["node_revoked", "bad_code"]
+    reset = client.post("/v1/nodes/fz-gulou-n1/credentials", headers=admin)
+    assert reset.status_code == 200, reset.text
+    clock.advance(timedelta(minutes=10))  # past the failure window
+    assert _check_in(client, engine, clock, phone, GULOU_DOOR)[0] == 200
+
+
+def test_a_node_revoked_or_deleted_elsewhere_stops_within_the_ttl(
+    client: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    """Revoked or deleted by another process (no ORM event here): refused once the TTL ends."""
+    _, phone = _world(client, engine, clock)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE node SET state = 'revoked' WHERE id = 'fz-gulou-n1'"))
+    assert _check_in(client, engine, clock, phone, GULOU_DOOR)[0] == 200  # cached: stale
+    clock.advance(REGISTRY_CACHE_TTL)
+    status, body = _check_in(client, engine, clock, phone, GULOU_DOOR)
+    assert (status, body["code"]) == (403, "node_revoked")
+    counter = 104
+    assert _check_in(client, engine, clock, phone, counter)[0] == 200
+    code = live_code(engine, clock, counter)
+    with engine.begin() as conn:
+        node = conn.execute(text(f"SELECT node_id FROM beacon WHERE short_id = {counter}")).one()
+        conn.execute(text(f"DELETE FROM beacon WHERE short_id = {counter}"))
+        conn.execute(text("DELETE FROM node WHERE id = :id"), {"id": node.node_id})
+    clock.advance(REGISTRY_CACHE_TTL)
+    resp = client.post("/v1/checkins", json=checkin_body(code, clock), headers=phone)
+    assert (resp.status_code, resp.json()["code"]) == (403, "bad_code")
+
+
+def test_node_liveness_updates_keep_the_registry_cache(
+    client: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    """Ingest's last-seen/state/health writes leave the cache; a move or revocation empties it."""
+    _, phone = _world(client, engine, clock)
+    with Session(engine) as session:
+        cache = registry_cache.cache_for(session)
+        assert cache.size() > 0
+        node = session.get(Node, "fz-gulou-n1")
+        assert node is not None
+        node.last_seen_at = clock.now()
+        node.state = NodeState.ONLINE.value
+        node.health = {"temperature_c": 41.0}
+        node.reported_config_version = 3
+        session.add(node)
+        session.commit()
+        assert cache.size() > 0
+        node.state = NodeState.REVOKED.value
+        session.add(node)
+        session.flush()
+        assert cache.size() == 0
+        session.rollback()
+    assert _check_in(client, engine, clock, phone, GULOU_DOOR)[0] == 200
+    with Session(engine) as session:
+        assert cache.size() > 0
+        node = session.get(Node, "fz-gulou-n2")
+        assert node is not None
+        node.zone_id = None
+        session.add(node)
+        session.flush()
+        assert cache.size() == 0
