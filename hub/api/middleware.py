@@ -17,6 +17,9 @@ class MetricsMiddleware:
     def __init__(self, app: Any) -> None:
         """Wrap ``app``."""
         self.app = app
+        # (route template, method, status) -> its histogram and counter children:
+        # ``labels()`` checks and locks on every call. Bounded by the route table.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Time the request and record it under its route template."""
@@ -34,8 +37,16 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            elapsed = time.perf_counter() - start
             route = scope.get("route")
-            template = getattr(route, "path", UNMATCHED_ROUTE)
-            method = scope.get("method", "")
-            API_LATENCY.labels(template, method).observe(time.perf_counter() - start)
-            API_REQUESTS.labels(template, method, f"{status['code'] // 100}xx").inc()
+            key = (getattr(route, "path", UNMATCHED_ROUTE), scope.get("method", ""), status["code"])
+            children = self._children.get(key)
+            if children is None:
+                template, method, code = key
+                children = (
+                    API_LATENCY.labels(template, method),
+                    API_REQUESTS.labels(template, method, f"{code // 100}xx"),
+                )
+                self._children[key] = children
+            children[0].observe(elapsed)
+            children[1].inc()

@@ -38,6 +38,9 @@ _ATTEMPT = CheckinAttempt.__table__  # type: ignore[attr-defined]
 
 
 ACCEPTED_OUTCOMES = ("accepted", "same_visit")
+# The same as plain bound values: ``in_`` of a tuple of strings would be an "expanding"
+# parameter that SQLAlchemy re-renders into the SQL on every execution.
+_ACCEPTED = tuple(literal(outcome) for outcome in ACCEPTED_OUTCOMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +72,7 @@ def counts_columns(with_device: bool) -> tuple[Any, ...]:
     customer = bindparam("fr_customer")
     last = (
         select(a.store_id, a.at)
-        .where(a.customer_id == customer, a.outcome.in_(ACCEPTED_OUTCOMES))
+        .where(a.customer_id == customer, a.outcome.in_(_ACCEPTED))
         .order_by(a.at.desc(), a.id.desc())
         .limit(1)
     )
@@ -85,7 +88,7 @@ def counts_columns(with_device: bool) -> tuple[Any, ...]:
         _count(
             a.customer_id == customer,
             a.at > bindparam("fr_failures_since"),
-            a.outcome.not_in(ACCEPTED_OUTCOMES),
+            a.outcome.not_in(_ACCEPTED),
         ),
         _count(
             a.code == bindparam("fr_code"),
