@@ -8,6 +8,9 @@ percentiles measured from each request's *scheduled* send time (no coordinated o
 measured in the same run on the same worker, is GET /healthz's peak: the framework's
 ceiling, so the ratio says how much of it a verified, recorded check-in costs.
 The load generator shares the machine's cores with the server; figures are conservative.
+Its own CPU per request is reported next to the server's (it builds and signs each code).
+``--workers N`` runs N uvicorn worker processes instead of one (server CPU is then the
+whole process tree's) and writes ``..._<N>workers.json``.
 """
 
 from __future__ import annotations
@@ -265,12 +268,14 @@ def run_checkins_bench(
     database_url: str | None = None,
     out_dir: Path = RESULTS_DIR,
     campaigns: int = 0,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Run the whole benchmark and write ``checkins.json``; return the figures.
 
     ``campaigns`` > 0 launches that many live campaigns first (the engine runs inside
     every check-in; a visit's first check-in earns points) and writes
-    ``checkins[_postgresql]_campaigns.json`` instead.
+    ``checkins[_postgresql]_campaigns.json`` instead. ``workers`` > 1 serves with that many
+    uvicorn worker processes (``..._<N>workers.json``).
     """
     with tempfile.TemporaryDirectory(prefix="sw-bench-") as tmp:
         url = database_url or f"sqlite:///{tmp}/hub.sqlite3"
@@ -296,7 +301,7 @@ def run_checkins_bench(
                 "--port",
                 str(port),
                 "--workers",
-                "1",
+                str(workers),
                 "--log-level",
                 "warning",
                 "--no-access-log",
@@ -305,7 +310,7 @@ def run_checkins_bench(
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_ready(base)
+            _wait_ready(base, workers)
             cpu_before = _cpu_s(server.pid)
             healthz = asyncio.run(
                 _closed_loop(
@@ -315,7 +320,14 @@ def run_checkins_bench(
             healthz["server_cpu_ms_per_request"] = round(
                 (_cpu_s(server.pid) - cpu_before) / healthz["requests"] * MS, 3
             )
+            cpu_before, own_before = _cpu_s(server.pid), time.process_time()
             fixed = asyncio.run(_open_loop(port, tokens, keys, stores, rate, seconds, concurrency))
+            fixed["server_cpu_ms_per_request"] = round(
+                (_cpu_s(server.pid) - cpu_before) / fixed["requests"] * MS, 2
+            )
+            fixed["load_generator_cpu_ms_per_request"] = round(
+                (time.process_time() - own_before) / fixed["requests"] * MS, 2
+            )
 
             def make(i: int) -> tuple[bytes, str]:
                 return _checkin_request(tokens, keys, stores, i)
@@ -340,7 +352,9 @@ def run_checkins_bench(
             server.terminate()
             server.wait(timeout=30)
     result = {
-        "benchmark": "POST /v1/checkins, one uvicorn worker",
+        "benchmark": "POST /v1/checkins, "
+        + ("one uvicorn worker" if workers == 1 else f"{workers} uvicorn workers"),
+        "workers": workers,
         "database": "postgresql" if database_url and "postgres" in database_url else "sqlite",
         "live_campaigns": campaigns,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -361,30 +375,57 @@ def run_checkins_bench(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     name = "checkins" if result["database"] == "sqlite" else "checkins_postgresql"
-    name += "_campaigns.json" if campaigns else ".json"
+    name += "_campaigns" if campaigns else ""
+    name += f"_{workers}workers.json" if workers > 1 else ".json"
     (out_dir / name).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return result
 
 
 def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # utime and stime are fields 14 and 15 of stat(5); the split above starts at field 3.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds (user + system) a process and its descendants (uvicorn's worker
+    processes) have used so far (Linux ``/proc``)."""
+    total = 0.0
+    for each in _tree(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue  # exited meanwhile
+        # utime and stime are fields 14 and 15 of stat(5); the split above starts at field 3.
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def _wait_ready(base: str) -> None:
-    """Poll /readyz until the server answers (bounded)."""
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+            except FileNotFoundError:
+                continue
+    return out
+
+
+def _wait_ready(base: str, workers: int = 1) -> None:
+    """Poll /readyz until the server answers and, with several workers, every worker
+    process has started (bounded)."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
+                break
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"hub did not become ready within {STARTUP_TIMEOUT_S} s")
+    else:
+        raise RuntimeError(f"hub did not become ready within {STARTUP_TIMEOUT_S} s")
+    if workers > 1:
+        # The other workers may still be starting (each builds the app); let them.
+        time.sleep(2.0 * workers)
 
 
 def app_from_env() -> Any:
