@@ -130,12 +130,20 @@ def checkins(
     concurrency: int = typer.Option(32, "--concurrency", help="Connections for both runs."),
     database_url: str = typer.Option("", "--database-url", help="Empty: a fresh SQLite file."),
     campaigns: int = typer.Option(0, "--campaigns", help="Live campaigns to launch first."),
+    workers: int = typer.Option(1, "--workers", min=1, help="uvicorn worker processes."),
 ) -> None:
     """POST /v1/checkins on one uvicorn worker: p99 at a fixed rate, peak req/s vs /healthz."""
     from hub.bench_checkins import run_checkins_bench
 
     run_checkins_bench(
-        rate, seconds, peak_seconds, concurrency, database_url or None, RESULTS_DIR, campaigns
+        rate,
+        seconds,
+        peak_seconds,
+        concurrency,
+        database_url or None,
+        RESULTS_DIR,
+        campaigns,
+        workers,
     )
 
 
