@@ -249,13 +249,8 @@ class Ticket:
 
     @classmethod
     def from_row(cls, row: Any) -> Ticket:
-        """The ticket of a row selected with ``ticket_columns()`` (same order as the fields)."""
+        """The ticket of a row of ``COLUMNS`` (same order as the fields)."""
         return cls(*row)
-
-
-def ticket_columns() -> list[Any]:
-    """The order columns ``Ticket.from_row`` needs."""
-    return [getattr(OaoOrder, name) for name in Ticket.COLUMNS]
 
 
 class DispatchRun:

@@ -14,13 +14,15 @@ registered (the API's order routes import it).
 from __future__ import annotations
 
 import logging
+from collections import namedtuple
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from hub.models.oao import DispatchOutcome, OaoDispatch, OaoOrder, OrderStatus
+from hub.models.oao import DispatchOutcome, OaoDispatch, OrderStatus
 from hub.services import timers
 from hub.services.journeys.bulk import BulkSql
 from hub.services.oao import deadlines, orders, states
@@ -34,44 +36,65 @@ ALERT_TIMEOUT = "oao_timeout"
 TIMEOUT_REASON = "no answer by the SLA deadline"
 
 
+def _ticket(row: Any) -> orders.Ticket:
+    """A ticket from a driver row (SQLite hands timestamps back as text)."""
+    ticket = orders.Ticket.from_row(row)
+    if ticket.dispatched_at is not None:
+        ticket.dispatched_at = timers.utc_value(ticket.dispatched_at)
+    return ticket
+
+
 def staff_address(store_id: str) -> str:
     """The outbox address of a store's staff inbox."""
     return f"store:{store_id}"
 
 
 def _live_offers(
-    session: Session, due: Sequence[timers.DueTimer], columns: Sequence[Any]
+    session: Session, due: Sequence[timers.DueTimer], columns: Sequence[str]
 ) -> list[Any]:
-    """Order rows whose current, unanswered offer is the one a due timer is for.
+    """Order rows (named tuples of ``columns``) whose current, unanswered offer is the one
+    a due timer is for.
 
     The rows are locked (PostgreSQL) in id order, so two sweeps, or a sweep and a store
     answering, take turns on an order instead of both acting on the same offer; a timer
-    whose offer was answered, withdrawn or superseded is stale and does nothing.
+    whose offer was answered, withdrawn or superseded is stale and does nothing. Read
+    with the driver: a burst reads thousands of rows and needs none of the ORM's work.
     """
     wanted = {}
     for timer in due:
         payload = timer.payload
         wanted[payload["order_id"]] = (payload["hop"], payload["store_id"])
+    sql = BulkSql(session)
+    record = _record_type(tuple(columns))
+    lock = " FOR UPDATE" if sql.postgres else ""
     rows: dict[str, Any] = {}
     for part in orders.chunks(sorted(wanted)):
         query = (
-            select(*columns)
-            .where(col(OaoOrder.id).in_(part))
-            .order_by(col(OaoOrder.id))
-            .with_for_update()
+            f"SELECT {', '.join(columns)} FROM oao_order "
+            f"WHERE id IN ({', '.join('?' * len(part))}) ORDER BY id{lock}"
         )
-        rows.update((row.id, row) for row in session.execute(query))
+        rows.update((row.id, row) for row in map(record._make, sql.rows(query, part)))
     live = []
     for order_id, (hop, store_id) in wanted.items():
         row = rows.get(order_id)
         if (
             row is not None
-            and row.status == OrderStatus.DISPATCHED.value
+            and row.status == _DISPATCHED
             and row.hops == hop
             and row.store_id == store_id
         ):
             live.append(row)
     return live
+
+
+_DISPATCHED = OrderStatus.DISPATCHED.value
+_REMIND_COLUMNS = ("id", "status", "hops", "store_id", "product", "priority")
+
+
+@lru_cache(maxsize=8)
+def _record_type(columns: tuple[str, ...]) -> Any:
+    """A named tuple type for rows of ``columns``."""
+    return namedtuple("OrderRow", columns)  # noqa: PYI024
 
 
 def _queue_reminders(session: Session, live: Sequence[Any], now: datetime) -> None:
@@ -105,15 +128,7 @@ def _queue_reminders(session: Session, live: Sequence[Any], now: datetime) -> No
 @timers.batch_timer_handler(deadlines.KIND_REMIND)
 def remind(session: Session, due: list[timers.DueTimer], now: datetime) -> None:
     """First deadline: a reminder to the store's staff (outbox, sent once)."""
-    columns = [
-        OaoOrder.id,
-        OaoOrder.status,
-        OaoOrder.hops,
-        OaoOrder.store_id,
-        OaoOrder.product,
-        OaoOrder.priority,
-    ]
-    _queue_reminders(session, _live_offers(session, due, columns), now)
+    _queue_reminders(session, _live_offers(session, due, _REMIND_COLUMNS), now)
 
 
 @timers.batch_timer_handler(deadlines.KIND_REDISPATCH)
@@ -123,7 +138,7 @@ def redispatch(session: Session, due: list[timers.DueTimer], now: datetime) -> N
     An offer whose reminder has not run yet (a sweep that comes late past both deadlines
     finds both due) gets it first, as deadlines taken in time order would have.
     """
-    live = _live_offers(session, due, orders.ticket_columns())
+    live = _live_offers(session, due, orders.Ticket.COLUMNS)
     if not live:
         return
     unreminded: set[tuple[str, int]] = set()
@@ -159,7 +174,7 @@ def redispatch(session: Session, due: list[timers.DueTimer], now: datetime) -> N
     )
     run = orders.DispatchRun(session, now)
     run.dispatch_all(
-        [(orders.Ticket.from_row(row), f"{row.store_id} timed out") for row in live],
+        [(_ticket(row), f"{row.store_id} timed out") for row in live],
         states.SYSTEM_ACTOR,
     )
     run.flush()
