@@ -57,6 +57,7 @@ cdef class SyncFrontEnd:
     cdef double[::1] rot_re, rot_im
     cdef float[:, ::1] tab_re, tab_im
     cdef long[:, ::1] rows, delays
+    cdef long[::1] taps_at
     cdef float[::1] xbuf
     cdef Py_ssize_t n_hist
     cdef long long abs_in, m_next
@@ -75,6 +76,7 @@ cdef class SyncFrontEnd:
     cdef float* p_contrast
     cdef long* p_rows
     cdef long* p_delays
+    cdef long* p_taps_at  # per (offset, symbol): delay * NFP + grid row, into the contrast
     cdef double[::1] score, raw
     cdef long[::1] offset
     cdef long[::1] cand_pos, cand_off
@@ -167,7 +169,9 @@ cdef class SyncFrontEnd:
         self.sub_im = np.zeros((SUB_RING, NFP), dtype=np.float32)
         self.sub_pw = np.zeros(SUB_RING, dtype=np.float64)
         self.ratio = np.zeros((RATIO_RING, NFP), dtype=np.float32)
-        self.contrast = np.zeros((CONTRAST_RING, NFP), dtype=np.float32)
+        # Each row is stored twice (slots c and c + CONTRAST_RING), so the sync score
+        # reads any position's preamble windows at fixed offsets with no wrap.
+        self.contrast = np.zeros((2 * CONTRAST_RING, NFP), dtype=np.float32)
         # Raw pointers for the per-sub-block code (the memoryviews above own the memory).
         self.p_tab_re = &self.tab_re[0, 0]
         self.p_tab_im = &self.tab_im[0, 0]
@@ -177,6 +181,10 @@ cdef class SyncFrontEnd:
         self.p_contrast = &self.contrast[0, 0]
         self.p_rows = &self.rows[0, 0]
         self.p_delays = &self.delays[0, 0]
+        self.taps_at = np.ascontiguousarray(
+            (dl - self.d_min) * NFP + rows, dtype=np.int64
+        ).ravel()
+        self.p_taps_at = &self.taps_at[0]
         self.score = np.zeros(SCORE_RING, dtype=np.float64)
         self.raw = np.zeros(SCORE_RING, dtype=np.float64)
         self.offset = np.zeros(SCORE_RING, dtype=np.int64)
@@ -411,8 +419,11 @@ cdef class SyncFrontEnd:
                 ar[f] = ar[f] + (ra[f] + rb[f])
         ra = self.p_ratio + (c & (RATIO_RING - 1)) * NFP
         cdef float* ct = self.p_contrast + (c & (CONTRAST_RING - 1)) * NFP
+        cdef float* ct2 = ct + CONTRAST_RING * NFP
         for f in range(NFP):
             ct[f] = ra[f] - weight * ar[f]
+        for f in range(NFP):
+            ct2[f] = ct[f]
         # Sync score of position s = c - d_max (its last preamble window is c).
         cdef long long s = c - self.d_max
         if s < self.first_sub:
@@ -421,15 +432,15 @@ cdef class SyncFrontEnd:
         cdef float r
         cdef long best_off = 0
         cdef float clip = <float> self.clip
-        cdef const long* dl
-        cdef const long* rw_
+        cdef const long* at
+        # Windows s + d_min .. s + d_max sit contiguously from this row (doubled ring).
+        cdef const float* base = self.p_contrast + ((s + self.d_min) & (CONTRAST_RING - 1)) * NFP
         for o in range(self.n_off):
             acc = 0.0
             rw = 0.0
-            dl = self.p_delays + o * self.n_sym
-            rw_ = self.p_rows + o * self.n_sym
+            at = self.p_taps_at + o * self.n_sym
             for s_i in range(self.n_sym):
-                r = self.p_contrast[((s + dl[s_i]) & (CONTRAST_RING - 1)) * NFP + rw_[s_i]]
+                r = base[at[s_i]]
                 acc = acc + (r if r < clip else clip)
                 rw = rw + r
             if acc > best:
