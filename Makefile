@@ -26,7 +26,7 @@ lint: install
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd)
+$(STAMP): pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd ext/*.pxi)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	  || { echo "StoreWave needs Python >= 3.11 (set PYTHON=...)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
