@@ -2,8 +2,10 @@
 
 Pipeline per block (every stage keeps only the tail it needs, so memory is constant):
 decimating mixer -> sub-block DFT on a 50 Hz grid -> 10 ms sliding energies ->
-preamble sync score over 5 Doppler/clock offsets -> local peaks above a threshold ->
-:func:`edge.modem.demod.decode_candidate` once the whole frame has arrived.
+preamble sync score over 5 Doppler/clock offsets -> local peaks above a threshold
+(all of it one ``SyncFrontEnd.process`` call per chunk: ``ext._frontend`` compiled,
+``ext.modem_reference`` in NumPy) -> :func:`edge.modem.demod.decode_candidate` once
+the whole frame has arrived.
 """
 
 from __future__ import annotations
@@ -50,9 +52,9 @@ DUPLICATE_FRAMES = 1.0
 # Input is processed in chunks of at most this long (bounds memory for huge blocks;
 # long enough that per-chunk Python overhead stays well under 1% of real time).
 CHUNK_S = 0.5
-# Small blocks are queued until this much audio is waiting: the per-batch NumPy
-# overhead (~0.2 ms: a dozen array joins and kernel calls) would otherwise dominate at
-# 1024-sample blocks; adds <= 0.5 s latency (a beacon repeats every few seconds).
+# Small blocks are queued until this much audio is waiting: the per-batch Python
+# overhead (a front-end call, a baseband join, the candidate queue) would otherwise
+# weigh at 1024-sample blocks; adds <= 0.5 s latency (a beacon repeats every few seconds).
 MIN_BATCH_S = 0.5
 # Noise-floor tracker: exponential average over about this many seconds of audio.
 NOISE_FLOOR_TAU_S = 2.0
