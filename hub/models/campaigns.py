@@ -212,7 +212,8 @@ class CampaignGrant(SQLModel, table=True):
         Index("ix_grant_customer_day", "customer_id", "store_day"),
     )
     id: str = Field(primary_key=True, max_length=40)
-    campaign_id: str = Field(foreign_key="campaign.id", index=True, max_length=40)
+    # No index of its own: uq_grant_campaign_event leads with it (campaigns_0003).
+    campaign_id: str = Field(foreign_key="campaign.id", max_length=40)
     customer_id: str | None = Field(
         None, foreign_key="customer.id", ondelete="SET NULL", max_length=40
     )
