@@ -211,9 +211,33 @@ def wide_refine(
     data symbol, over the windows' total energy. Unlike :func:`fine_refine` it needs no
     decoded path (wrong on a third of the symbols of a frame that failed the CRC), so it
     can search far enough to pull in a coarse estimate that is several samples off.
+    Two stages (every other grid point, then the neighbours of the best) cost a third
+    of the full grid; the score is flat over +/-2 samples of a clean frame, so the
+    coarse stage cannot step over its peak.
     """
-    scales = scale + WIDE_SCALE_STEPS_HZ / frame.CARRIER_HZ
-    shifts = WIDE_SHIFT_SAMPLES
+    scales = scale + WIDE_SCALE_STEPS_HZ[::2] / frame.CARRIER_HZ
+    shifts = WIDE_SHIFT_SAMPLES[::2].astype(np.float64)
+    best = _wide_best(bb, frame_start, shifts, scales, fe, k)
+    if best is None:
+        return frame_start, scale
+    step_hz = float(WIDE_SCALE_STEPS_HZ[1] - WIDE_SCALE_STEPS_HZ[0])
+    near_shifts = best[0] + np.array([-1.0, 0.0, 1.0])
+    near_scales = best[1] + np.array([-step_hz, 0.0, step_hz]) / frame.CARRIER_HZ
+    found = _wide_best(bb, frame_start, near_shifts, near_scales, fe, k)
+    if found is None:
+        found = best
+    return frame_start + found[0], found[1]
+
+
+def _wide_best(
+    bb: npt.NDArray[np.complex128],
+    frame_start: float,
+    shifts: npt.NDArray[np.float64],
+    scales: npt.NDArray[np.float64],
+    fe: FrontEnd,
+    k: ModuleType,
+) -> tuple[float, float] | None:
+    """(shift, scale) with the best decision-free score, or None if a window leaves ``bb``."""
     t = frame.RAMP_S + frame.SYMBOL_S * np.arange(frame.N_SYMBOLS)
     # [scale, shift, symbol]
     starts = np.rint(
@@ -222,7 +246,7 @@ def wide_refine(
         + t[None, None, :] * fe.baseband_rate / (1.0 + scales[:, None, None])
     ).astype(np.int64)
     if starts.min() < 0 or starts.max() + fe.window_len > bb.shape[0]:
-        return frame_start, scale
+        return None
     offs = np.stack([_tone_offsets(sc) for sc in scales])  # (scale, tone)
     freqs = np.broadcast_to(offs[:, None, None, :], (*starts.shape, frame.N_TONES))
     energy, power = k.window_energies(
@@ -235,7 +259,7 @@ def wide_refine(
     strongest = energy[:, :, frame.N_PREAMBLE :, :].max(axis=3).sum(axis=2)
     score = (known + strongest) / np.maximum(power.reshape(starts.shape).sum(axis=2), 1e-300)
     i, j = np.unravel_index(int(np.argmax(score)), score.shape)
-    return frame_start + float(shifts[j]), float(scales[i])
+    return float(shifts[j]), float(scales[i])
 
 
 def frame_energies(
