@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from hub.app import create_app
 from hub.clock import ManualClock
+from storewave.settings import HubSettings
 from tests.hub.factories import auth, checkin_body, live_code, seed, sign_in
 
 
@@ -32,3 +36,15 @@ def test_openapi_has_examples_and_security(client: TestClient) -> None:
     assert schemas["StoreCreate"]["examples"][0]["timezone"] == "Asia/Shanghai"
     assert "CheckinRequest" in schemas
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
+
+
+def test_a_serving_app_keeps_its_startup_heap_out_of_gc_walks(
+    settings: HubSettings, engine: Engine, clock: ManualClock
+) -> None:
+    """Started: the objects alive at startup are frozen; stopped: released again."""
+    app = create_app(settings, clock=clock, engine=engine)
+    assert gc.get_freeze_count() == 0
+    with TestClient(app) as client:
+        assert gc.get_freeze_count() > 10_000
+        assert client.get("/healthz").status_code == 200
+    assert gc.get_freeze_count() == 0
