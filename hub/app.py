@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,7 +18,7 @@ from hub.api.main import api_router
 from hub.api.middleware import MetricsMiddleware
 from hub.clock import Clock, SystemClock
 from hub.context import HubContext
-from hub.db import make_engine, migrate
+from hub.db import WalCheckpointer, make_engine, migrate
 from hub.security import HubCrypto, resolve_secret
 from hub.services.campaigns import caps as campaign_caps
 from hub.services.errors import HubError, RateLimited
@@ -35,6 +35,9 @@ def create_app(
     engine: Engine | None = None,
 ) -> FastAPI:
     """The hub app on ``settings``' database (migrated here), with an injectable clock/port."""
+    # An app that makes its own engine (uvicorn --factory, tests) runs its own SQLite WAL
+    # checkpointer while it serves; given one, the runtime that owns the engine does.
+    own_engine = engine is None
     engine = engine or make_engine(settings.effective_database_url)
     migrate(engine)
     campaign_caps.configure(str(engine.url), settings.campaigns)
@@ -49,7 +52,7 @@ def create_app(
         title="StoreWave hub",
         version=__version__,
         description="Registry, customers, check-ins and operations of StoreWave stores.",
-        lifespan=_settled_heap,
+        lifespan=_serving(engine if own_engine else None),
     )
     app.state.hub = ctx
     for exc_class in (HubError, IntegrityError, OperationalError):
@@ -61,6 +64,22 @@ def create_app(
     )
     app.add_middleware(MetricsMiddleware)
     return app
+
+
+def _serving(checkpoint: Engine | None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: a settled heap, and a WAL checkpointer on ``checkpoint`` if given."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        checkpointer = WalCheckpointer(checkpoint).start() if checkpoint is not None else None
+        try:
+            async with _settled_heap(app):
+                yield
+        finally:
+            if checkpointer is not None:
+                checkpointer.stop()
+
+    return lifespan
 
 
 @asynccontextmanager

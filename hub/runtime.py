@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from hub.clock import Clock, SystemClock
+from hub.db import WalCheckpointer
 from hub.mqtt.broker import Broker, start_broker
 from hub.mqtt.control import MqttNodeControl
 from hub.mqtt.ingest import IngestWorker
@@ -51,6 +52,7 @@ class HubRuntime:
     # The clock timers run on: the system clock in production, a ManualClock when a
     # demo or test moves time (an ARC trial month in seconds).
     clock: Clock | None = None
+    checkpointer: WalCheckpointer | None = None
 
     def start(self) -> HubRuntime:
         """Migrate, start the broker, node control, ingest workers and the sweep."""
@@ -58,6 +60,8 @@ class HubRuntime:
 
         self.engine = make_engine(self.settings.effective_database_url)
         migrate(self.engine)
+        # SQLite: WAL checkpoints in a thread of their own, not inside a request's commit.
+        self.checkpointer = WalCheckpointer(self.engine).start()
         self.broker = start_broker(self.broker_mode, self.settings.data_dir)
         try:
             self.control = MqttNodeControl(self.broker).start()
@@ -130,6 +134,8 @@ class HubRuntime:
             parts.append(("node control", self.control.stop))
         if self.broker is not None:
             parts.append(("broker", self.broker.stop))
+        if self.checkpointer is not None:
+            parts.append(("WAL checkpoint", self.checkpointer.stop))
         for name, stop in parts:  # one part failing to stop must not leave the broker up
             try:
                 stop()

@@ -30,7 +30,7 @@ from sqlalchemy import bindparam, create_engine, make_url, select, text
 from sqlmodel import Session
 
 from hub.clock import ManualClock
-from hub.db import make_engine, migrate
+from hub.db import WalCheckpointer, make_engine, migrate
 from hub.models.auth import Role
 from hub.models.campaigns import CampaignCreate, Transition
 from hub.models.checkins import Visit
@@ -202,11 +202,14 @@ def _run_conditions(samples: int, url_for: Any) -> dict[str, Any]:
         ("loaded_no_match", LIVE_CAMPAIGNS, QUIET_STORE, False),
     )
     worlds = []
+    checkpointers = []
     try:
         for label, count, store, with_coupons in conditions:
             clock = ManualClock(START)
             engine = _world(url_for(label), clock, count, with_coupons)
             worlds.append((label, store, clock, engine))
+            # As `storewave hub serve` runs it: SQLite's WAL checkpoints off the commits.
+            checkpointers.append(WalCheckpointer(engine).start())
         for _, store, clock, engine in worlds:
             _samples(engine, clock, min(50, samples), store=store)  # warm caches, tz database
         ms = {label: np.empty(samples) for label, *_ in worlds}
@@ -219,6 +222,8 @@ def _run_conditions(samples: int, url_for: Any) -> dict[str, Any]:
                     engine, clock, f"cus_{samples + i}", i, store
                 )
     finally:
+        for checkpointer in checkpointers:
+            checkpointer.stop()
         for *_, engine in worlds:
             engine.dispose()
     figures: dict[str, Any] = {}
