@@ -62,7 +62,8 @@ def _campaigns() -> dict[str, Any]:
     return {
         "live_campaigns": 200, "target_p99_ms": 5.0, "added_p99_ms": 3.0,
         "ratio_p99_to_baseline": 1.3, "added_cpu_p99_ms": 6.0,
-        "baseline": {"cpu_p99_ms": 2.0}, "loaded": {"cpu_p99_ms": 8.0},
+        "baseline": {"cpu_p99_ms": 2.0, "p99_ms": 4.0}, "loaded": {"cpu_p99_ms": 8.0},
+        "added_p99_ms_coupons": 7.0, "loaded_coupons": {"p99_ms": 11.0},
     }  # fmt: skip
 
 
@@ -95,10 +96,13 @@ def _oao() -> dict[str, Any]:
         "targets": {"orders_per_s": 500.0, "sweep_s": 1.0},
         "dispatch_kdtree": {"orders_per_s": 6000.0},
         "kdtree_speedup_vs_scan": 2.0,
-        "dispatch_end_to_end_sqlite": {"orders_per_s": 100.0},
+        "dispatch_end_to_end_sqlite": {"orders": 10000, "orders_per_s": 100.0},
+        "batch_speedup_vs_one_by_one_cpu": 30.0,
         "timeout_sweep_sqlite": {"open_orders": 10000, "steady_due": 100, "steady_sweep_s": 0.5,
                                  "burst_due": 9900, "burst_sweep_s": 20.0,
-                                 "burst_ratio_to_noop_per_timer": 2.5},
+                                 "burst_ratio_to_noop_per_timer": 2.5,
+                                 "timeout_due": 10000, "timeout_sweep_s": 0.9,
+                                 "timeout_ratio_to_noop_per_timer": 3.0},
     }  # fmt: skip
 
 
@@ -220,6 +224,8 @@ def test_sim_campaigns_and_checkins_rows(results: Path) -> None:
     assert _row(rows, "sim", "one phone-minute rendered + decoded, CPU").met is None
     wall_p99 = _row(rows, "campaigns", "added p99 with 200 live campaigns, wall")
     assert (wall_p99.met, wall_p99.ratio) == (True, 1.3)
+    coupons = _row(rows, "campaigns", "added p99 with 200 live campaigns granting coupons")
+    assert (coupons.value, coupons.met, coupons.ratio) == (7.0, False, 2.75)
     cpu_p99 = _row(rows, "campaigns", "added p99 with 200 live campaigns, CPU")
     assert (cpu_p99.met, cpu_p99.ratio) == (False, 4.0)
     assert _row(rows, "checkins", "POST").met is True
@@ -237,8 +243,11 @@ def test_ingest_oao_and_arc_rows(results: Path) -> None:
     assert (decision.met, decision.ratio) == (True, 2.0)
     assert _row(rows, "oao", "dispatch end to end").met is False
     assert _row(rows, "oao", "timeout sweep, 10,000 open (100 due)").met is True
-    burst = _row(rows, "oao", "timeout sweep, 10,000 open (9900 due)")
+    burst = _row(rows, "oao", "timeout sweep, 10,000 open (9,900 reminders due)")
     assert (burst.met, burst.ratio) == (False, 2.5)
+    redispatch = _row(rows, "oao", "timeout sweep, 10,000 open (10,000 re-dispatched)")
+    assert (redispatch.value, redispatch.met, redispatch.ratio) == (0.9, True, 3.0)
+    assert _row(rows, "oao", "dispatch end to end, SQLite (10,000 orders)").ratio == 30.0
     journeys = _row(rows, "arc", "100,000 journeys")
     assert (journeys.value, journeys.met, journeys.ratio) == (45.0, True, 4.0)
     assert _row(rows, "arc", "outbox messages").met is True
