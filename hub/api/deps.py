@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from edge.modem.codes import MAX_SHORT_ID
 from hub.clock import Clock
 from hub.context import HubContext
 from hub.db import read_only
@@ -37,6 +38,11 @@ async def get_context(request: Request) -> HubContext:
 
 
 ContextDep = Annotated[HubContext, Depends(get_context)]
+
+# Integer path parameters within what the database stores: a larger number is a 422 that
+# says so, not a driver overflow (SQLite and PostgreSQL keep 64-bit integers).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Row id.")]
+BeaconShortId = Annotated[int, Path(ge=0, le=MAX_SHORT_ID, description="Beacon short id.")]
 
 
 def get_session(ctx: ContextDep) -> Iterator[Session]:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
-from hub.api.deps import ContextDep, FleetManagers, FleetReaders, SessionDep
+from hub.api.deps import BeaconShortId, ContextDep, FleetManagers, FleetReaders, RowId, SessionDep
 from hub.api.transactional import TransactionalRoute
 from hub.models.registry import (
     Alert,
@@ -143,7 +143,7 @@ def create_beacon(
 
 
 @router.get("/beacons/{short_id}", response_model=BeaconPublic, responses=_404)
-def get_beacon(session: SessionDep, principal: FleetReaders, short_id: int) -> Beacon:
+def get_beacon(session: SessionDep, principal: FleetReaders, short_id: BeaconShortId) -> Beacon:
     """One beacon."""
     return registry.scoped_beacon(session, principal, short_id)
 
@@ -153,7 +153,7 @@ def change_range(
     ctx: ContextDep,
     session: SessionDep,
     principal: FleetManagers,
-    short_id: int,
+    short_id: BeaconShortId,
     body: BeaconUpdate,
 ) -> Beacon:
     """Change a beacon's range (3-10 m); the node gets a new config version."""
@@ -165,7 +165,7 @@ def change_range(
 
 @router.post("/beacons/{short_id}/rotate", response_model=BeaconPublic, responses=_404)
 def rotate_key(
-    ctx: ContextDep, session: SessionDep, principal: FleetManagers, short_id: int
+    ctx: ContextDep, session: SessionDep, principal: FleetManagers, short_id: BeaconShortId
 ) -> Beacon:
     """Rotate a beacon's key; the node gets a new config version."""
     beacon = registry.scoped_beacon(session, principal, short_id)
@@ -182,7 +182,7 @@ def list_alerts(
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertPublic, responses=_404)
 def resolve_alert(
-    ctx: ContextDep, session: SessionDep, principal: FleetReaders, alert_id: int
+    ctx: ContextDep, session: SessionDep, principal: FleetReaders, alert_id: RowId
 ) -> Alert:
     """Mark an alert handled."""
     alert = registry.scoped_alert(session, principal, alert_id)

@@ -10,7 +10,7 @@ import yaml
 from fastapi import APIRouter, Depends, Request, status
 from sqlmodel import col, select
 
-from hub.api.deps import AdminOnly, ContextDep, SessionDep, StoreStaff
+from hub.api.deps import AdminOnly, ContextDep, RowId, SessionDep, StoreStaff
 from hub.models.journeys import (
     DefinitionPublic,
     EnrolRequest,
@@ -115,7 +115,7 @@ def store_tasks(session: SessionDep, principal: StoreStaff, store_id: str
 
 
 @router.post("/tasks/{task_id}/done", response_model=StaffTaskPublic, responses=_404)
-def task_done(ctx: ContextDep, session: SessionDep, principal: StoreStaff, task_id: int,
+def task_done(ctx: ContextDep, session: SessionDep, principal: StoreStaff, task_id: RowId,
               body: TaskDone) -> StaffTask:
     """Close a task with its outcome."""
     task = session.get(StaffTask, task_id)
