@@ -153,7 +153,21 @@ def credit_many(
             statements.credit, {"customer_id": customer_id, "total": total, "now": now}
         ).scalar_one()
     )
-    running = after - total
+    rows = earn_rows(customer_id, credits, after, now)
+    conn.execute(insert(_ENTRY), rows)
+    for expires_at in sorted({c.expires_at for c in credits if c.expires_at is not None}):
+        _ensure_expiry_timer(session, expires_at, now)
+    # The ORM may hold this account from earlier in the transaction: it is stale now.
+    account = session.identity_map.get(session.identity_key(PointsAccount, customer_id))
+    if account is not None:
+        session.expire(account)
+
+
+def earn_rows(
+    customer_id: str, credits: Sequence[Any], balance_after: int, now: datetime
+) -> list[dict[str, Any]]:
+    """Ledger rows for ``credits`` (in order) that left the balance at ``balance_after``."""
+    running = balance_after - sum(c.delta for c in credits)
     rows = []
     for c in credits:
         running += c.delta
@@ -171,13 +185,7 @@ def credit_many(
                 "at": now,
             }
         )
-    conn.execute(insert(_ENTRY), rows)
-    for expires_at in sorted({c.expires_at for c in credits if c.expires_at is not None}):
-        _ensure_expiry_timer(session, expires_at, now)
-    # The ORM may hold this account from earlier in the transaction: it is stale now.
-    account = session.identity_map.get(session.identity_key(PointsAccount, customer_id))
-    if account is not None:
-        session.expire(account)
+    return rows
 
 
 @dataclass(frozen=True)

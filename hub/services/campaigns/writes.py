@@ -294,24 +294,7 @@ def _write_each(
                 session, {"customer_id": customer_id, "total": total, "now": now}
             ).scalar_one()
         )
-        running = after - total
-        rows = []
-        for c in credits:
-            running += c.delta
-            rows.append(
-                {
-                    "customer_id": customer_id,
-                    "kind": PointsKind.EARN.value,
-                    "delta": c.delta,
-                    "balance_after": running,
-                    "idempotency_key": c.key,
-                    "reason": c.reason,
-                    "campaign_id": c.campaign_id,
-                    "expires_at": c.expires_at,
-                    "actor": c.actor,
-                    "at": now,
-                }
-            )
+        rows = points.earn_rows(customer_id, credits, after, now)
         sql.entries.execute_many(session, rows)
         for expires_at in sorted({c.expires_at for c in credits if c.expires_at is not None}):
             key, due = _expiry_day(expires_at)
