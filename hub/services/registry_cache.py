@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -237,24 +238,32 @@ def _matters(session: OrmSession) -> bool:
     return any(isinstance(obj, Node) and _node_change_matters(obj) for obj in session.dirty)
 
 
-def _on_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
-    """Registry rows about to be written: drop the cache now and once more at commit."""
-    if _matters(session):
-        session.info[_DIRTY] = True
-        invalidate_all()
+def drop_with_orm_writes(
+    flag: str, writes: Callable[[OrmSession], bool], drop: Callable[[], None]
+) -> None:
+    """Call ``drop`` when a flush ``writes`` rows a cache holds, and again at that commit.
+
+    Dropped at the flush, a reader cannot keep the old row after this process changed it;
+    dropped once more at the commit, a reader that reloaded between the two (and saw the
+    old, still committed row) cannot keep it either. ``flag`` (a ``Session.info`` key)
+    remembers the transaction wrote such rows; a rollback forgets it (nothing to drop).
+    """
+
+    def on_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
+        if writes(session):
+            session.info[flag] = True
+            drop()
+
+    def on_commit(session: OrmSession) -> None:
+        if session.info.pop(flag, False):
+            drop()
+
+    def on_rollback(session: OrmSession) -> None:
+        session.info.pop(flag, None)
+
+    event.listen(OrmSession, "before_flush", on_flush)
+    event.listen(OrmSession, "after_commit", on_commit)
+    event.listen(OrmSession, "after_rollback", on_rollback)
 
 
-def _on_commit(session: OrmSession) -> None:
-    """The registry change is now visible to every reader: drop what they cached meanwhile."""
-    if session.info.pop(_DIRTY, False):
-        invalidate_all()
-
-
-def _on_rollback(session: OrmSession) -> None:
-    """A rolled-back change needs no second invalidation."""
-    session.info.pop(_DIRTY, None)
-
-
-event.listen(OrmSession, "before_flush", _on_flush)
-event.listen(OrmSession, "after_commit", _on_commit)
-event.listen(OrmSession, "after_rollback", _on_rollback)
+drop_with_orm_writes(_DIRTY, _matters, invalidate_all)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, event, literal_column, text
+from sqlalchemy import Engine, bindparam, literal_column, text
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
@@ -33,7 +33,7 @@ from sqlmodel import Session, col, select
 from hub.models.campaigns import Campaign, CampaignState, RewardKind
 from hub.models.coupons import CouponTemplate
 from hub.models.registry import Store
-from hub.services.registry_cache import REGISTRY_CACHE_TTL
+from hub.services.registry_cache import REGISTRY_CACHE_TTL, drop_with_orm_writes
 
 # One read by key decides whether the cached index is current: database triggers give
 # ``campaign_index_version`` a fresh random version whenever a campaign row is inserted,
@@ -242,24 +242,9 @@ def _forget_stores() -> None:
             cache.generation += 1
 
 
-def _on_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
-    """A store is about to be written: drop the cached facts now and again at commit."""
-    if any(isinstance(o, Store) for o in (*session.new, *session.dirty, *session.deleted)):
-        session.info[_STORES_DIRTY] = True
-        _forget_stores()
+def _writes_a_store(session: OrmSession) -> bool:
+    """Whether this flush writes a store (its region or time zone may change)."""
+    return any(isinstance(o, Store) for o in (*session.new, *session.dirty, *session.deleted))
 
 
-def _on_commit(session: OrmSession) -> None:
-    """The store change is visible now: drop what readers cached meanwhile."""
-    if session.info.pop(_STORES_DIRTY, False):
-        _forget_stores()
-
-
-def _on_rollback(session: OrmSession) -> None:
-    """A rolled-back store change needs no second drop."""
-    session.info.pop(_STORES_DIRTY, None)
-
-
-event.listen(OrmSession, "before_flush", _on_flush)
-event.listen(OrmSession, "after_commit", _on_commit)
-event.listen(OrmSession, "after_rollback", _on_rollback)
+drop_with_orm_writes(_STORES_DIRTY, _writes_a_store, _forget_stores)
