@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
@@ -43,6 +43,7 @@ ContextDep = Annotated[HubContext, Depends(get_context)]
 # says so, not a driver overflow (SQLite and PostgreSQL keep 64-bit integers).
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Row id.")]
 BeaconShortId = Annotated[int, Path(ge=0, le=MAX_SHORT_ID, description="Beacon short id.")]
+PageOffset = Annotated[int, Query(ge=0, le=2**63 - 1, description="Rows to skip (paging).")]
 
 
 def get_session(ctx: ContextDep) -> Iterator[Session]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field
 
-from hub.api.deps import ClockDep, Operators, PhoneCaller, SessionDep, require
+from hub.api.deps import ClockDep, Operators, PageOffset, PhoneCaller, SessionDep, require
 from hub.models.auth import Role
 from hub.models.campaigns import (
     Campaign,
@@ -104,7 +104,7 @@ def dry_run(
 
 @router.get("/campaigns/{campaign_id}/grants", response_model=list[GrantPublic], responses=_404)
 def campaign_grants(
-    session: SessionDep, principal: Operators, campaign_id: str, offset: int = Query(0, ge=0)
+    session: SessionDep, principal: Operators, campaign_id: str, offset: PageOffset = 0
 ) -> Sequence[CampaignGrant]:
     """The campaign's decisions: granted, holdout, and capped (with the cap's name)."""
     return lifecycle.decisions(session, principal, campaign_id, offset)

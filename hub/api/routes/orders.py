@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Response, status
 
-from hub.api.deps import ContextDep, Operators, SessionDep, StoreStaff
+from hub.api.deps import ContextDep, Operators, PageOffset, SessionDep, StoreStaff
 from hub.models.oao import (
     OaoOrder,
     OrderAction,
@@ -94,7 +94,7 @@ def list_orders(
     session: SessionDep,
     principal: StoreStaff,
     status: OrderStatus | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: PageOffset = 0,
 ) -> Sequence[OaoOrder]:
     """Orders in scope (``status=escalated`` is the escalation queue)."""
     return orders.list_orders(session, principal, status, offset)

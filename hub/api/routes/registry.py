@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 
-from hub.api.deps import AdminOnly, AnyStaff, FleetManagers, Operators, SessionDep, StoreStaff
+from hub.api.deps import (
+    AdminOnly,
+    AnyStaff,
+    FleetManagers,
+    Operators,
+    PageOffset,
+    SessionDep,
+    StoreStaff,
+)
 from hub.api.transactional import TransactionalRoute
 from hub.models.registry import (
     Region,
@@ -50,7 +58,7 @@ def list_stores(
     session: SessionDep,
     principal: AnyStaff,
     region_id: str | None = None,
-    offset: int = Query(0, ge=0),
+    offset: PageOffset = 0,
 ) -> Sequence[Store]:
     """Stores in the caller's scope."""
     return registry.list_stores(session, principal, region_id, offset)

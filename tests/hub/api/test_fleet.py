@@ -173,3 +173,21 @@ def test_path_ids_past_what_the_database_stores_are_422_not_500(
         resp = client.request(method, url, headers=admin, **kwargs)
         assert resp.status_code == 422, (method, url, resp.status_code, resp.text)
     assert client.get("/v1/beacons/131071", headers=admin).status_code == 404  # in range
+
+
+def test_paging_offsets_past_what_the_database_stores_are_422_not_500(
+    client: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    """A huge ``offset`` query parameter is refused by validation, not passed to the driver
+    (SQLite's 'Python int too large to convert to SQLite INTEGER' was a 500 on each list)."""
+    seed(engine, clock)
+    admin = auth(api_key(engine, clock, Role.ADMIN))
+    huge = 2**64
+    for url in ("/v1/stores", "/v1/orders", "/v1/campaigns/cmp_none/grants"):
+        resp = client.get(f"{url}?offset={huge}", headers=admin)
+        assert resp.status_code == 422, (url, resp.status_code, resp.text)
+        assert resp.json()["detail"][0]["loc"] == ["query", "offset"]
+        resp = client.get(f"{url}?offset={2**63 - 1}", headers=admin)
+        assert resp.status_code in (200, 404), (url, resp.status_code, resp.text)
+        if url != "/v1/campaigns/cmp_none/grants":
+            assert resp.json() == []  # past the end: an empty page
