@@ -18,6 +18,9 @@ DEF CONTRAST_RING = 128
 DEF SCORE_RING = 64
 DEF FLT_MAX_ = 3.4028234663852886e38
 DEF NFP = 40  # grid rows as laid out in the rings (the grid padded with silent rows)
+DEF MAX_OFF = 8  # sync offsets scored side by side (SIMD lanes; unused lanes repeat offset 0)
+# Window sums are re-added from their sub-blocks (not slid) every this many sub-blocks.
+DEF WINDOW_RESYNC = 16
 
 
 cdef inline float _clean(float v) noexcept nogil:
@@ -52,12 +55,11 @@ cdef class SyncFrontEnd:
     cdef Py_ssize_t n_taps, decimation, hop, width, n_freq, period, n_off, n_sym
     cdef Py_ssize_t neighbour, reach, lead, d_min, d_max, peak_w
     cdef long long rate_hz, rot_period, rot_step, rot_idx
-    cdef double window_len, clip, threshold
+    cdef double window_len, clip, threshold, inv_sym
     cdef float[::1] taps_re, taps_im
     cdef double[::1] rot_re, rot_im
     cdef float[:, ::1] tab_re, tab_im
     cdef long[:, ::1] rows, delays
-    cdef long[::1] taps_at
     cdef float[::1] xbuf
     cdef Py_ssize_t n_hist
     cdef long long abs_in, m_next
@@ -76,7 +78,16 @@ cdef class SyncFrontEnd:
     cdef float* p_contrast
     cdef long* p_rows
     cdef long* p_delays
-    cdef long* p_taps_at  # per (offset, symbol): delay * NFP + grid row, into the contrast
+    # Per preamble symbol: contrast cells (delay * NFP + grid row of offset 0) at its
+    # two possible delays, and per lane whether that offset uses the second one.
+    cdef long[::1] cell_a, cell_b
+    cdef unsigned char[::1] lane_b
+    cdef long* p_cell_a
+    cdef long* p_cell_b
+    cdef unsigned char* p_lane_b
+    cdef float[::1] win_re, win_im
+    cdef float* p_win_re
+    cdef float* p_win_im
     cdef double[::1] score, raw
     cdef long[::1] offset
     cdef long[::1] cand_pos, cand_off
@@ -115,6 +126,16 @@ cdef class SyncFrontEnd:
             raise ValueError("need reach * neighbour <= min(delays) and start_bb on a sub-block")
         if tab.shape[0] > NFP:
             raise ValueError(f"at most {NFP} grid frequencies")
+        if sh.shape[0] > MAX_OFF or np.any(np.diff(sh) != 1):
+            raise ValueError(f"shifts must be at most {MAX_OFF} consecutive grid steps")
+        if rows[0].max() + MAX_OFF > NFP:
+            raise ValueError("preamble rows too close to the top of the grid")
+        # The second delay of each symbol: any that differs from offset 0's.
+        other = np.where(dl != dl[0][None, :], dl, dl[0][None, :]).max(axis=0)
+        lo_other = np.where(dl != dl[0][None, :], dl, dl[0][None, :]).min(axis=0)
+        other = np.where(other != dl[0], other, lo_other)
+        if np.any((dl != dl[0][None, :]) & (dl != other[None, :])):
+            raise ValueError("at most two distinct delays per preamble symbol")
         if (width > SUB_RING or 2 * reach * neighbour + 1 > RATIO_RING
                 or dl.max() - dl.min() + 1 > CONTRAST_RING or 2 * peak_w + 1 > SCORE_RING):
             raise ValueError("sync geometry larger than the front end's rings")
@@ -126,6 +147,7 @@ cdef class SyncFrontEnd:
         self.period = tab.shape[1]
         self.n_off = sh.shape[0]
         self.n_sym = tn.shape[0]
+        self.inv_sym = 1.0 / self.n_sym
         self.neighbour = neighbour
         self.reach = reach
         self.lead = reach * neighbour
@@ -181,10 +203,20 @@ cdef class SyncFrontEnd:
         self.p_contrast = &self.contrast[0, 0]
         self.p_rows = &self.rows[0, 0]
         self.p_delays = &self.delays[0, 0]
-        self.taps_at = np.ascontiguousarray(
-            (dl - self.d_min) * NFP + rows, dtype=np.int64
-        ).ravel()
-        self.p_taps_at = &self.taps_at[0]
+        d0 = dl[0]
+        alt = other
+        self.cell_a = np.ascontiguousarray((d0 - self.d_min) * NFP + rows[0], dtype=np.int64)
+        self.cell_b = np.ascontiguousarray((alt - self.d_min) * NFP + rows[0], dtype=np.int64)
+        lanes = np.zeros((tn.shape[0], MAX_OFF), dtype=np.uint8)
+        lanes[:, : sh.shape[0]] = (dl != d0[None, :]).T
+        self.lane_b = lanes.ravel()
+        self.p_cell_a = &self.cell_a[0]
+        self.p_cell_b = &self.cell_b[0]
+        self.p_lane_b = &self.lane_b[0]
+        self.win_re = np.zeros(NFP, dtype=np.float32)
+        self.win_im = np.zeros(NFP, dtype=np.float32)
+        self.p_win_re = &self.win_re[0]
+        self.p_win_im = &self.win_im[0]
         self.score = np.zeros(SCORE_RING, dtype=np.float64)
         self.raw = np.zeros(SCORE_RING, dtype=np.float64)
         self.offset = np.zeros(SCORE_RING, dtype=np.int64)
@@ -349,10 +381,18 @@ cdef class SyncFrontEnd:
         cdef const float* tim
         if ph < 0:
             ph += self.period
+        # The first sample initialises the sums (no zeroing pass).
+        dr = xb[0]
+        di = xb[1]
+        pw = dr * dr + di * di
+        xr = <float> dr
+        xi = <float> di
+        tre = self.p_tab_re + ph * NFP
+        tim = self.p_tab_im + ph * NFP
         for f in range(NFP):
-            ar[f] = 0.0
-            ai[f] = 0.0
-        for i in range(self.hop):
+            ar[f] = xr * tre[f] - xi * tim[f]
+            ai[f] = xr * tim[f] + xi * tre[f]
+        for i in range(1, self.hop):
             dr = xb[2 * i]
             di = xb[2 * i + 1]
             pw = pw + dr * dr + di * di
@@ -376,22 +416,52 @@ cdef class SyncFrontEnd:
         cdef long long w = j - self.width + 1
         if w < self.first_sub:
             return
-        # Window w = sub-blocks w .. j, summed afresh (float32), so no rounding carries
-        # over from one window to the next.
+        # Window w = sub-blocks w .. j: the previous window's sums plus sub-block j minus
+        # sub-block w - 1 (a sliding DFT), summed afresh at the stream's first window and
+        # whenever j is a multiple of WINDOW_RESYNC, so float32 rounding (or an inf from
+        # a full-scale burst) carries over at most that many windows. Block-size
+        # invariant: the resync points are absolute sub-block indices.
         cdef double band = 0.0, inv
         cdef float e, finv, esum = 0.0
         cdef long long b
-        for f in range(NFP):
-            ar[f] = 0.0
-            ai[f] = 0.0
-        for b in range(w, j + 1):
-            slot = b & (SUB_RING - 1)
-            band = band + self.sub_pw[slot]
+        cdef float* wr = self.p_win_re
+        cdef float* wi = self.p_win_im
+        cdef const float* orr
+        cdef const float* oi
+        if w == self.first_sub or (j & (WINDOW_RESYNC - 1)) == 0:
+            slot = w & (SUB_RING - 1)
             sr = self.p_sub_re + slot * NFP
             si = self.p_sub_im + slot * NFP
             for f in range(NFP):
-                ar[f] = ar[f] + sr[f]
-                ai[f] = ai[f] + si[f]
+                wr[f] = sr[f]
+                wi[f] = si[f]
+            for b in range(w + 1, j + 1):
+                slot = b & (SUB_RING - 1)
+                sr = self.p_sub_re + slot * NFP
+                si = self.p_sub_im + slot * NFP
+                for f in range(NFP):
+                    wr[f] = wr[f] + sr[f]
+                    wi[f] = wi[f] + si[f]
+        else:
+            slot = (w - 1) & (SUB_RING - 1)
+            orr = self.p_sub_re + slot * NFP
+            oi = self.p_sub_im + slot * NFP
+            for f in range(NFP):
+                wr[f] = wr[f] + (ar[f] - orr[f])
+                wi[f] = wi[f] + (ai[f] - oi[f])
+        for f in range(NFP):
+            ar[f] = wr[f]
+            ai[f] = wi[f]
+        # Two interleaved sums: half the add-latency chain.
+        cdef double band2 = 0.0
+        b = w
+        while b < j:
+            band = band + self.sub_pw[b & (SUB_RING - 1)]
+            band2 = band2 + self.sub_pw[(b + 1) & (SUB_RING - 1)]
+            b += 2
+        if b == j:
+            band = band + self.sub_pw[b & (SUB_RING - 1)]
+        band = band + band2
         inv = 1.0 / (self.window_len * band) if band > 0.0 else 0.0
         finv = <float> inv
         cdef float* rt = self.p_ratio + (w & (RATIO_RING - 1)) * NFP
@@ -428,29 +498,44 @@ cdef class SyncFrontEnd:
         cdef long long s = c - self.d_max
         if s < self.first_sub:
             return
-        cdef double best = -1e300, best_raw = -1e300, acc, rw
+        cdef double best = -1e300, best_raw = -1e300
+        cdef double acc[MAX_OFF]
+        cdef double rw[MAX_OFF]
         cdef float r
         cdef long best_off = 0
         cdef float clip = <float> self.clip
-        cdef const long* at
+        cdef const float* pa
+        cdef const float* pb
+        cdef const unsigned char* lane_b
+        cdef float va, vb
         # Windows s + d_min .. s + d_max sit contiguously from this row (doubled ring).
         cdef const float* base = self.p_contrast + ((s + self.d_min) & (CONTRAST_RING - 1)) * NFP
+        # All offsets side by side, one SIMD lane each: offset o reads grid row
+        # rows[0, i] + o (consecutive shifts), at one of two delays per symbol (Doppler
+        # moves a late preamble symbol by at most one window), so each symbol is two
+        # contiguous loads and a blend instead of a gather. Spare lanes are ignored.
+        for o in range(MAX_OFF):
+            acc[o] = 0.0
+            rw[o] = 0.0
+        for s_i in range(self.n_sym):
+            pa = base + self.p_cell_a[s_i]
+            pb = base + self.p_cell_b[s_i]
+            lane_b = self.p_lane_b + s_i * MAX_OFF
+            for o in range(MAX_OFF):
+                va = pa[o]
+                vb = pb[o]
+                r = vb if lane_b[o] else va
+                acc[o] = acc[o] + (r if r < clip else clip)
+                rw[o] = rw[o] + r
         for o in range(self.n_off):
-            acc = 0.0
-            rw = 0.0
-            at = self.p_taps_at + o * self.n_sym
-            for s_i in range(self.n_sym):
-                r = base[at[s_i]]
-                acc = acc + (r if r < clip else clip)
-                rw = rw + r
-            if acc > best:
-                best = acc
-            if rw > best_raw:
-                best_raw = rw
+            if acc[o] > best:
+                best = acc[o]
+            if rw[o] > best_raw:
+                best_raw = rw[o]
                 best_off = o
         slot = s & (SCORE_RING - 1)
-        self.score[slot] = best / self.n_sym
-        self.raw[slot] = best_raw / self.n_sym
+        self.score[slot] = best * self.inv_sym
+        self.raw[slot] = best_raw * self.inv_sym
         self.offset[slot] = best_off
         # Peak test of position p = s - peak_w (its neighbourhood is now scored).
         cdef Py_ssize_t pw_ = self.peak_w
