@@ -804,3 +804,192 @@ def viterbi_symbols(metric, labels):
     with nogil:
         _viterbi_symbols(mtv, lv, state_bits, acc, nxt, bm, dv, bv)
     return bits
+
+
+# Heap entries the list search may push before it gives up (ties on a flat metric would
+# otherwise walk the tree breadth first); the NumPy twin stops at the same count.
+DEF MAX_LIST_PUSHES = 1 << 16
+
+
+cdef inline bint _heap_before(const double* pri, const long* cnt, long a, long b) noexcept nogil:
+    """Entry a pops before entry b: higher priority, then the earlier push."""
+    return pri[a] > pri[b] or (pri[a] == pri[b] and cnt[a] < cnt[b])
+
+
+cdef Py_ssize_t _list_paths(
+    const double[:, ::1] metric,
+    const long[::1] labels,
+    Py_ssize_t state_bits,
+    Py_ssize_t max_paths,
+    double[:, ::1] acc,
+    double[::1] e_pri,
+    long[::1] e_cnt,
+    long[::1] e_t,
+    long[::1] e_state,
+    double[::1] e_suf,
+    long[::1] e_node,
+    long[::1] heap,
+    long[::1] node_state,
+    long[::1] node_next,
+    double[::1] out_metric,
+    unsigned char[:, ::1] out_bits,
+) noexcept nogil:
+    """Forward Viterbi metrics, then the tree-trellis best-first search (see the wrapper)."""
+    cdef Py_ssize_t n = metric.shape[0], n_states = acc.shape[1]
+    cdef Py_ssize_t top = state_bits - 2
+    cdef Py_ssize_t t, ns, k, half, pred, st, step
+    cdef double best, c, s2
+    cdef const double* row
+    cdef double* before
+    # Unreachable states hold -1e300 (the twin's -inf; fast-math leaves infinities alone
+    # only when nothing is computed with them).
+    for st in range(n_states):
+        acc[0, st] = -1e300
+    acc[0, 0] = 0.0
+    for t in range(n):
+        row = &metric[t, 0]
+        for ns in range(n_states):
+            half = ns >> 2
+            best = acc[t, half] + row[labels[ns]]
+            for k in range(1, 4):
+                c = acc[t, half | (k << top)] + row[labels[ns | (k << state_bits)]]
+                if c > best:
+                    best = c
+            acc[t + 1, ns] = best if best > -1e299 else -1e300
+    cdef long size = 1, pushed = 1, e, child, parent, node, found = 0, tmp
+    e_pri[0] = acc[n, 0]
+    e_cnt[0] = 0
+    e_t[0] = n
+    e_state[0] = 0
+    e_suf[0] = 0.0
+    e_node[0] = -1
+    heap[0] = 0
+    cdef long n_nodes = 0
+    cdef double* pri = &e_pri[0]
+    cdef long* cnt = &e_cnt[0]
+    while size > 0 and found < max_paths:
+        e = heap[0]
+        size -= 1
+        if size > 0:
+            # Sift the last entry down from the root.
+            tmp = heap[size]
+            parent = 0
+            while True:
+                child = 2 * parent + 1
+                if child >= size:
+                    break
+                if child + 1 < size and _heap_before(pri, cnt, heap[child + 1], heap[child]):
+                    child += 1
+                if _heap_before(pri, cnt, heap[child], tmp):
+                    heap[parent] = heap[child]
+                    parent = child
+                else:
+                    break
+            heap[parent] = tmp
+        t = e_t[e]
+        st = e_state[e]
+        if t == 0:
+            out_metric[found] = e_pri[e]
+            node = e_node[e]
+            step = 0
+            while node >= 0:
+                out_bits[found, 2 * step] = (node_state[node] >> 1) & 1
+                out_bits[found, 2 * step + 1] = node_state[node] & 1
+                node = node_next[node]
+                step += 1
+            found += 1
+            continue
+        if pushed + 4 > e_pri.shape[0]:
+            break
+        # One chain node (this state, then the later ones) shared by the 4 children.
+        node_state[n_nodes] = st
+        node_next[n_nodes] = e_node[e]
+        node = n_nodes
+        n_nodes += 1
+        before = &acc[t - 1, 0]
+        row = &metric[t - 1, 0]
+        for k in range(4):
+            pred = (st >> 2) | (k << top)
+            if before[pred] <= -1e299:
+                continue
+            s2 = e_suf[e] + row[labels[st | (k << state_bits)]]
+            e_pri[pushed] = before[pred] + s2
+            e_cnt[pushed] = pushed
+            e_t[pushed] = t - 1
+            e_state[pushed] = pred
+            e_suf[pushed] = s2
+            e_node[pushed] = node
+            # Sift up.
+            child = size
+            size += 1
+            while child > 0:
+                parent = (child - 1) >> 1
+                if _heap_before(pri, cnt, pushed, heap[parent]):
+                    heap[child] = heap[parent]
+                    child = parent
+                else:
+                    break
+            heap[child] = pushed
+            pushed += 1
+    return found
+
+
+def list_paths(metric, labels, Py_ssize_t max_paths):
+    """The ``max_paths`` best terminated paths of the trellis, best first.
+
+    Same contract as ``ext.modem_reference.list_paths`` (the tree-trellis search: forward
+    Viterbi metrics, then a best-first search backwards from the terminal state whose
+    priority is exactly the best full path through each suffix).
+
+    Parameters
+    ----------
+    metric : ndarray of float64, shape (n, 16)
+        Log-likelihood of every 4-bit label at each trellis step (finite).
+    labels : ndarray of int, shape (4 * S,)
+        Label of every register value ``state << 2 | two new input bits``.
+    max_paths : int
+        How many paths to return at most.
+
+    Returns
+    -------
+    list of (float, ndarray of uint8 shape (2 n,))
+        Each path's metric and input bits, best first.
+    """
+    mv = np.ascontiguousarray(metric, dtype=np.float64)
+    lb = np.ascontiguousarray(labels, dtype=np.int64)
+    if mv.ndim != 2 or mv.shape[1] != 16:
+        raise ValueError("metric must have shape (n, 16)")
+    n_states = lb.shape[0] // 4
+    if lb.ndim != 1 or n_states < 4 or n_states & (n_states - 1) or lb.shape[0] != 4 * n_states:
+        raise ValueError("labels must have 4 * S entries, S a power of two >= 4")
+    if lb.min() < 0 or lb.max() > 15:
+        raise ValueError("labels must be in 0..15")
+    if not np.isfinite(mv).all():
+        raise ValueError("metric must be finite")
+    if max_paths < 1:
+        return []
+    n = mv.shape[0]
+    cdef Py_ssize_t cap = MAX_LIST_PUSHES
+    cdef Py_ssize_t state_bits = n_states.bit_length() - 1
+    acc = np.empty((n + 1, n_states), dtype=np.float64)
+    out_metric = np.zeros(max_paths, dtype=np.float64)
+    out_bits = np.zeros((max_paths, 2 * n), dtype=np.uint8)
+    cdef const double[:, ::1] mtv = mv
+    cdef const long[::1] lv = lb
+    cdef double[:, ::1] av = acc
+    cdef double[::1] e_pri = np.empty(cap, dtype=np.float64)
+    cdef long[::1] e_cnt = np.empty(cap, dtype=np.int64)
+    cdef long[::1] e_t = np.empty(cap, dtype=np.int64)
+    cdef long[::1] e_state = np.empty(cap, dtype=np.int64)
+    cdef double[::1] e_suf = np.empty(cap, dtype=np.float64)
+    cdef long[::1] e_node = np.empty(cap, dtype=np.int64)
+    cdef long[::1] heap = np.empty(cap, dtype=np.int64)
+    cdef long[::1] node_state = np.empty(cap, dtype=np.int64)
+    cdef long[::1] node_next = np.empty(cap, dtype=np.int64)
+    cdef double[::1] om = out_metric
+    cdef unsigned char[:, ::1] ob = out_bits
+    cdef Py_ssize_t found
+    with nogil:
+        found = _list_paths(mtv, lv, state_bits, max_paths, av, e_pri, e_cnt, e_t, e_state,
+                            e_suf, e_node, heap, node_state, node_next, om, ob)
+    return [(float(out_metric[i]), out_bits[i].copy()) for i in range(found)]

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 import numpy.typing as npt
+
+# Heap entries the list search may push before it gives up (ties on a flat metric would
+# otherwise walk the tree breadth first); the compiled kernel stops at the same count.
+MAX_LIST_PUSHES = 1 << 16
 
 
 def decimate(
@@ -350,3 +356,63 @@ class SyncFrontEnd:
             self._offset = self._offset[drop:]
             self._score_start += drop
         return found
+
+
+def list_paths(
+    metric: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], max_paths: int
+) -> list[tuple[float, npt.NDArray[np.uint8]]]:
+    """Same contract as ``ext._modem.list_paths``: the best terminated paths, best first.
+
+    Tree-trellis search: a best-first search backwards from the terminal state whose
+    priority, a suffix's metric plus the forward Viterbi metric of the state it reaches,
+    is exactly the best full path through that suffix, so complete paths come out in
+    order of metric (the first is the Viterbi path) after expanding only nodes on them.
+    Ties pop in push order.
+    """
+    mv = np.asarray(metric, dtype=np.float64)
+    lb = np.asarray(labels, dtype=np.int64)
+    n_states = lb.shape[0] // 4
+    state_bits = n_states.bit_length() - 1
+    top = state_bits - 2
+    n = mv.shape[0]
+    states = np.arange(n_states)
+    preds = (states[None, :] >> 2) | (np.arange(4)[:, None] << top)
+    regs = states[None, :] | (np.arange(4)[:, None] << state_bits)
+    acc = np.full((n + 1, n_states), -np.inf)
+    acc[0, 0] = 0.0
+    branch = mv[:, lb[regs]]  # (step, predecessor k, state)
+    for t in range(n):
+        acc[t + 1] = (acc[t][preds] + branch[t]).max(axis=0)
+    acc_rows = acc.tolist()
+    rows = mv.tolist()
+    label_of = lb.tolist()
+    # (-priority, push count, step, state, suffix metric, chain of later states)
+    heap: list[tuple[float, int, int, int, float, tuple | None]] = [
+        (-float(acc[n, 0]), 0, n, 0, 0.0, None)
+    ]
+    pushed = 1
+    out: list[tuple[float, npt.NDArray[np.uint8]]] = []
+    while heap and len(out) < max_paths:
+        neg, _, t, state, suffix, chain = heapq.heappop(heap)
+        if t == 0:
+            bits = np.zeros(2 * n, dtype=np.uint8)
+            step, link = 0, chain
+            while link is not None:
+                st, link = link
+                bits[2 * step] = (st >> 1) & 1
+                bits[2 * step + 1] = st & 1
+                step += 1
+            out.append((-neg, bits))
+            continue
+        if pushed + 4 > MAX_LIST_PUSHES:
+            break
+        before = acc_rows[t - 1]
+        row = rows[t - 1]
+        for k in range(4):
+            pred = (state >> 2) | (k << top)
+            if before[pred] == -np.inf:
+                continue
+            s2 = suffix + row[label_of[state | (k << state_bits)]]
+            heapq.heappush(heap, (-(before[pred] + s2), pushed, t - 1, pred, s2, (state, chain)))
+            pushed += 1
+    return out

@@ -423,7 +423,7 @@ def decode_candidate(
         # paths of the last (best-timed) pass.
         if _path_excess(data, n0, expected) > MAX_LIST_EXCESS:
             return None
-        listed = fec.decode_list(loglik, LIST_PATHS)
+        listed = fec.decode_list(loglik, LIST_PATHS, k.list_paths)
         if listed is None:
             return None
         payload, expected, _ = listed

@@ -25,11 +25,12 @@ in the trellis; a per-symbol whitening nibble keeps any payload from repeating o
 from __future__ import annotations
 
 import binascii
-import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
+
+from ext import modem_reference
 
 PAYLOAD_BITS = 48
 CRC_BITS = 16
@@ -160,8 +161,8 @@ def decode_symbols(
     return payload, crc == crc16(payload), symbols_of_bits(bits[:INFO_BITS])
 
 
-# Trellis geometry for the list search: the 4 predecessors of each state and the
-# register (hence label) of each (predecessor, state) branch.
+# Trellis geometry: the 4 predecessors of each state and the register (hence label) of
+# each (predecessor, state) branch.
 _STATES = np.arange(1 << STATE_BITS)
 _PRED_TOP = STATE_BITS - INPUTS_PER_STEP
 PREDECESSORS = (_STATES[None, :] >> INPUTS_PER_STEP) | (np.arange(4)[:, None] << _PRED_TOP)
@@ -183,52 +184,24 @@ def forward_metrics(metric: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return acc
 
 
-def list_paths(metric: npt.NDArray[np.float64], max_paths: int) -> Iterator[tuple[float, Bits]]:
+ListFn = Callable[
+    [npt.NDArray[np.float64], npt.NDArray[np.int64], int], list[tuple[float, Bits]]
+]
+
+
+def list_paths(
+    metric: npt.NDArray[np.float64], max_paths: int, lister: ListFn = modem_reference.list_paths
+) -> list[tuple[float, Bits]]:
     """The ``max_paths`` best terminated trellis paths, best first: (metric, input bits).
 
-    Tree-trellis search: a best-first search backwards from the terminal state whose
-    priority, a suffix's metric plus the forward Viterbi metric of the state it reaches,
-    is exactly the best full path through that suffix, so complete paths come out in
-    order of metric (the first is the Viterbi path) after expanding only nodes on them.
+    ``lister`` is the search (``ext._modem.list_paths`` or its NumPy twin, the default):
+    a tree-trellis best-first search, so the first path is the Viterbi path.
     """
-    n = metric.shape[0]
-    acc = forward_metrics(metric)
-    acc_rows = acc.tolist()
-    rows = metric.tolist()
-    labels = SYMBOL_LABELS.tolist()
-    top = _PRED_TOP
-    # (-priority, tiebreak, step, state, suffix metric, chain of later states)
-    heap: list[tuple[float, int, int, int, float, tuple | None]] = [
-        (-float(acc[n, 0]), 0, n, 0, 0.0, None)
-    ]
-    pushed = 1
-    found = 0
-    while heap and found < max_paths:
-        neg, _, t, state, suffix, chain = heapq.heappop(heap)
-        if t == 0:
-            found += 1
-            bits = np.zeros(INPUTS_PER_STEP * n, dtype=np.uint8)
-            step, link = 0, chain
-            while link is not None:
-                st, link = link
-                bits[2 * step] = (st >> 1) & 1
-                bits[2 * step + 1] = st & 1
-                step += 1
-            yield -neg, bits
-            continue
-        before = acc_rows[t - 1]
-        row = rows[t - 1]
-        for k in range(4):
-            pred = (state >> INPUTS_PER_STEP) | (k << top)
-            if before[pred] == -np.inf:
-                continue
-            s2 = suffix + row[labels[state | (k << STATE_BITS)]]
-            heapq.heappush(heap, (-(before[pred] + s2), pushed, t - 1, pred, s2, (state, chain)))
-            pushed += 1
+    return lister(metric, SYMBOL_LABELS, max_paths)
 
 
 def decode_list(
-    loglik: npt.NDArray[np.float64], max_paths: int
+    loglik: npt.NDArray[np.float64], max_paths: int, lister: ListFn = modem_reference.list_paths
 ) -> tuple[int, npt.NDArray[np.int64], int] | None:
     """CRC-aided list decoding: the best path among the ``max_paths`` best whose CRC holds.
 
@@ -236,7 +209,7 @@ def decode_list(
     Each extra path checked is another chance (2**-16) for a wrong payload to pass the
     CRC: the caller keeps ``max_paths`` small and gates what comes out.
     """
-    for rank, (_, bits) in enumerate(list_paths(trellis_metric(loglik), max_paths)):
+    for rank, (_, bits) in enumerate(list_paths(trellis_metric(loglik), max_paths, lister)):
         payload = bits_to_int(bits[:PAYLOAD_BITS])
         if bits_to_int(bits[PAYLOAD_BITS:INFO_BITS]) == crc16(payload):
             return payload, symbols_of_bits(bits[:INFO_BITS]), rank

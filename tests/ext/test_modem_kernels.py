@@ -139,3 +139,36 @@ def test_viterbi_rejects_bad_input() -> None:
     bad[1, 2] = np.nan
     with pytest.raises(ValueError, match="finite"):
         fast.viterbi_symbols(bad, fec.SYMBOL_LABELS)
+
+
+def test_list_paths_matches_reference(rng: np.random.Generator) -> None:
+    """Same paths, same order, bit-identical metrics; rounded metrics make ties."""
+    for trial in range(30):
+        metric = rng.normal(0.0, rng.uniform(1.0, 4.0), size=(fec.N_SYMBOLS, 16))
+        if trial % 3 == 0:
+            metric = np.round(metric * 4) / 4  # equal priorities: both pop in push order
+        got = fast.list_paths(metric, fec.SYMBOL_LABELS, 8)
+        want = ref.list_paths(metric, fec.SYMBOL_LABELS, 8)
+        assert len(got) == len(want) == 8
+        assert [m for m, _ in got] == [m for m, _ in want]
+        for (_, a), (_, b) in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(got[0][1], fast.viterbi_symbols(metric, fec.SYMBOL_LABELS))
+
+
+def test_list_paths_gives_up_on_a_flat_metric() -> None:
+    """Every path ties: the search stops at its push budget instead of walking 4**32 nodes."""
+    flat = np.zeros((fec.N_SYMBOLS, 16))
+    assert fast.list_paths(flat, fec.SYMBOL_LABELS, 8) == ref.list_paths(
+        flat, fec.SYMBOL_LABELS, 8
+    ) == []
+
+
+def test_list_paths_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="16"):
+        fast.list_paths(np.zeros((3, 8)), fec.SYMBOL_LABELS, 4)
+    bad = np.zeros((3, 16))
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="finite"):
+        fast.list_paths(bad, fec.SYMBOL_LABELS, 4)
+    assert fast.list_paths(np.ones((3, 16)), fec.SYMBOL_LABELS, 0) == []
