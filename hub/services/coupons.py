@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Container, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,7 @@ from hub.models.coupons import (
 )
 from hub.models.registry import Store
 from hub.models.timers import Timer, TimerState
-from hub.models.types import new_id
+from hub.models.types import UtcDateTime, new_id
 from hub.services.auth import Principal, scoped_store
 from hub.services.campaigns.prepared import Prepared
 from hub.services.errors import Conflict, Forbidden, Invalid, NotFound
@@ -47,8 +47,6 @@ CODE_SYMBOLS = 16
 CODE_GROUP = 4
 CODE_ENTROPY_BITS = 80
 EXPIRE_TIMER = "coupon.expire"
-# Pool codes claimed concurrently: a claim retries past codes another issuer just took.
-POOL_CLAIM_ATTEMPTS = 5
 SYSTEM_ACTOR = "system"
 _COUPON = COUPON = Coupon.__table__  # type: ignore[attr-defined]
 _EVENT = EVENT = CouponEvent.__table__  # type: ignore[attr-defined]
@@ -134,41 +132,28 @@ def _claim_pool_row(
     expires_at: datetime,
     campaign_id: str | None,
 ) -> tuple[str, str] | None:
-    """Take one unclaimed pool code (skipping rows another transaction has locked): (id, code)."""
-    conn = session.connection()
-    sqlite = conn.dialect.name == "sqlite"
-    for _ in range(POOL_CLAIM_ATTEMPTS):
-        if sqlite:
-            candidate = (
-                _sqlite_pool_candidate(session)
-                .execute(session, {"pool_template": template_id})
-                .first()
-            )
-        else:
-            candidate = conn.execute(_POOL_CANDIDATE, {"pool_template": template_id}).first()
-        if candidate is None:
-            return None
-        taken = conn.execute(
-            update(_COUPON)
-            .where(_COUPON.c.id == candidate[0], _COUPON.c.state == CouponState.POOL.value)
-            .values(
-                state=CouponState.ISSUED.value,
-                customer_id=customer_id,
-                campaign_id=campaign_id,
-                issued_at=now,
-                expires_at=expires_at,
-                version=_COUPON.c.version + 1,
-            )
-        ).rowcount
-        if taken:
-            return candidate[0], candidate[1]
-    return None
+    """Take one unclaimed pool code (skipping rows another transaction has locked), in one
+    statement: (id, code), or None when the template has no code left to take."""
+    params = {
+        "pool_template": template_id,
+        "claim_customer": customer_id,
+        "claim_campaign": campaign_id,
+        "claim_at": now,
+        "claim_expires": expires_at,
+    }
+    if session.get_bind().dialect.name == "sqlite":
+        row = _sqlite_claim_pool(session).execute(session, params).first()
+    else:
+        row = session.connection().execute(_CLAIM_POOL, params).first()
+    return None if row is None else (row[0], row[1])
 
 
-# Built once: building a statement costs more than running it on SQLite (the hot path of
-# campaign grants looks here for every coupon it gives).
-_POOL_CANDIDATE = (
-    select(_COUPON.c.id, _COUPON.c.code)
+# Built once: building a statement costs more than running it on SQLite. The oldest pool
+# code of the template, locked and skipped if another transaction holds it (PostgreSQL;
+# SQLite's writers are serialised), is issued by the same statement: a locked row cannot
+# change state under its lock, so the outer guard only restates what the pick required.
+_POOL_PICK = (
+    select(_COUPON.c.id)
     .where(
         _COUPON.c.template_id == bindparam("pool_template"),
         _COUPON.c.state == CouponState.POOL.value,
@@ -176,17 +161,31 @@ _POOL_CANDIDATE = (
     .order_by(_COUPON.c.id)
     .limit(1)
     .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_CLAIM_POOL = (
+    update(_COUPON)
+    .where(_COUPON.c.id == _POOL_PICK, _COUPON.c.state == CouponState.POOL.value)
+    .values(
+        state=CouponState.ISSUED.value,
+        customer_id=bindparam("claim_customer"),
+        campaign_id=bindparam("claim_campaign"),
+        issued_at=bindparam("claim_at", type_=UtcDateTime),
+        expires_at=bindparam("claim_expires", type_=UtcDateTime),
+        version=_COUPON.c.version + 1,
+    )
+    .returning(_COUPON.c.id, _COUPON.c.code)
 )
 
 
-_SQLITE_POOL_CANDIDATE: list[Prepared] = []
+_SQLITE_CLAIM_POOL: list[Prepared] = []
 
 
-def _sqlite_pool_candidate(session: Session) -> Prepared:
-    """``_POOL_CANDIDATE`` for SQLite, compiled once (see ``Prepared``)."""
-    if not _SQLITE_POOL_CANDIDATE:
-        _SQLITE_POOL_CANDIDATE.append(Prepared(_POOL_CANDIDATE, session.get_bind().dialect))
-    return _SQLITE_POOL_CANDIDATE[0]
+def _sqlite_claim_pool(session: Session) -> Prepared:
+    """``_CLAIM_POOL`` for SQLite, compiled once (see ``Prepared``)."""
+    if not _SQLITE_CLAIM_POOL:
+        _SQLITE_CLAIM_POOL.append(Prepared(_CLAIM_POOL, session.get_bind().dialect))
+    return _SQLITE_CLAIM_POOL[0]
 
 
 @dataclass(frozen=True)
@@ -207,20 +206,34 @@ class CampaignIssue:
     coupons: list[dict[str, Any]]
     timers: list[dict[str, Any]]
     events: list[dict[str, Any]]
+    # Templates said to have pool codes whose pool had none left to take.
+    ran_dry: list[str] = field(default_factory=list)
 
 
 def mint_for_campaigns(
-    session: Session, wanted: Sequence[CampaignCoupon], customer_id: str, now: datetime
+    session: Session,
+    wanted: Sequence[CampaignCoupon],
+    customer_id: str,
+    now: datetime,
+    pooled: Container[str] | None = None,
 ) -> CampaignIssue:
     """Claim pool codes (as ``issue`` does) and make new codes for the rest; the rows to
     insert are returned, not written, so the caller can write them with its own rows
-    (campaign evaluation: one statement on PostgreSQL)."""
+    (campaign evaluation: one statement on PostgreSQL).
+
+    ``pooled``: the templates that may have pool codes (None: any may); the others get
+    new codes without a look at the pool.
+    """
     out = CampaignIssue([], [], [], [])
     for item in wanted:
         expires_at = now + timedelta(days=item.valid_days)
-        claimed = _claim_pool_row(
-            session, item.template_id, customer_id, now, expires_at, item.campaign_id
-        )
+        claimed = None
+        if (pooled is None or item.template_id in pooled) and item.template_id not in out.ran_dry:
+            claimed = _claim_pool_row(
+                session, item.template_id, customer_id, now, expires_at, item.campaign_id
+            )
+            if claimed is None:
+                out.ran_dry.append(item.template_id)
         if claimed is None:
             claimed = (new_id("cpn"), new_code())
             out.coupons.append(

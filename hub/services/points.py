@@ -238,6 +238,23 @@ def statements_for(session: Session) -> Any:
     return _statements(session)
 
 
+def expiry_key(expires_at: datetime) -> str:
+    """The key of the expiry timer of a lot expiring at ``expires_at``: its UTC day."""
+    return expires_at.astimezone(UTC).date().isoformat()
+
+
+def expiry_timer_column() -> Any:
+    """Whether the expiry timer ``expiry_key`` (a parameter) exists, as a column, for a
+    statement that reads other things in the same trip (SQLite's one read of a check-in's
+    state: under the transaction's write lock, a timer seen there cannot go away)."""
+    return (
+        select(func.count())
+        .where(_TIMER.c.kind == EXPIRE_TIMER, _TIMER.c.key == bindparam("expiry_key"))
+        .scalar_subquery()
+        .label("expiry_scheduled")
+    )
+
+
 def expiry_scheduled(session: Session, key: str) -> bool:
     """Whether this transaction has already made sure the expiry timer ``key`` exists."""
     return key in _scheduled(session)

@@ -19,7 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import BigInteger, String, any_, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from hub.models.campaigns import Campaign, CampaignGrant, GrantOutcome
@@ -84,6 +85,30 @@ def budgets_column_sqlite() -> Any:
     )
     return (
         select(func.json_group_object(b.c.id, b.c.budget_remaining))
+        .scalar_subquery()
+        .label("budgets")
+    )
+
+
+def budgets_column_locked_pg(version: Any) -> Any:
+    """PostgreSQL: the budgets left of the campaigns ``budget_ids`` (an array), their rows
+    locked in id order (as ``lock_budgets`` locks them), as one JSON object column, for the
+    check-in's one read of the customer's state. The rows are locked only if the campaigns'
+    ``version`` (a column of the same statement) is still ``expected_version``: the caller
+    chose the ids from its index of that version, and with another version it reads again
+    with other ids, which must not be locked after these out of id order."""
+    locked = (
+        select(_CAMPAIGN.c.id, _CAMPAIGN.c.budget_remaining)
+        .where(
+            _CAMPAIGN.c.id == any_(bindparam("budget_ids", type_=postgresql.ARRAY(String))),
+            version == bindparam("expected_version", type_=BigInteger),
+        )
+        .order_by(_CAMPAIGN.c.id)
+        .with_for_update()
+        .subquery()
+    )
+    return (
+        select(func.json_object_agg(locked.c.id, locked.c.budget_remaining))
         .scalar_subquery()
         .label("budgets")
     )

@@ -247,11 +247,14 @@ class _State:
 @functools.cache
 def _state_statement(dialect: str, with_history: bool) -> Any:
     """The campaigns' version, the customer's grant counts and visit history (when a
-    candidate reads it): one statement, one round trip (SQLite adds the budgets, see
-    ``_sqlite_state``)."""
+    candidate reads it): one statement, one round trip. PostgreSQL adds the candidates'
+    budgets, their rows locked (``caps.budgets_column_locked_pg``); SQLite adds them
+    unlocked (see ``_sqlite_state``)."""
     columns = [index.version_column(), caps.counts_column(dialect)]
     if with_history:
         columns.extend(facts.HISTORY_COLUMNS)
+    if dialect == "postgresql":
+        columns.append(caps.budgets_column_locked_pg(index.version_expression()))
     return select(*columns)
 
 
@@ -260,8 +263,10 @@ def _read_state(
     dialect: str,
     event: TriggerEvent,
     candidates: list[CampaignSnapshot],
+    expected_version: int | None,
 ) -> _State:
-    """Run ``_state_statement`` for the event's customer and these candidates."""
+    """Run ``_state_statement`` for the event's customer and these candidates (chosen by
+    the index of ``expected_version``)."""
     with_history = facts.any_reads_history(candidates)
     params: dict[str, Any] = {"customer_id": event.customer_id}
     if with_history:
@@ -269,9 +274,13 @@ def _read_state(
     budget_ids = sorted(c.id for c in candidates if c.budget_total is not None)
     if dialect == "sqlite":
         # The transaction holds the database's write lock since BEGIN IMMEDIATE, so a
-        # plain read of the budgets is as exact as PostgreSQL's row locks (taken later
-        # there); the statement is compiled once and run as the writes are (``Prepared``).
+        # plain read of the budgets is as exact as PostgreSQL's row locks (taken by the
+        # same read there); the statement is compiled once and run as the writes are
+        # (``Prepared``). It also tells whether the points expiry timer the grants would
+        # schedule exists already: if so, the writes skip its insert.
         params["budget_ids_json"] = json.dumps(budget_ids)
+        expiry = points.expiry_key(event.at + POINTS_VALIDITY)
+        params["expiry_key"] = expiry
         prepared = _sqlite_state(session, with_history)
         row = prepared.statement.execute(session, params).one()
         version, counts, *rest = row
@@ -279,8 +288,12 @@ def _read_state(
         if with_history:
             visits, here, previous = rest[:3]
             history = (visits, here, prepared.to_time(previous))
-        return _State(version=version, counts=counts, history=history, budgets=rest[-1])
+        if rest[-1]:
+            points.remember_scheduled(session, expiry)
+        return _State(version=version, counts=counts, history=history, budgets=rest[-2])
     statement = _state_statement(dialect, with_history)
+    if dialect == "postgresql":
+        params.update(budget_ids=budget_ids, expected_version=expected_version)
     row = session.connection().execute(statement, params).one()
     return _State(
         version=row.campaigns_version,
@@ -290,7 +303,7 @@ def _read_state(
             if with_history
             else facts.NO_HISTORY
         ),
-        budgets=None,
+        budgets=row.budgets if dialect == "postgresql" else None,
     )
 
 
@@ -311,7 +324,7 @@ def _sqlite_state(session: Session, with_history: bool) -> _SqliteState:
     if found is None:
         dialect = session.get_bind().dialect
         columns = [*_state_statement("sqlite", with_history).selected_columns]
-        columns.append(caps.budgets_column_sqlite())
+        columns.extend((caps.budgets_column_sqlite(), points.expiry_timer_column()))
         time_type = UtcDateTime().dialect_impl(dialect)
         found = _SQLITE_STATE[with_history] = _SqliteState(
             Prepared(select(*columns), dialect),
@@ -326,9 +339,14 @@ def _evaluate_single(
     """One event (a check-in, a kiosk sign-in): the fewest statements.
 
     The index cached in this process is checked by the same statement that reads the
-    customer's grant counts and history (and on SQLite the budgets): a changed version
-    rebuilds the index and reads again. Then the budgets are locked (PostgreSQL) and the
-    decisions written.
+    customer's grant counts and history and the budgets of the candidates that have one
+    (PostgreSQL: their rows locked, in id order, by that statement; SQLite: read under the
+    transaction's write lock): a changed version rebuilds the index and reads again (the
+    rows were not locked then). Then the decisions are written.
+
+    PostgreSQL thus locks the budget rows of every candidate, including those the
+    customer turns out not to be eligible for (the audience is decided after the read):
+    a few more rows held to the commit, for one round trip less.
     """
     store = index.store_facts(session, event.store_id, event.at)
     if store is None:
@@ -351,7 +369,7 @@ def _evaluate_single(
             return []
     dialect = session.get_bind().dialect.name
     for attempt in range(_VERSION_TRIES):
-        state = _read_state(session, dialect, event, candidates)
+        state = _read_state(session, dialect, event, candidates, idx.version)
         if state.version == idx.version or attempt == _VERSION_TRIES - 1:
             break
         idx = index.current(session, state.version, known=True)
@@ -363,7 +381,7 @@ def _evaluate_single(
         tags = facts.load_tags(session, [event.customer_id]).get(event.customer_id, frozenset())
     plan = _Plan(event, store, candidates)
     _plan_eligible(plan, facts.facts_of(row, tags, state.history))
-    if dialect == "sqlite":
+    if dialect == "sqlite" or (dialect == "postgresql" and _read_locked(state, idx)):
         budgets = caps.budgets_of(state.budgets)
     else:
         budgets = caps.lock_budgets(
@@ -371,6 +389,12 @@ def _evaluate_single(
         )
     counts = caps.counts_of(state.counts, plan.day)
     return _evaluate_one(session, idx, plan, budgets, global_cap, counts)
+
+
+def _read_locked(state: _State, idx: index.CampaignIndex) -> bool:
+    """Whether PostgreSQL's state read locked the candidates' budget rows: it does when
+    the campaigns' version it read is the one the candidates came from."""
+    return idx.version is not None and state.version == idx.version
 
 
 def _existing(session: Session, plan: _Plan) -> dict[str, Decision]:
@@ -499,7 +523,11 @@ def _write(
         for c, _ in paid
         if c.reward_kind == _COUPON_REWARD
     ]
-    minted = coupons.mint_for_campaigns(session, wanted, event.customer_id, event.at)
+    minted = coupons.mint_for_campaigns(
+        session, wanted, event.customer_id, event.at, idx.pooled_templates
+    )
+    if minted.ran_dry:
+        index.pools_ran_dry(session)
     issued = iter(minted.issued)
     credits = []
     for campaign, decision in paid:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from hub.models.campaigns import Campaign, CampaignState, RewardKind
-from hub.models.coupons import CouponTemplate
+from hub.models.coupons import Coupon, CouponState, CouponTemplate
 from hub.models.registry import Store
 from hub.services.registry_cache import REGISTRY_CACHE_TTL, drop_with_orm_writes
 
@@ -42,9 +42,14 @@ _VERSION_SQL = "SELECT version FROM campaign_index_version WHERE id = 1"
 _VERSION_QUERY = text(_VERSION_SQL)
 
 
+def version_expression() -> Any:
+    """The version as a scalar expression (a sub-select), for use inside other statements."""
+    return literal_column(f"({_VERSION_SQL})")
+
+
 def version_column() -> Any:
     """The version as a column, for a statement that reads other things in the same trip."""
-    return literal_column(f"({_VERSION_SQL})").label("campaigns_version")
+    return version_expression().label("campaigns_version")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,10 @@ class CampaignIndex:
     version: int | None
     campaigns: list[CampaignSnapshot]  # highest priority first (ties by id)
     template_valid_days: dict[str, int]
+    # The coupon templates that had pool codes left when this index was built (importing
+    # pool codes changes the version: migration campaigns_0004): the others' grants get
+    # new codes without a look at the pool.
+    pooled_templates: frozenset[str] = frozenset()
     _by_store: dict[tuple[str, str], list[CampaignSnapshot]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -168,6 +177,7 @@ def _build(session: Session, version: int | None) -> CampaignIndex:
         if c.reward_kind == RewardKind.COUPON.value and c.coupon_template_id
     }
     valid_days: dict[str, int] = {}
+    pooled: frozenset[str] = frozenset()
     if template_ids:
         valid_days = dict(
             session.exec(
@@ -176,7 +186,39 @@ def _build(session: Session, version: int | None) -> CampaignIndex:
                 )
             ).all()
         )
-    return CampaignIndex(version=version, campaigns=campaigns, template_valid_days=valid_days)
+        pooled = frozenset(
+            session.exec(
+                select(Coupon.template_id)
+                .where(
+                    col(Coupon.template_id).in_(template_ids),
+                    Coupon.state == CouponState.POOL.value,
+                )
+                .distinct()
+            ).all()
+        )
+    return CampaignIndex(
+        version=version,
+        campaigns=campaigns,
+        template_valid_days=valid_days,
+        pooled_templates=pooled,
+    )
+
+
+_BUMP = {
+    "sqlite": text("UPDATE campaign_index_version SET version = random() WHERE id = 1"),
+    "postgresql": text(
+        "UPDATE campaign_index_version "
+        "SET version = floor(random() * 9007199254740991)::bigint WHERE id = 1"
+    ),
+}
+
+
+def pools_ran_dry(session: Session) -> None:
+    """A template the index counts as pooled had no pool code left: give the index a new
+    version (when this transaction commits), so every hub process rebuilds it and stops
+    looking at that pool. Nothing is lost if the transaction rolls back: the index then
+    keeps looking, as it did."""
+    session.connection().execute(_BUMP[session.get_bind().dialect.name])
 
 
 def forget() -> None:

@@ -128,7 +128,7 @@ def _iso(value: Any) -> str:
 def _expiry_day(expires_at: datetime) -> tuple[str, datetime]:
     """The expiry timer of a lot (see ``points._schedule_expiry``): its key and due time."""
     day = expires_at.astimezone(UTC).date()
-    return day.isoformat(), datetime.combine(day + timedelta(days=1), time.min, UTC)
+    return points.expiry_key(expires_at), datetime.combine(day + timedelta(days=1), time.min, UTC)
 
 
 def write(

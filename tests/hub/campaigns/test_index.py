@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from datetime import UTC, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, bindparam, event, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 from sqlmodel import select as orm_select
 
@@ -141,10 +143,11 @@ def test_store_facts_are_dropped_when_this_process_writes_a_store(
 def test_a_paying_check_in_runs_few_statements_and_does_not_reread_the_customer(
     engine: Engine, clock: ManualClock
 ) -> None:
-    """Points from two campaigns (one with a budget) and a coupon: SQLite one read, the
-    pool lookup, then one statement per table written; PostgreSQL one read, the pool
-    lookup, the budget lock, one write. The customer's row, which the check-in locked and
-    handed over, is neither read nor locked again."""
+    """Points from two campaigns (one with a budget) and a coupon of a template without
+    pool codes: SQLite one read, then one statement per table written (but the points
+    expiry timer, which the read found there already); PostgreSQL one
+    read (which also locks the budget rows) and one write. The customer's row, which the
+    check-in locked and handed over, is neither read nor locked again."""
     stores(engine)
     for cid in ("c1", "c2"):
         customer(engine, clock, cid, gender="female")
@@ -158,11 +161,11 @@ def test_a_paying_check_in_runs_few_statements_and_does_not_reread_the_customer(
     seen: list[str] = _check_in.seen  # type: ignore[attr-defined]
     assert not [s for s in seen if "FROM customer" in s], seen
     if engine.dialect.name == "postgresql":
-        assert len(seen) == 4, seen  # read, pool, lock the budget, write everything
+        assert len(seen) == 2, seen  # read and lock the budget, write everything
     else:
-        # read, pool, budget, coupon, its timer, its audit line, account, ledger, points
-        # expiry timer, grants
-        assert len(seen) == 10, seen
+        # read, budget, coupon, its timer, its audit line, account, ledger, grants (the
+        # points expiry timer of the day exists since c1's check-in: the read saw it)
+        assert len(seen) == 8, seen
     with Session(engine) as session:
         coupon = session.exec(orm_select(Coupon).where(Coupon.customer_id == "c2")).one()
         assert (coupon.campaign_id, coupon.state, coupon.expires_at) == (
@@ -207,3 +210,78 @@ def test_a_paying_check_in_runs_few_statements_and_does_not_reread_the_customer(
             assert tuple(stored) == expected
         # Two grants of 10 points from a budget of 100 points.
         assert session.get(Campaign, first).budget_remaining == 80  # type: ignore[union-attr]
+
+
+def test_the_check_in_read_locks_the_budget_rows_on_postgresql(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """PostgreSQL: the check-in's one read locks the budget rows of its candidates (there
+    is no separate lock statement): another transaction cannot lock them until the
+    check-in ends. (SQLite: the transaction holds the database's write lock.)"""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers with the database's write lock")
+    stores(engine)
+    customer(engine, clock, "c1")
+    customer(engine, clock, "c2")
+    budgeted = live_campaign(engine, clock, caps={"budget": 100})
+    assert _check_in(engine, clock, "c1") == [budgeted]  # the index is cached now
+    vid = visit(engine, "c2", GULOU, clock.now(), minutes=0)
+    lock = text("SELECT id FROM campaign WHERE id = :id FOR UPDATE NOWAIT")
+    with Session(engine) as session:
+        row = session.connection().execute(_LOCK, {"cid": "c2"}).one()
+        held = session.get(Visit, vid)
+        assert held is not None
+        grants = hooks.on_checkin(
+            session, clock.now(), "c2", GULOU, None, held, True, customer=row._mapping
+        )
+        assert [g.campaign_id for g in grants] == [budgeted]
+        with engine.connect() as other, pytest.raises(OperationalError):
+            other.execute(lock, {"id": budgeted})
+        session.commit()
+    with engine.connect() as other:
+        assert other.execute(lock, {"id": budgeted}).scalar() == budgeted
+
+
+def _coupon_of(engine: Engine, cid: str) -> Coupon:
+    with Session(engine) as session:
+        return session.exec(orm_select(Coupon).where(Coupon.customer_id == cid)).one()
+
+
+def test_the_pool_is_looked_at_only_while_the_template_has_pool_codes(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """No pool codes: a coupon grant makes a new code without a look at the pool. A pool
+    code added (behind the services' back: a plain insert) changes the index version; the
+    next grant takes it in one statement; the grant that finds the pool empty changes the
+    version again, and the next one no longer looks."""
+    stores(engine)
+    for cid in ("c1", "c2", "c3", "c4"):
+        customer(engine, clock, cid)
+    tpl = template(engine, clock)
+    live_campaign(engine, clock, reward={"kind": "coupon", "coupon_template_id": tpl})
+
+    def pool_claims() -> list[str]:
+        seen: list[str] = _check_in.seen  # type: ignore[attr-defined]
+        return [s for s in seen if s.startswith("UPDATE coupon SET")]
+
+    _check_in(engine, clock, "c1")
+    assert pool_claims() == []
+    before = _version(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            Coupon.__table__.insert().values(  # type: ignore[attr-defined]
+                id="cpn_pool1", code="POOL-0001", template_id=tpl, state="pool", version=1
+            )
+        )
+    assert _version(engine) != before
+    _check_in(engine, clock, "c2")
+    assert len(pool_claims()) == 1
+    assert _coupon_of(engine, "c2").code == "POOL-0001"
+    dry = _version(engine)
+    _check_in(engine, clock, "c3")
+    assert len(pool_claims()) == 1  # looked, found none
+    assert _coupon_of(engine, "c3").code != "POOL-0001"
+    assert _version(engine) != dry
+    _check_in(engine, clock, "c4")
+    assert pool_claims() == []
+    assert _coupon_of(engine, "c4").state == "issued"
