@@ -26,8 +26,8 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session
 
 from hub.models.journeys import InstanceState, JourneyInstance
+from hub.services.bulk import BulkSql, chunks
 from hub.services.journeys import definitions
-from hub.services.journeys.bulk import BulkSql, chunks
 from hub.services.journeys.quiet import quiet_until
 from hub.services.journeys.schema import (
     JourneySpec,

@@ -30,6 +30,7 @@ from hub.models.journeys import InstanceState, JourneyInstance, StaffTask, TaskS
 from hub.models.registry import DEFAULT_TIMEZONE, Store
 from hub.models.types import new_id
 from hub.services import timers
+from hub.services.bulk import chunks
 from hub.services.errors import Conflict, HubError, NotFound
 from hub.services.journeys import definitions
 from hub.services.journeys.batch import (
@@ -43,7 +44,6 @@ from hub.services.journeys.batch import (
     load_instances,
     plan_of,
 )
-from hub.services.journeys.bulk import chunks
 from hub.services.journeys.schema import EntryRule, JourneySpec, WaitEventStep
 from hub.services.journeys.steps import advance
 

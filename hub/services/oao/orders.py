@@ -28,8 +28,8 @@ from hub.models.registry import Region
 from hub.models.types import new_id
 from hub.services import timers
 from hub.services.auth import REGION_ROLES, STORE_ROLES, Principal
+from hub.services.bulk import BulkSql
 from hub.services.errors import Conflict, Invalid, NotFound
-from hub.services.journeys.bulk import BulkSql
 from hub.services.oao import config, deadlines, states
 from hub.services.oao.dispatch import (
     Decision,

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from hub.models.oao import DispatchOutcome, OaoDispatch, OrderStatus
 from hub.services import timers
-from hub.services.journeys.bulk import BulkSql
+from hub.services.bulk import BulkSql
 from hub.services.oao import deadlines, orders, states
 
 log = logging.getLogger(__name__)

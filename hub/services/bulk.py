@@ -1,12 +1,13 @@
-"""Set-based SQL for the journey engine: one statement per kind of write per batch.
+"""Set-based SQL for batch writers (journeys, OAO): one statement per kind of write per batch.
 
-The engine advances thousands of instances per transaction; going through the ORM (or
-even Core's per-row parameter processing) would cost more than the database work. This
-helper hands rows straight to the driver's ``executemany`` on the session's connection
-(so it shares the session's transaction and savepoints), in the dialect's parameter
-style: SQL is written with ``?`` for a value and ``?j`` for a JSON value, and becomes
-``%s`` / ``%s::json`` on PostgreSQL. Timestamps go through the same bind processor as
-the ``UtcDateTime`` columns, so rows written here read back exactly like ORM rows.
+A batch writer (the journey engine, OAO) touches thousands of rows per transaction;
+going through the ORM (or even Core's per-row parameter processing) would cost more than
+the database work. This helper hands rows straight to the driver's ``executemany`` on
+the session's connection (so it shares the session's transaction and savepoints), in the
+dialect's parameter style: SQL is written with ``?`` for a value and ``?j`` for a JSON
+value, and becomes ``%s`` / ``%s::json`` on PostgreSQL. Timestamps go through the same
+bind processor as the ``UtcDateTime`` columns, so rows written here read back exactly
+like ORM rows.
 """
 
 from __future__ import annotations
