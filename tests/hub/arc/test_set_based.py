@@ -35,6 +35,15 @@ def _batch(session: Session, due: list[timers.DueTimer], now: Any) -> None:
         raise RuntimeError("one bad timer")
 
 
+SINGLE_CALLS: list[str] = []
+
+
+@timers.timer_handler("test.single")
+def _single(session: Session, timer: Timer, now: Any) -> None:
+    SINGLE_CALLS.append(timer.key)
+    session.execute(insert(DONE), [{"key": timer.key}])
+
+
 @pytest.fixture
 def batch_engine(arc_engine: Engine) -> Engine:
     """The emptied engine with the handler's table, and no calls recorded."""
@@ -43,6 +52,7 @@ def batch_engine(arc_engine: Engine) -> Engine:
         s.execute(DONE.delete())
         s.commit()
     CALLS.clear()
+    SINGLE_CALLS.clear()
     return arc_engine
 
 
@@ -75,6 +85,29 @@ def test_batch_handler_gets_due_timers_together_and_isolates_a_failure(
     clock.advance(timedelta(seconds=timers.RETRY_BASE_S))
     assert timers.run_due(batch_engine, clock) == 1
     assert _timer_states(batch_engine, "test.batch")["t007"] == ("pending", 2)
+
+
+def test_one_claim_serves_every_kind_and_a_failed_batch_reruns_the_claim_isolated(
+    batch_engine: Engine, clock: ManualClock
+) -> None:
+    """Batch and per-timer kinds are claimed together in due order; a batch handler that
+    raises rolls the whole claim back and it runs again isolated: each timer once."""
+    with Session(batch_engine) as s:
+        timers.schedule(s, "test.batch", "b1", START - timedelta(minutes=2), {"bad": True})
+        timers.schedule(s, "test.single", "s1", START - timedelta(minutes=1))
+        timers.schedule(s, "test.batch", "b2", START)
+        timers.schedule(s, "test.single", "s2", START + timedelta(minutes=1))  # not due
+        s.commit()
+    assert timers.run_due(batch_engine, clock) == 3
+    # Together first (raised: rolled back, the per-timer kind had not run yet), then alone.
+    assert CALLS == [["b1", "b2"], ["b1"], ["b2"]]
+    assert SINGLE_CALLS == ["s1"]
+    with Session(batch_engine) as s:
+        assert set(s.execute(select(DONE.c.key)).scalars()) == {"b2", "s1"}
+    states = _timer_states(batch_engine, "test.batch") | _timer_states(batch_engine,
+                                                                        "test.single")
+    assert states == {"b1": ("pending", 1), "b2": ("done", 0), "s1": ("done", 0),
+                      "s2": ("pending", 0)}
 
 
 def _three_sends() -> dict[str, Any]:
