@@ -709,9 +709,96 @@ def window_energies(xb, starts, freqs, Py_ssize_t length, double rate):
     return energy, power
 
 
+cdef void _branch_table(
+    const double* row, const long[::1] labels, const long[::1] combo, bint linear,
+    double* bm,
+) noexcept nogil:
+    """One step's branch metrics, laid out for :func:`_acs_step`.
+
+    Linear labels (XOR of a label per bit field, as any parity-mask code has): 16 rows
+    ``bm[v * 16 + k * 4 + b] = row[v ^ combo[k * 4 + b]]``, one per label ``v`` of a state
+    block; 256 lookups instead of one per register. Otherwise every register's metric,
+    ``bm[k * S + ns] = row[labels[ns | k << state_bits]]`` (4 S lookups).
+    """
+    cdef Py_ssize_t v, kb, r
+    if linear:
+        for v in range(16):
+            for kb in range(16):
+                bm[v * 16 + kb] = row[v ^ combo[kb]]
+    else:
+        for r in range(labels.shape[0]):
+            bm[r] = row[labels[r]]
+
+
+cdef void _acs_step(
+    const double* acc, double* out, unsigned char* dec, const double* bm,
+    const long[::1] block_label, bint linear, Py_ssize_t n_states,
+) noexcept nogil:
+    """One add-compare-select step of the 4-predecessor trellis (see _viterbi_symbols).
+
+    States 4h .. 4h + 3 share their 4 predecessors h + k * S / 4 (k = the two oldest
+    input bits); predecessor k's branch into state 4h + b is register
+    (4h + b) | (k << state_bits). The 4 states of a block run side by side (SIMD lanes).
+    The first of equal candidates wins (strict '>'), as the NumPy twin's argmax.
+    ``dec`` may be NULL (forward metrics only).
+    """
+    cdef Py_ssize_t quarter = n_states >> 2
+    cdef Py_ssize_t h, b
+    cdef double a0, a1, a2, a3, best, c1, c2, c3
+    cdef unsigned char arg
+    cdef const double* b0
+    cdef const double* b1
+    cdef const double* b2
+    cdef const double* b3
+    cdef Py_ssize_t stride = 4 if linear else n_states
+    for h in range(quarter):
+        a0 = acc[h]
+        a1 = acc[h + quarter]
+        a2 = acc[h + 2 * quarter]
+        a3 = acc[h + 3 * quarter]
+        if linear:
+            b0 = bm + 16 * block_label[h]
+        else:
+            b0 = bm + 4 * h
+        b1 = b0 + stride
+        b2 = b1 + stride
+        b3 = b2 + stride
+        for b in range(4):
+            best = a0 + b0[b]
+            c1 = a1 + b1[b]
+            c2 = a2 + b2[b]
+            c3 = a3 + b3[b]
+            arg = 1 if c1 > best else 0
+            best = c1 if c1 > best else best
+            arg = 2 if c2 > best else arg
+            best = c2 if c2 > best else best
+            arg = 3 if c3 > best else arg
+            best = c3 if c3 > best else best
+            out[4 * h + b] = best
+            if dec != NULL:
+                dec[4 * h + b] = arg
+
+
+def _label_structure(lb, Py_ssize_t n_states):
+    """(linear, label of each state block 4h, combos k*4+b) for the ACS step's table.
+
+    Linear when every register's label is the XOR of its block's label (register 4h),
+    its new bits' (register b) and its oldest bits' (register k << state_bits).
+    """
+    quarter = n_states // 4
+    by = lb.reshape(4, quarter, 4)  # [k, h, b]
+    block = np.ascontiguousarray(by[0, :, 0], dtype=np.int64)
+    combo = np.ascontiguousarray(by[:, 0, :].ravel(), dtype=np.int64)  # [k * 4 + b]
+    linear = bool(np.array_equal(by, block[None, :, None] ^ by[:, :1, :]))
+    return linear, block, combo
+
+
 cdef void _viterbi_symbols(
     const double[:, ::1] metric,
     const long[::1] labels,
+    const long[::1] block_label,
+    const long[::1] combo,
+    bint linear,
     Py_ssize_t state_bits,
     double[::1] acc,
     double[::1] nxt,
@@ -719,41 +806,17 @@ cdef void _viterbi_symbols(
     unsigned char[:, ::1] decisions,
     unsigned char[::1] bits,
 ) noexcept nogil:
-    """Max-log Viterbi, one 16-ary symbol and two input bits per step, ends in state 0.
-
-    Per step, the branch metric of every register value is gathered once into ``bm``;
-    the add-compare-select loop is then branch-free (the compiler vectorises it).
-    """
+    """Max-log Viterbi, one 16-ary symbol and two input bits per step, ends in state 0."""
     cdef Py_ssize_t n_sym = metric.shape[0]
     cdef Py_ssize_t n_states = acc.shape[0]
-    cdef Py_ssize_t n_regs = bm.shape[0]
     cdef Py_ssize_t top = state_bits - 2
-    cdef Py_ssize_t t, ns, st, r, half
-    cdef double best, c1, c2, c3
-    cdef unsigned char arg
-    cdef const double* row
+    cdef Py_ssize_t t, st
     for st in range(n_states):
         acc[st] = -1e300
     acc[0] = 0.0
     for t in range(n_sym):
-        row = &metric[t, 0]
-        for r in range(n_regs):
-            bm[r] = row[labels[r]]
-        for ns in range(n_states):
-            # Predecessor k is (ns >> 2) | (k << top); its register is ns | (k << state_bits).
-            half = ns >> 2
-            best = acc[half] + bm[ns]
-            c1 = acc[half | (1 << top)] + bm[ns | (1 << state_bits)]
-            c2 = acc[half | (2 << top)] + bm[ns | (2 << state_bits)]
-            c3 = acc[half | (3 << top)] + bm[ns | (3 << state_bits)]
-            arg = 1 if c1 > best else 0
-            best = c1 if c1 > best else best
-            arg = 2 if c2 > best else arg
-            best = c2 if c2 > best else best
-            arg = 3 if c3 > best else arg
-            best = c3 if c3 > best else best
-            nxt[ns] = best
-            decisions[t, ns] = arg
+        _branch_table(&metric[t, 0], labels, combo, linear, &bm[0])
+        _acs_step(&acc[0], &nxt[0], &decisions[t, 0], &bm[0], block_label, linear, n_states)
         for st in range(n_states):
             acc[st] = nxt[st]
     st = 0
@@ -798,11 +861,15 @@ def viterbi_symbols(metric, labels):
     cdef const long[::1] lv = lb
     cdef double[::1] acc = np.empty(n_states, dtype=np.float64)
     cdef double[::1] nxt = np.empty(n_states, dtype=np.float64)
-    cdef double[::1] bm = np.empty(4 * n_states, dtype=np.float64)
+    cdef double[::1] bm = np.empty(max(4 * n_states, 256), dtype=np.float64)
     cdef unsigned char[:, ::1] dv = decisions
     cdef unsigned char[::1] bv = bits
+    linear, block, combo = _label_structure(lb, n_states)
+    cdef const long[::1] blk = block
+    cdef const long[::1] cmb = combo
+    cdef bint lin = linear
     with nogil:
-        _viterbi_symbols(mtv, lv, state_bits, acc, nxt, bm, dv, bv)
+        _viterbi_symbols(mtv, lv, blk, cmb, lin, state_bits, acc, nxt, bm, dv, bv)
     return bits
 
 
@@ -819,6 +886,10 @@ cdef inline bint _heap_before(const double* pri, const long* cnt, long a, long b
 cdef Py_ssize_t _list_paths(
     const double[:, ::1] metric,
     const long[::1] labels,
+    const long[::1] block_label,
+    const long[::1] combo,
+    bint linear,
+    double[::1] bm,
     Py_ssize_t state_bits,
     Py_ssize_t max_paths,
     double[:, ::1] acc,
@@ -841,21 +912,17 @@ cdef Py_ssize_t _list_paths(
     cdef double best, c, s2
     cdef const double* row
     cdef double* before
-    # Unreachable states hold -1e300 (the twin's -inf; fast-math leaves infinities alone
-    # only when nothing is computed with them).
+    # Unreachable states hold -1e300 (the twin's -inf): a sum with one stays below
+    # -1e299, and is reset to -1e300 so nothing drifts.
     for st in range(n_states):
         acc[0, st] = -1e300
     acc[0, 0] = 0.0
     for t in range(n):
-        row = &metric[t, 0]
-        for ns in range(n_states):
-            half = ns >> 2
-            best = acc[t, half] + row[labels[ns]]
-            for k in range(1, 4):
-                c = acc[t, half | (k << top)] + row[labels[ns | (k << state_bits)]]
-                if c > best:
-                    best = c
-            acc[t + 1, ns] = best if best > -1e299 else -1e300
+        _branch_table(&metric[t, 0], labels, combo, linear, &bm[0])
+        _acs_step(&acc[t, 0], &acc[t + 1, 0], NULL, &bm[0], block_label, linear, n_states)
+        for st in range(n_states):
+            if acc[t + 1, st] <= -1e299:
+                acc[t + 1, st] = -1e300
     cdef long size = 1, pushed = 1, e, child, parent, node, found = 0, tmp
     e_pri[0] = acc[n, 0]
     e_cnt[0] = 0
@@ -900,7 +967,7 @@ cdef Py_ssize_t _list_paths(
             found += 1
             continue
         if pushed + 4 > e_pri.shape[0]:
-            break
+            return -1 if e_pri.shape[0] < MAX_LIST_PUSHES else found
         # One chain node (this state, then the later ones) shared by the 4 children.
         node_state[n_nodes] = st
         node_next[n_nodes] = e_node[e]
@@ -969,7 +1036,7 @@ def list_paths(metric, labels, Py_ssize_t max_paths):
     if max_paths < 1:
         return []
     n = mv.shape[0]
-    cdef Py_ssize_t cap = MAX_LIST_PUSHES
+    cdef Py_ssize_t cap
     cdef Py_ssize_t state_bits = n_states.bit_length() - 1
     acc = np.empty((n + 1, n_states), dtype=np.float64)
     out_metric = np.zeros(max_paths, dtype=np.float64)
@@ -977,19 +1044,32 @@ def list_paths(metric, labels, Py_ssize_t max_paths):
     cdef const double[:, ::1] mtv = mv
     cdef const long[::1] lv = lb
     cdef double[:, ::1] av = acc
-    cdef double[::1] e_pri = np.empty(cap, dtype=np.float64)
-    cdef long[::1] e_cnt = np.empty(cap, dtype=np.int64)
-    cdef long[::1] e_t = np.empty(cap, dtype=np.int64)
-    cdef long[::1] e_state = np.empty(cap, dtype=np.int64)
-    cdef double[::1] e_suf = np.empty(cap, dtype=np.float64)
-    cdef long[::1] e_node = np.empty(cap, dtype=np.int64)
-    cdef long[::1] heap = np.empty(cap, dtype=np.int64)
-    cdef long[::1] node_state = np.empty(cap, dtype=np.int64)
-    cdef long[::1] node_next = np.empty(cap, dtype=np.int64)
+    cdef double[::1] e_pri, e_suf
+    cdef long[::1] e_cnt, e_t, e_state, e_node, heap, node_state, node_next
     cdef double[::1] om = out_metric
     cdef unsigned char[:, ::1] ob = out_bits
-    cdef Py_ssize_t found
-    with nogil:
-        found = _list_paths(mtv, lv, state_bits, max_paths, av, e_pri, e_cnt, e_t, e_state,
-                            e_suf, e_node, heap, node_state, node_next, om, ob)
+    cdef Py_ssize_t found = -1
+    linear, block, combo = _label_structure(lb, n_states)
+    cdef const long[::1] blk = block
+    cdef const long[::1] cmb = combo
+    cdef bint lin = linear
+    cdef double[::1] bm = np.empty(max(4 * n_states, 256), dtype=np.float64)
+    # A small heap serves almost every search; one that runs out starts over with the
+    # full budget (the search is deterministic, so the answer is the same).
+    cap = min(MAX_LIST_PUSHES, 64 * max_paths * (n + 1))
+    while found < 0:
+        e_pri = np.empty(cap, dtype=np.float64)
+        e_suf = np.empty(cap, dtype=np.float64)
+        e_cnt = np.empty(cap, dtype=np.int64)
+        e_t = np.empty(cap, dtype=np.int64)
+        e_state = np.empty(cap, dtype=np.int64)
+        e_node = np.empty(cap, dtype=np.int64)
+        heap = np.empty(cap, dtype=np.int64)
+        node_state = np.empty(cap, dtype=np.int64)
+        node_next = np.empty(cap, dtype=np.int64)
+        with nogil:
+            found = _list_paths(mtv, lv, blk, cmb, lin, bm, state_bits, max_paths, av, e_pri,
+                                e_cnt, e_t, e_state, e_suf, e_node, heap, node_state,
+                                node_next, om, ob)
+        cap = MAX_LIST_PUSHES
     return [(float(out_metric[i]), out_bits[i].copy()) for i in range(found)]
