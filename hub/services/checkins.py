@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, col
 from sqlmodel import select as orm_select
@@ -24,6 +24,7 @@ from edge.modem.codes import (
     verify_beacon_code,
 )
 from hub.clock import Clock
+from hub.db import DriverStatement
 from hub.metrics import CHECKINS
 from hub.models.checkins import CheckinAttempt, PhoneToken, Visit, VisitZone
 from hub.models.customers import Customer, CustomerSession
@@ -79,7 +80,7 @@ def _refuse(
     session: Session, attempt: dict[str, Any], outcome: str, message: str
 ) -> CheckinRefused:
     """Record the refused attempt (committed: it feeds the rate limits) and build the error."""
-    session.connection().execute(_INSERT_ATTEMPT, {**attempt, "outcome": outcome})
+    _INSERT_ATTEMPT.run(session.connection(), {**attempt, "outcome": outcome})
     session.commit()
     CHECKINS.labels(outcome).inc()
     return CheckinRefused(message, code=outcome)
@@ -98,11 +99,12 @@ def _verify(beacon: CachedBeacon, payload: int, now: datetime) -> bool:
 
 def _lock_customer(
     connection: Connection, customer_id: str | None, session_hash: str | None, now: datetime
-) -> Row[Any]:
+) -> dict[str, Any]:
     """Lock the customer's row and return it; refuse a bad session or no microphone consent.
 
-    The row carries what the campaign rules read (``campaign_facts.AUDIENCE_COLUMNS``):
-    the campaign hook uses it instead of reading and locking the customer again.
+    The row (by column name) carries what the campaign rules read
+    (``campaign_facts.AUDIENCE_COLUMNS``): the campaign hook uses it instead of reading and
+    locking the customer again.
 
     With ``session_hash`` (the phone's session) the customer is found through the session
     row, which must exist, be unrevoked and unexpired (else 401): the check-in's own
@@ -113,15 +115,15 @@ def _lock_customer(
     """
     generation = SESSIONS.generation
     if session_hash is not None:
-        row = connection.execute(_LOCK_BY_SESSION, {"ci_session": session_hash}).first()
-        if row is None or row.revoked_at is not None or row.expires_at <= now:
+        row = _LOCK_BY_SESSION.mapping(connection, {"ci_session": session_hash})
+        if row is None or row["revoked_at"] is not None or row["expires_at"] <= now:
             raise Unauthorized("unknown, expired or revoked session")
-        SESSIONS.put(session_hash, row.id, row.expires_at, now, generation)
+        SESSIONS.put(session_hash, row["id"], row["expires_at"], now, generation)
     else:
-        row = connection.execute(_LOCK_BY_ID, {"ci_customer": customer_id}).first()
+        row = _LOCK_BY_ID.mapping(connection, {"ci_customer": customer_id})
         if row is None:
             raise NotFound("customer not found")
-    if row.microphone_accepted_at is None:
+    if row["microphone_accepted_at"] is None:
         CHECKINS.labels(MICROPHONE_NOT_ACCEPTED).inc()
         raise CheckinRefused(
             "accept the microphone-use disclosure in the app before checking in "
@@ -131,12 +133,14 @@ def _lock_customer(
     return row
 
 
-_LOCK_BY_ID = (
+# The check-in's own statements run on the driver's cursor (hub.db.DriverStatement):
+# SQLAlchemy's per-statement work was a third of a check-in's CPU.
+_LOCK_BY_ID = DriverStatement(
     select(_CUSTOMER.c.id, _CUSTOMER.c.microphone_accepted_at, *campaign_facts.AUDIENCE_COLUMNS)
     .where(_CUSTOMER.c.id == bindparam("ci_customer"))
     .with_for_update(of=_CUSTOMER)
 )
-_LOCK_BY_SESSION = (
+_LOCK_BY_SESSION = DriverStatement(
     select(
         _CUSTOMER.c.id,
         _CUSTOMER.c.microphone_accepted_at,
@@ -175,22 +179,26 @@ def _open_visit_columns() -> tuple[Any, ...]:
 
 
 @functools.cache
-def _reads_statement(with_device: bool, with_visit: bool) -> Any:
+def _reads_statement(with_device: bool, with_visit: bool) -> DriverStatement:
     """Every counter of the fraud rules, plus the open visit when the code verified."""
-    return select(
-        *fraud.counts_columns(with_device), *(_open_visit_columns() if with_visit else ())
+    return DriverStatement(
+        select(*fraud.counts_columns(with_device), *(_open_visit_columns() if with_visit else ()))
     )
 
 
-_INSERT_ATTEMPT = insert(_ATTEMPT)
-_INSERT_VISIT = insert(_VISIT)
-_INSERT_STEP = insert(_STEP)
-_EXTEND_VISIT = (
+_ATTEMPT_KEYS = ("customer_id", "device_id", "code", "at", "short_id", "store_id", "outcome")
+_VISIT_KEYS = ("id", "customer_id", "store_id", "started_at", "last_seen_at", "checkins")
+_STEP_KEYS = ("visit_id", "zone_id", "entered_at")
+# inline(): the new rows' keys are not read back (no RETURNING on PostgreSQL).
+_INSERT_ATTEMPT = DriverStatement(insert(_ATTEMPT).inline(), _ATTEMPT_KEYS)
+_INSERT_VISIT = DriverStatement(insert(_VISIT).inline(), _VISIT_KEYS)
+_INSERT_STEP = DriverStatement(insert(_STEP).inline(), _STEP_KEYS)
+_EXTEND_VISIT = DriverStatement(
     update(_VISIT)
     .where(_VISIT.c.id == bindparam("ci_visit"))
     .values(last_seen_at=bindparam("ci_now"), checkins=_VISIT.c.checkins + 1)
 )
-_TOUCH_CUSTOMER = (
+_TOUCH_CUSTOMER = DriverStatement(
     update(_CUSTOMER)
     .where(_CUSTOMER.c.id == bindparam("ci_customer"))
     .values(last_checkin_at=bindparam("ci_now"))
@@ -215,7 +223,7 @@ def check_in(
     now = clock.now()
     connection = session.connection()
     locked = _lock_customer(connection, customer_id, session_hash, now)
-    customer_id = str(locked.id)
+    customer_id = str(locked["id"])
     # Pure work first (no rule decided yet): which beacon, and does its MAC verify?
     payload = from_hex(req.code)
     is_beacon = kind_of(payload) is CodeKind.BEACON
@@ -226,7 +234,8 @@ def check_in(
     params = fraud.counts_params(now, customer_id, req.device_id, req.code)
     if verified:
         params.update(ci_store=beacon.store_id, ci_visit_since=now - VISIT_IDLE)
-    row = connection.execute(_reads_statement(req.device_id is not None, verified), params).one()
+    row = _reads_statement(req.device_id is not None, verified).first(connection, params)
+    assert row is not None  # a SELECT of scalar subqueries without FROM: always one row
     counts, visit_row = fraud.counts_from_row(row), row[fraud.COUNT_COLUMNS :]
     # The rules, in order: the first that fails decides the answer.
     try:
@@ -268,12 +277,12 @@ def check_in(
     visit = _record_visit(connection, customer_id, store.id, beacon.zone_id, now, open_visit)
     new_visit = open_visit is None
     attempt["outcome"] = "accepted" if new_visit else "same_visit"
-    connection.execute(_INSERT_ATTEMPT, attempt)
-    connection.execute(_TOUCH_CUSTOMER, {"ci_customer": customer_id, "ci_now": now})
+    _INSERT_ATTEMPT.run(connection, attempt)
+    _TOUCH_CUSTOMER.run(connection, {"ci_customer": customer_id, "ci_now": now})
     CHECKINS.labels(attempt["outcome"]).inc()
     # Campaign grants are decided in this same transaction (customer row already locked).
     grants = campaign_hooks.on_checkin(
-        session, now, customer_id, store.id, beacon.zone_id, visit, new_visit, locked._mapping
+        session, now, customer_id, store.id, beacon.zone_id, visit, new_visit, locked
     )
     return CheckinResponse(
         visit_id=visit.id,
@@ -295,8 +304,8 @@ def _record_visit(
     """Extend the open visit (adding a zone step if the zone changed) or start a new one."""
     if open_visit is None:
         visit_id = new_id("vis")
-        connection.execute(
-            _INSERT_VISIT,
+        _INSERT_VISIT.run(
+            connection,
             {
                 "id": visit_id,
                 "customer_id": customer_id,
@@ -306,9 +315,7 @@ def _record_visit(
                 "checkins": 1,
             },
         )
-        connection.execute(
-            _INSERT_STEP, {"visit_id": visit_id, "zone_id": zone_id, "entered_at": now}
-        )
+        _INSERT_STEP.run(connection, {"visit_id": visit_id, "zone_id": zone_id, "entered_at": now})
         return _visit(
             id=visit_id,
             customer_id=customer_id,
@@ -317,10 +324,10 @@ def _record_visit(
             last_seen_at=now,
             checkins=1,
         )
-    connection.execute(_EXTEND_VISIT, {"ci_visit": open_visit.id, "ci_now": now})
+    _EXTEND_VISIT.run(connection, {"ci_visit": open_visit.id, "ci_now": now})
     if open_visit.last_step_id is None or open_visit.last_zone_id != zone_id:
-        connection.execute(
-            _INSERT_STEP, {"visit_id": open_visit.id, "zone_id": zone_id, "entered_at": now}
+        _INSERT_STEP.run(
+            connection, {"visit_id": open_visit.id, "zone_id": zone_id, "entered_at": now}
         )
     return _visit(
         id=open_visit.id,
