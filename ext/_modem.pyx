@@ -13,7 +13,7 @@ Each public function validates its inputs and hands typed memoryviews to a priva
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport M_PI, cos, sin
+from libc.math cimport M_PI, cos, rint, sin
 
 from ext.modem_reference import MAX_PREFIX_FREQS as _MAX_PREFIX_FREQS
 from ext.modem_reference import PREFIX_COST as _PREFIX_COST
@@ -1073,3 +1073,157 @@ def list_paths(metric, labels, Py_ssize_t max_paths):
                                 node_next, om, ob)
         cap = MAX_LIST_PUSHES
     return [(float(out_metric[i]), out_bits[i].copy()) for i in range(found)]
+
+
+cdef void _basis(double f, double rate, Py_ssize_t length, double* re, double* im) noexcept nogil:
+    """exp(-j 2 pi f n / rate) for n < length, by a rotating phasor (as _window_energies)."""
+    cdef double ang = -2.0 * M_PI * f / rate
+    cdef double cr = cos(ang), ci = sin(ang), pr = 1.0, pi_ = 0.0, tr
+    cdef Py_ssize_t n
+    for n in range(length):
+        re[n] = pr
+        im[n] = pi_
+        tr = pr * cr - pi_ * ci
+        pi_ = pr * ci + pi_ * cr
+        pr = tr
+
+
+cdef double _window_energy(
+    const double* xb, long start, const double* re, const double* im, Py_ssize_t length,
+    double* power,
+) noexcept nogil:
+    """|sum_n xb[start + n] basis[n]|^2; the window's power into ``power``."""
+    cdef double ar = 0.0, ai = 0.0, pw = 0.0, xr, xi
+    cdef Py_ssize_t n
+    for n in range(length):
+        xr = xb[2 * (start + n)]
+        xi = xb[2 * (start + n) + 1]
+        ar = ar + xr * re[n] - xi * im[n]
+        ai = ai + xr * im[n] + xi * re[n]
+        pw = pw + xr * xr + xi * xi
+    power[0] = pw
+    return ar * ar + ai * ai
+
+
+DEF MAX_WIN = 128  # longest window the candidate kernel takes (40 at 48 kHz)
+
+
+def coarse_frame(xb, double frame_start, double scale0, scale_steps, shifts, preamble_tones,
+                 tone_freqs, t_s, double carrier_hz, Py_ssize_t length, double rate):
+    """Coarse time/scale refinement of a sync candidate, then its frame's tone energies.
+
+    Same contract as ``ext.modem_reference.coarse_frame``.
+
+    Parameters
+    ----------
+    xb : ndarray of complex128
+        Baseband samples.
+    frame_start : float
+        The candidate's frame start (baseband samples into ``xb``).
+    scale0 : float
+        The candidate's Doppler/clock scale (observed frequency = f * (1 + scale)).
+    scale_steps : ndarray of float64, shape (a,)
+        Scales to try, relative: ``scale0 + scale_steps``.
+    shifts : ndarray of int, shape (b,)
+        Timing shifts to try, in samples.
+    preamble_tones : ndarray of int, shape (p,)
+        The tone of each preamble symbol.
+    tone_freqs : ndarray of float64, shape (16,)
+        Absolute tone frequencies in Hz.
+    t_s : ndarray of float64, shape (s,)
+        Start of each symbol's integration window after the frame start, in seconds
+        (the first p are the preamble).
+    carrier_hz, length, rate :
+        Baseband centre, window length (samples), baseband rate.
+
+    Returns
+    -------
+    start, scale : float
+        The best ``(frame_start + shifts[j], scale0 + scale_steps[i])``, or
+        ``(frame_start, scale0)`` if a window of the search leaves ``xb``.
+    energy : ndarray of float64, shape (s, 16), or None
+        Every symbol's 16 tone energies at (start, scale); None if a window leaves ``xb``.
+        The search scores each (scale, shift) by the energy at the preamble's tones over
+        the windows' power; the first best wins.
+    """
+    x = np.ascontiguousarray(xb, dtype=np.complex128)
+    sc = np.ascontiguousarray(scale0 + np.asarray(scale_steps, dtype=np.float64))
+    sh = np.ascontiguousarray(shifts, dtype=np.int64)
+    pt = np.ascontiguousarray(preamble_tones, dtype=np.int64)
+    tf = np.ascontiguousarray(tone_freqs, dtype=np.float64)
+    ts = np.ascontiguousarray(t_s, dtype=np.float64)
+    if x.ndim != 1 or sc.ndim != 1 or sh.ndim != 1 or sc.size == 0 or sh.size == 0:
+        raise ValueError("xb, scales and shifts must be non-empty 1-D arrays")
+    if tf.shape != (16,) or pt.ndim != 1 or ts.ndim != 1 or ts.shape[0] < pt.shape[0]:
+        raise ValueError("tone_freqs must have 16 entries and t_s cover the preamble")
+    if pt.size and (pt.min() < 0 or pt.max() > 15):
+        raise ValueError("preamble tones must be in 0..15")
+    if not 0 < length <= MAX_WIN or rate <= 0:
+        raise ValueError(f"length must be 1 .. {MAX_WIN} and rate positive")
+    cdef const double[::1] xv = x.view(np.float64)
+    cdef const double[::1] scv = sc
+    cdef const long[::1] shv = sh
+    cdef const long[::1] ptv = pt
+    cdef const double[::1] tfv = tf
+    cdef const double[::1] tsv = ts
+    cdef Py_ssize_t n_sc = sc.shape[0], n_sh = sh.shape[0], n_pre = pt.shape[0]
+    cdef Py_ssize_t n_sym = ts.shape[0], n_bb = x.shape[0]
+    cdef Py_ssize_t i, j, s, k
+    cdef long st, lo = 0, hi = 0
+    cdef double pw, e_sum, p_sum, score, best = -1.0, start, scale, ratio
+    cdef bint inside = True
+    cdef Py_ssize_t bi = 0, bj = 0
+    cdef const double* xp = &xv[0]
+    # Every search window inside xb? (the same test as the NumPy path's min/max)
+    for i in range(n_sc):
+        for j in range(n_sh):
+            for s in range(n_pre):
+                st = <long> rint(frame_start + shv[j] + tsv[s] * rate / (1.0 + scv[i]))
+                if st < 0 or st + length > n_bb:
+                    inside = False
+    # One basis per (scale, preamble symbol), shared by every shift.
+    scratch = np.empty((n_sc * max(n_pre, 1), 2, length), dtype=np.float64)
+    cdef double[:, :, ::1] bases = scratch
+    if inside and n_pre:
+        with nogil:
+            for i in range(n_sc):
+                for s in range(n_pre):
+                    _basis(tfv[ptv[s]] * (1.0 + scv[i]) - carrier_hz, rate, length,
+                           &bases[i * n_pre + s, 0, 0], &bases[i * n_pre + s, 1, 0])
+            for i in range(n_sc):
+                for j in range(n_sh):
+                    e_sum = 0.0
+                    p_sum = 0.0
+                    for s in range(n_pre):
+                        st = <long> rint(frame_start + shv[j] + tsv[s] * rate / (1.0 + scv[i]))
+                        e_sum = e_sum + _window_energy(xp, st, &bases[i * n_pre + s, 0, 0],
+                                                       &bases[i * n_pre + s, 1, 0], length, &pw)
+                        p_sum = p_sum + pw
+                    score = e_sum / (p_sum if p_sum > 1e-300 else 1e-300)
+                    if score > best:
+                        best = score
+                        bi = i
+                        bj = j
+        start = frame_start + shv[bj]
+        scale = scv[bi]
+    else:
+        start = frame_start
+        scale = scale0
+    energy = np.zeros((n_sym, 16), dtype=np.float64)
+    cdef double[:, ::1] ev = energy
+    cdef double bre[16 * MAX_WIN]
+    cdef double bim[16 * MAX_WIN]
+    cdef long first = <long> rint(start + tsv[0] * rate / (1.0 + scale))
+    cdef long last = <long> rint(start + tsv[n_sym - 1] * rate / (1.0 + scale))
+    if first < 0 or last + length > n_bb:
+        return start, scale, None
+    with nogil:
+        for k in range(16):
+            _basis(tfv[k] * (1.0 + scale) - carrier_hz, rate, length, &bre[k * MAX_WIN],
+                   &bim[k * MAX_WIN])
+        for s in range(n_sym):
+            st = <long> rint(start + tsv[s] * rate / (1.0 + scale))
+            for k in range(16):
+                ev[s, k] = _window_energy(xp, st, &bre[k * MAX_WIN], &bim[k * MAX_WIN],
+                                          length, &pw)
+    return start, scale, energy

@@ -416,3 +416,42 @@ def list_paths(
             heapq.heappush(heap, (-(before[pred] + s2), pushed, t - 1, pred, s2, (state, chain)))
             pushed += 1
     return out
+
+
+def coarse_frame(
+    xb: npt.NDArray[np.complex128], frame_start: float, scale0: float,
+    scale_steps: npt.ArrayLike, shifts: npt.ArrayLike, preamble_tones: npt.ArrayLike,
+    tone_freqs: npt.ArrayLike, t_s: npt.ArrayLike, carrier_hz: float, length: int, rate: float,
+) -> tuple[float, float, npt.NDArray[np.float64] | None]:
+    """Same contract as ``ext._modem.coarse_frame``: coarse refinement, then tone energies.
+
+    Every (scale, shift) is scored by the energy at the preamble's tones over the windows'
+    power (first best wins); then every symbol's 16 tone energies at the best estimate.
+    """
+    x = np.asarray(xb, dtype=np.complex128)
+    scales = scale0 + np.asarray(scale_steps, dtype=np.float64)
+    sh = np.asarray(shifts, dtype=np.int64)
+    tones = np.asarray(preamble_tones, dtype=np.int64)
+    tf = np.asarray(tone_freqs, dtype=np.float64)
+    t = np.asarray(t_s, dtype=np.float64)
+    pre_t = t[: tones.shape[0]]
+    # [scale, shift, symbol]
+    # (t * rate) / (1 + scale), in the kernel's order of operations.
+    offset = pre_t[None, None, :] * rate / (1.0 + scales[:, None, None])
+    starts = np.rint(frame_start + sh[None, :, None] + offset).astype(np.int64)
+    start, scale = frame_start, scale0
+    if starts.size and starts.min() >= 0 and starts.max() + length <= x.shape[0]:
+        offs = tf[tones][None, :] * (1.0 + scales[:, None]) - carrier_hz  # (scale, symbol)
+        freqs = np.broadcast_to(offs[:, None, :], starts.shape)
+        energy, power = window_energies(x, starts.ravel(), freqs.reshape(-1, 1), length, rate)
+        score = energy.reshape(starts.shape).sum(axis=2) / np.maximum(
+            power.reshape(starts.shape).sum(axis=2), 1e-300
+        )
+        i, j = np.unravel_index(int(np.argmax(score)), score.shape)
+        start, scale = frame_start + float(sh[j]), float(scales[i])
+    at = np.rint(start + t * rate / (1.0 + scale)).astype(np.int64)
+    if at[0] < 0 or at[-1] + length > x.shape[0]:
+        return start, scale, None
+    offsets = np.broadcast_to(tf * (1.0 + scale) - carrier_hz, (at.shape[0], tf.shape[0]))
+    energy, _ = window_energies(x, at, offsets, length, rate)
+    return start, scale, energy

@@ -31,6 +31,11 @@ from edge.modem.frontend import GRID_STEP_HZ, FrontEnd
 # most half a step) and timing in baseband samples (sync grid is HOP samples).
 REFINE_SCALE_STEPS = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
 REFINE_SHIFT_SAMPLES = np.arange(-3, 4)
+COARSE_SCALE_STEPS = REFINE_SCALE_STEPS * (GRID_STEP_HZ / frame.CARRIER_HZ)
+PREAMBLE = np.array(frame.PREAMBLE_TONES, dtype=np.int64)
+TONE_FREQS_HZ = frame.tone_freqs_hz()
+# Start of each symbol's integration window after the frame start, in seconds.
+SYMBOL_STARTS_S = frame.RAMP_S + frame.SYMBOL_S * np.arange(frame.N_SYMBOLS)
 # Second, whole-frame refinement: +/-8 Hz in 2 Hz steps (the coarse grid is 12.5 Hz;
 # 12.5 Hz of error alone cost ~0.4 dB at -7.5 dB) and +/-2 samples.
 FINE_SCALE_STEPS_HZ = np.arange(-4, 5) * 2.0
@@ -163,20 +168,21 @@ def _local_search(
     return frame_start + float(shifts[j]), float(scales[i])
 
 
-def coarse_refine(
+def coarse_frame(
     bb: npt.NDArray[np.complex128], frame_start: float, scale0: float, fe: FrontEnd,
     k: ModuleType,
-) -> tuple[float, float]:
-    """Best (frame start, scale) near the sync estimate by preamble energy.
+) -> tuple[float, float, npt.NDArray[np.float64] | None]:
+    """Best (frame start, scale) near the sync estimate by preamble energy, and its energies.
 
-    A local search on a coarse grid: quarter sync steps (12.5 Hz) and +/-3 samples.
+    A local search on a coarse grid (quarter sync steps, 12.5 Hz, and +/-3 samples),
+    then every symbol's tone energies there (None if the frame leaves ``bb``): one
+    kernel call (``coarse_frame``), since every sync candidate pays for it.
     """
-    step = GRID_STEP_HZ / frame.CARRIER_HZ
-    pre = np.array(frame.PREAMBLE_TONES, dtype=np.int64)
-    found = _local_search(
-        bb, frame_start, scale0 + REFINE_SCALE_STEPS * step, REFINE_SHIFT_SAMPLES, pre, fe, k
+    return k.coarse_frame(  # type: ignore[no-any-return]
+        bb, frame_start, scale0, COARSE_SCALE_STEPS, REFINE_SHIFT_SAMPLES, PREAMBLE,
+        TONE_FREQS_HZ, SYMBOL_STARTS_S, float(frame.CARRIER_HZ), fe.window_len,
+        fe.baseband_rate,
     )
-    return found if found is not None else (frame_start, scale0)
 
 
 def fine_refine(
@@ -281,8 +287,18 @@ def data_evidence(energy: npt.NDArray[np.float64]) -> float:
     drops most noise sync candidates before the costlier fine refinement and decoding.
     """
     data = energy[frame.N_PREAMBLE :]
-    typical = float(np.median(data)) / LN2
+    typical = _median(data) / LN2
     return float(data.max(axis=1).mean()) / max(typical, 1e-300)
+
+
+def _median(values: npt.NDArray[np.float64]) -> float:
+    """np.median of all of ``values`` (the same value), by one partition: ~5x cheaper here."""
+    n = values.size
+    half = n // 2
+    if n % 2:
+        return float(np.partition(values, half, axis=None)[half])
+    part = np.partition(values, (half - 1, half), axis=None)
+    return float((part[half - 1] + part[half]) / 2.0)
 
 
 def _dbfit(
@@ -388,8 +404,7 @@ def decode_candidate(
     k: ModuleType,
 ) -> Decoded | None:
     """Decode the frame whose start is near absolute baseband ``frame_start``, or None."""
-    start1, scale1 = coarse_refine(bb, frame_start - bb_start, scale0, fe, k)
-    energy1 = frame_energies(bb, start1, scale1, fe, k)
+    start1, scale1, energy1 = coarse_frame(bb, frame_start - bb_start, scale0, fe, k)
     if energy1 is None or data_evidence(energy1) < MIN_EVIDENCE:
         return None
     # Decode at the coarse estimate (enough for a strong frame); after a failed CRC,

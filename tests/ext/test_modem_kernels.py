@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.modem import fec
+from edge.modem import demod, fec, frame
 from edge.modem.frontend import HOP, build_front_end
 from ext import load_kernel
 from ext import modem_reference as ref
@@ -172,3 +172,46 @@ def test_list_paths_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="finite"):
         fast.list_paths(bad, fec.SYMBOL_LABELS, 4)
     assert fast.list_paths(np.ones((3, 16)), fec.SYMBOL_LABELS, 0) == []
+
+
+def _baseband_frame(
+    rng: np.random.Generator, start: int, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Complex baseband of a frame's tones (at ``scale``) from ``start``, in noise."""
+    fe = build_front_end(48000)
+    fb = fe.baseband_rate
+    tones = frame.frame_symbols(0x0123456789AB)
+    n = start + int(frame.FRAME_DURATION_S * fb * 1.01) + 64
+    x = 0.7 * (rng.standard_normal(n) + 1j * rng.standard_normal(n))
+    t0 = start + frame.RAMP_S * fb / (1 + scale)
+    for i, tone in enumerate(tones):
+        a = int(round(t0 + i * frame.SYMBOL_S * fb / (1 + scale)))
+        b = a + int(frame.INTEGRATION_S * fb)
+        f = frame.tone_freqs_hz()[tone] * (1 + scale) - frame.CARRIER_HZ
+        x[a:b] += np.exp(2j * np.pi * f * np.arange(a, b) / fb)
+    return x, tones
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.003, -0.0045])
+def test_coarse_frame_matches_reference(rng: np.random.Generator, scale: float) -> None:
+    fe = build_front_end(48000)
+    x, tones = _baseband_frame(rng, 300, scale)
+    args = (demod.COARSE_SCALE_STEPS, demod.REFINE_SHIFT_SAMPLES, demod.PREAMBLE,
+            demod.TONE_FREQS_HZ, demod.SYMBOL_STARTS_S, float(frame.CARRIER_HZ),
+            fe.window_len, fe.baseband_rate)
+    guess = 300 - 2.0  # sync is off by a couple of samples and a fraction of a grid step
+    s1, c1, e1 = fast.coarse_frame(x, guess, scale * 0.9, *args)
+    s2, c2, e2 = ref.coarse_frame(x, guess, scale * 0.9, *args)
+    assert (s1, c1) == (s2, c2)
+    assert abs(s1 - 300) <= 2
+    assert e1 is not None and e2 is not None and e1.shape == (frame.N_SYMBOLS, 16)
+    np.testing.assert_allclose(e1, e2, rtol=1e-9, atol=1e-9 * e2.max())
+    np.testing.assert_array_equal(np.argmax(e1, axis=1), tones)  # clean enough to read
+    # A search that leaves the signal keeps the guess; a frame that does gives no energies.
+    assert fast.coarse_frame(x, -5.0, 0.001, *args) == (-5.0, 0.001, None)
+    assert ref.coarse_frame(x, -5.0, 0.001, *args) == (-5.0, 0.001, None)
+    late = float(x.shape[0] - 100)
+    assert fast.coarse_frame(x, late, 0.0, *args)[2] is None
+    assert ref.coarse_frame(x, late, 0.0, *args)[2] is None
+    with pytest.raises(ValueError, match="16"):
+        fast.coarse_frame(x, guess, 0.0, *args[:3], args[3][:8], *args[4:])
