@@ -779,6 +779,31 @@ cdef void _acs_step(
                 dec[4 * h + b] = arg
 
 
+# The last read-only label table checked (the decoder passes the same one every time).
+_checked = [None, None]
+
+
+def _check_labels(labels):
+    """(labels as int64, states, linear, block labels, combos), validated.
+
+    A read-only int64 table (``edge.modem.fec.SYMBOL_LABELS``) is checked once and then
+    recognised by identity: it cannot have changed since.
+    """
+    if labels is _checked[0]:
+        return _checked[1]
+    lb = np.ascontiguousarray(labels, dtype=np.int64)
+    n_states = lb.shape[0] // 4
+    if lb.ndim != 1 or n_states < 4 or n_states & (n_states - 1) or lb.shape[0] != 4 * n_states:
+        raise ValueError("labels must have 4 * S entries, S a power of two >= 4")
+    if lb.min() < 0 or lb.max() > 15:
+        raise ValueError("labels must be in 0..15")
+    out = (lb, n_states) + _label_structure(lb, n_states)
+    if isinstance(labels, np.ndarray) and labels is lb and not labels.flags.writeable:
+        _checked[0] = labels
+        _checked[1] = out
+    return out
+
+
 def _label_structure(lb, Py_ssize_t n_states):
     """(linear, label of each state block 4h, combos k*4+b) for the ACS step's table.
 
@@ -843,14 +868,9 @@ def viterbi_symbols(metric, labels):
         The most likely input bits, two per step (the trellis starts and ends in state 0).
     """
     mv = np.ascontiguousarray(metric, dtype=np.float64)
-    lb = np.ascontiguousarray(labels, dtype=np.int64)
     if mv.ndim != 2 or mv.shape[1] != 16:
         raise ValueError("metric must have shape (n, 16)")
-    n_states = lb.shape[0] // 4
-    if lb.ndim != 1 or n_states < 4 or n_states & (n_states - 1) or lb.shape[0] != 4 * n_states:
-        raise ValueError("labels must have 4 * S entries, S a power of two >= 4")
-    if lb.min() < 0 or lb.max() > 15:
-        raise ValueError("labels must be in 0..15")
+    lb, n_states, linear, block, combo = _check_labels(labels)
     if not np.isfinite(mv).all():
         raise ValueError("metric must be finite")
     n_sym = mv.shape[0]
@@ -864,7 +884,6 @@ def viterbi_symbols(metric, labels):
     cdef double[::1] bm = np.empty(max(4 * n_states, 256), dtype=np.float64)
     cdef unsigned char[:, ::1] dv = decisions
     cdef unsigned char[::1] bv = bits
-    linear, block, combo = _label_structure(lb, n_states)
     cdef const long[::1] blk = block
     cdef const long[::1] cmb = combo
     cdef bint lin = linear
@@ -1023,14 +1042,9 @@ def list_paths(metric, labels, Py_ssize_t max_paths):
         Each path's metric and input bits, best first.
     """
     mv = np.ascontiguousarray(metric, dtype=np.float64)
-    lb = np.ascontiguousarray(labels, dtype=np.int64)
     if mv.ndim != 2 or mv.shape[1] != 16:
         raise ValueError("metric must have shape (n, 16)")
-    n_states = lb.shape[0] // 4
-    if lb.ndim != 1 or n_states < 4 or n_states & (n_states - 1) or lb.shape[0] != 4 * n_states:
-        raise ValueError("labels must have 4 * S entries, S a power of two >= 4")
-    if lb.min() < 0 or lb.max() > 15:
-        raise ValueError("labels must be in 0..15")
+    lb, n_states, linear, block, combo = _check_labels(labels)
     if not np.isfinite(mv).all():
         raise ValueError("metric must be finite")
     if max_paths < 1:
@@ -1049,7 +1063,6 @@ def list_paths(metric, labels, Py_ssize_t max_paths):
     cdef double[::1] om = out_metric
     cdef unsigned char[:, ::1] ob = out_bits
     cdef Py_ssize_t found = -1
-    linear, block, combo = _label_structure(lb, n_states)
     cdef const long[::1] blk = block
     cdef const long[::1] cmb = combo
     cdef bint lin = linear

@@ -70,11 +70,12 @@ def int_to_bits(value: int, n: int) -> Bits:
 
 
 def bits_to_int(bits: npt.ArrayLike) -> int:
-    """Integer from bits, most significant first."""
-    out = 0
-    for b in np.asarray(bits, dtype=np.uint8):
-        out = (out << 1) | int(b)
-    return out
+    """Integer from bits (0/1), most significant first."""
+    arr = np.asarray(bits, dtype=np.uint8)
+    if arr.size == 0:
+        return 0
+    pad = -arr.size % 8  # packbits fills the last byte from the top
+    return int.from_bytes(np.packbits(arr).tobytes(), "big") >> pad
 
 
 def _symbol_labels() -> npt.NDArray[np.int64]:
@@ -88,6 +89,8 @@ def _symbol_labels() -> npt.NDArray[np.int64]:
 
 
 SYMBOL_LABELS = _symbol_labels()
+# Read-only: the compiled decoder checks this table once and then knows it by identity.
+SYMBOL_LABELS.setflags(write=False)
 
 
 def _whitening() -> npt.NDArray[np.int64]:
@@ -118,13 +121,14 @@ def conv_encode(bits: Bits) -> npt.NDArray[np.int64]:
     padded = np.concatenate([np.asarray(bits, dtype=np.int64), np.zeros(TAIL_BITS, np.int64)])
     if padded.size % INPUTS_PER_STEP:
         raise ValueError("need an even number of input bits")
-    state = 0
-    out = np.zeros(padded.size // INPUTS_PER_STEP, dtype=np.int64)
-    for t in range(out.size):
-        reg = (state << 2) | int(padded[2 * t] << 1 | padded[2 * t + 1])
-        out[t] = SYMBOL_LABELS[reg]
-        state = reg & ((1 << STATE_BITS) - 1)
-    return out
+    # The register at step t holds the input pairs of steps t - 5 .. t, newest lowest.
+    pairs = padded[0::2] << 1 | padded[1::2]
+    history = np.concatenate([np.zeros(MEMORY_SYMBOLS, np.int64), pairs])
+    n = pairs.size
+    regs = np.zeros(n, dtype=np.int64)
+    for age in range(MEMORY_SYMBOLS + 1):
+        regs |= history[MEMORY_SYMBOLS - age : MEMORY_SYMBOLS - age + n] << (2 * age)
+    return SYMBOL_LABELS[regs]
 
 
 def symbols_of_bits(info: Bits) -> npt.NDArray[np.int64]:

@@ -215,3 +215,17 @@ def test_coarse_frame_matches_reference(rng: np.random.Generator, scale: float) 
     assert ref.coarse_frame(x, late, 0.0, *args)[2] is None
     with pytest.raises(ValueError, match="16"):
         fast.coarse_frame(x, guess, 0.0, *args[:3], args[3][:8], *args[4:])
+
+
+def test_viterbi_rechecks_labels_that_could_have_changed() -> None:
+    """Only the read-only table is recognised by identity; a writeable one is re-checked."""
+    metric = np.zeros((3, 16))
+    assert not fec.SYMBOL_LABELS.flags.writeable
+    fast.viterbi_symbols(metric, fec.SYMBOL_LABELS)
+    labels = fec.SYMBOL_LABELS.copy()
+    fast.viterbi_symbols(metric, labels)
+    labels[7] = 16
+    with pytest.raises(ValueError, match="0..15"):
+        fast.viterbi_symbols(metric, labels)
+    with pytest.raises(ValueError, match="0..15"):
+        fast.list_paths(metric, labels, 2)
