@@ -210,11 +210,12 @@ class Batch:
             "SELECT c.id, ?, ?, ?, ? FROM customer c WHERE c.id = ? "
             "ON CONFLICT (customer_id, kind, name) DO UPDATE SET value = excluded.value",
             [(kind, name, value, now, cid) for _, cid, kind, name, value in self.tags])
+        # The key names the instance and the step (all the handler reads): no payload,
+        # a third less to write per timer (every wake of every instance writes one).
         sql.many(
             "INSERT INTO timer (kind, key, due_at, payload, state, attempts, created_at) "
-            "VALUES (?, ?, ?, ?j, 'pending', 0, ?) ON CONFLICT (kind, key) DO NOTHING",
-            [(STEP_TIMER, key, dt(due), f'{{"iid":"{iid}","step":"{step}"}}', now)
-             for iid, key, due, step in self.timers])
+            "VALUES (?, ?, ?, '{}', 'pending', 0, ?) ON CONFLICT (kind, key) DO NOTHING",
+            [(STEP_TIMER, key, dt(due), now) for _, key, due, _ in self.timers])
         _cancel_timers(sql, self.cancel_keys)
         self._write_exits(sql)
         _expire_orm_copies(self.session, self.instances)
