@@ -271,6 +271,7 @@ def run_campaigns_bench(samples: int, out_dir: Path, pg_url: str | None = None) 
     fresh databases of that PostgreSQL server, under ``"postgresql"``.
     """
     figures: dict[str, Any] = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
         "live_campaigns": LIVE_CAMPAIGNS,
