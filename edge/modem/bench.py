@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -308,6 +311,18 @@ def false_frames(minutes: float) -> dict[str, dict[str, float]]:
     return out
 
 
+def _head_commit() -> str:
+    """The checked-out commit (short hash), or "" outside a git tree."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+            cwd=Path(__file__).resolve().parent, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()
+
+
 def run_modem_bench(
     *, quick: bool, frames: int, noise_minutes: float, with_ggwave: bool, out_dir: Path
 ) -> dict[str, object]:
@@ -318,6 +333,9 @@ def run_modem_bench(
         frames, noise_minutes = min(frames, 20), min(noise_minutes, 2.0)
     snrs = SNRS_DB
     result: dict[str, object] = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_avg_start": [round(v, 2) for v in os.getloadavg()],
+        "commit": _head_commit(),
         "frames_per_point": frames,
         "airtime_s": frame.FRAME_DURATION_S,
         "net_bit_rate": frame.NET_BIT_RATE,
@@ -367,6 +385,7 @@ def run_modem_bench(
         for c in curves
     ]
     result["false_frames"] = false_frames(noise_minutes)
+    result["load_avg_end"] = [round(v, 2) for v in os.getloadavg()]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "modem.json").write_text(json.dumps(result, indent=2))
     save_plot(curves, out_dir / "modem_snr.png")
