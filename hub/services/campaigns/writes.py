@@ -51,6 +51,7 @@ WITH budget AS (
     UPDATE campaign AS c SET budget_remaining = c.budget_remaining - x.n
     FROM jsonb_to_recordset(CAST(:budgets AS jsonb)) AS x(id text, n bigint)
     WHERE c.id = x.id AND c.budget_remaining >= x.n
+      AND c.id = ANY(CAST(:budget_ids AS text[]))
     RETURNING c.id
 ), account AS (
     INSERT INTO points_account (customer_id, balance, updated_at)
@@ -178,6 +179,7 @@ def write(
             _PG_WRITE,
             {
                 "budgets": _json([{"id": k, "n": n} for k, n in sorted(per_campaign.items())]),
+                "budget_ids": sorted(per_campaign),
                 "customer_id": customer_id,
                 "total": total,
                 "now": now,
