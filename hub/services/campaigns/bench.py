@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam, create_engine, make_url, select, text
+from sqlalchemy import bindparam, create_engine, event, make_url, select, text
 from sqlmodel import Session
 
 from hub.clock import ManualClock
@@ -113,7 +113,9 @@ def _world(url: str, clock: ManualClock, campaigns: int, with_coupons: bool = Fa
     return engine
 
 
-def _one(engine: Any, clock: ManualClock, cid: str, n: int, store: str) -> tuple[float, float, int]:
+def _one(
+    engine: Any, clock: ManualClock, cid: str, n: int, store: str, on_locked: Any = None
+) -> tuple[float, float, int]:
     """Wall and CPU milliseconds of one fresh customer's check-in tail (visit, hook, commit),
     and how many grants it paid.
 
@@ -137,6 +139,8 @@ def _one(engine: Any, clock: ManualClock, cid: str, n: int, store: str) -> tuple
         # row locked and held by the check-in's lock statement, which also reads the
         # columns the campaign rules need and hands them to the hook.
         customer = session.connection().execute(_LOCK, {"cid": cid}).one()
+        if on_locked is not None:
+            on_locked()
         t0, c0 = time.perf_counter(), time.thread_time()
         visit = Visit(
             id=f"vis_{cid}",
@@ -165,6 +169,32 @@ def _samples(
     for i in range(n):
         out[i], cpu[i], _ = _one(engine, clock, f"cus_{first + i}", i, store)
     return out, cpu
+
+
+# Untimed samples per condition that count the statements a check-in tail runs.
+_COUNTED_SAMPLES = 20
+
+
+def _statements_per_sample(engine: Any, clock: ManualClock, store: str, first: int) -> float:
+    """Mean statements one check-in tail (visit, hook; not its BEGIN or COMMIT) runs."""
+    seen: list[str] = []
+    counting = [False]
+
+    def record(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        if counting[0] and not statement.startswith("BEGIN"):
+            seen.append(statement)
+
+    def start(*_args: Any) -> None:
+        counting[0] = True
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for i in range(_COUNTED_SAMPLES):
+            _one(engine, clock, f"cus_count_{first + i}", i, store, on_locked=start)
+            counting[0] = False
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return round(len(seen) / _COUNTED_SAMPLES, 2)
 
 
 def _pg_database(base_url: str, name: str) -> str:
@@ -221,6 +251,12 @@ def _run_conditions(samples: int, url_for: Any) -> dict[str, Any]:
                 ms[label][i], cpu[label][i], paid[label][i] = _one(
                     engine, clock, f"cus_{samples + i}", i, store
                 )
+        # Statements per check-in tail (BEGIN/COMMIT not counted), from a few more
+        # samples outside the timed ones (a listener on every statement costs time).
+        statements = {
+            label: _statements_per_sample(engine, clock, store, samples)
+            for label, store, clock, engine in worlds
+        }
     finally:
         for checkpointer in checkpointers:
             checkpointer.stop()
@@ -230,6 +266,7 @@ def _run_conditions(samples: int, url_for: Any) -> dict[str, Any]:
     for label, store, *_ in worlds:
         figures[label] = {
             "store": store,
+            "statements_per_checkin": statements[label],
             "p50_ms": round(float(np.percentile(ms[label], 50)), 3),
             "p99_ms": round(float(np.percentile(ms[label], 99)), 3),
             "mean_ms": round(float(ms[label].mean()), 3),
