@@ -47,7 +47,36 @@ if [ ${#unavailable[@]} -gt 0 ]; then
   fi
 fi
 
-"$BIN/python" -m pytest "$@"
-rc=$?
-if [ $rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi
+run_pytest() {
+  "$BIN/python" -m pytest "$@"
+  local rc=$?
+  if [ $rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; return 1; fi
+  return $rc
+}
+
+if [ $# -gt 0 ]; then
+  # Arguments given (make test PYTEST_ARGS=...): run exactly what was asked, in one process.
+  run_pytest "$@"
+  rc=$?
+else
+  # The whole suite: spread over one pytest-xdist worker per core (each worker has its own
+  # databases, brokers and ports), then the real-audio tests alone, because they play and
+  # record in real time and a starved PulseAudio stream drops samples under a full CPU.
+  workers=$(nproc 2>/dev/null || echo 1)
+  if [ "$workers" -gt 1 ] && "$BIN/python" -c 'import xdist' 2>/dev/null; then
+    run_pytest -n "$workers" -m "not audio"
+    rc=$?
+    run_pytest -m audio -p no:xdist
+    rc2=$?
+    [ $rc -eq 0 ] && rc=$rc2
+  else
+    run_pytest
+    rc=$?
+  fi
+fi
+
+if [ ${#unavailable[@]} -gt 0 ]; then
+  echo "!!! Reminder: these suites COULD NOT RUN on this machine:"
+  for u in "${unavailable[@]}"; do echo "!!!   - $u"; done
+fi
 exit $rc
