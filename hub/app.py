@@ -20,6 +20,7 @@ from hub.clock import Clock, SystemClock
 from hub.context import HubContext
 from hub.db import WalCheckpointer, make_engine, migrate
 from hub.security import HubCrypto, resolve_secret
+from hub.services import checkins
 from hub.services.campaigns import caps as campaign_caps
 from hub.services.errors import HubError, RateLimited
 from hub.services.ports import NodeControl, NullNodeControl
@@ -40,6 +41,7 @@ def create_app(
     own_engine = engine is None
     engine = engine or make_engine(settings.effective_database_url)
     migrate(engine)
+    checkins.prepare_statements(engine.dialect)  # not in the first check-ins' time
     campaign_caps.configure(str(engine.url), settings.campaigns)
     ctx = HubContext(
         settings=settings,

@@ -205,6 +205,27 @@ _TOUCH_CUSTOMER = DriverStatement(
 )
 
 
+def prepare_statements(dialect: Any) -> None:
+    """Compile every check-in statement for ``dialect`` now (the app does at start).
+
+    Compiling them costs ~20 ms of CPU; left to the first check-ins, it stalls the single
+    SQLite check-in thread and the requests queued behind it (the first second after a
+    start had a p99 of 100+ ms for that alone).
+    """
+    statements = [
+        _LOCK_BY_ID,
+        _LOCK_BY_SESSION,
+        _INSERT_ATTEMPT,
+        _INSERT_VISIT,
+        _INSERT_STEP,
+        _EXTEND_VISIT,
+        _TOUCH_CUSTOMER,
+    ]
+    statements += [_reads_statement(device, visit) for device in (0, 1) for visit in (0, 1)]
+    for statement in statements:
+        statement.sql(dialect)
+
+
 def check_in(
     session: Session,
     crypto: HubCrypto,
