@@ -85,6 +85,7 @@ cdef class SyncFrontEnd:
     cdef long* p_cell_a
     cdef long* p_cell_b
     cdef unsigned char* p_lane_b
+    cdef bint one_delay  # every offset reads each preamble symbol at the same delay
     cdef float[::1] win_re, win_im
     cdef float* p_win_re
     cdef float* p_win_im
@@ -213,6 +214,7 @@ cdef class SyncFrontEnd:
         self.p_cell_a = &self.cell_a[0]
         self.p_cell_b = &self.cell_b[0]
         self.p_lane_b = &self.lane_b[0]
+        self.one_delay = not lanes.any()
         self.win_re = np.zeros(NFP, dtype=np.float32)
         self.win_im = np.zeros(NFP, dtype=np.float32)
         self.p_win_re = &self.win_re[0]
@@ -480,9 +482,11 @@ cdef class SyncFrontEnd:
         cdef const float* ra
         cdef const float* rb
         cdef Py_ssize_t q
+        ra = self.p_ratio + ((c - self.neighbour) & (RATIO_RING - 1)) * NFP
+        rb = self.p_ratio + ((c + self.neighbour) & (RATIO_RING - 1)) * NFP
         for f in range(NFP):
-            ar[f] = 0.0
-        for q in range(1, self.reach + 1):
+            ar[f] = ra[f] + rb[f]
+        for q in range(2, self.reach + 1):
             ra = self.p_ratio + ((c - q * self.neighbour) & (RATIO_RING - 1)) * NFP
             rb = self.p_ratio + ((c + q * self.neighbour) & (RATIO_RING - 1)) * NFP
             for f in range(NFP):
@@ -490,10 +494,11 @@ cdef class SyncFrontEnd:
         ra = self.p_ratio + (c & (RATIO_RING - 1)) * NFP
         cdef float* ct = self.p_contrast + (c & (CONTRAST_RING - 1)) * NFP
         cdef float* ct2 = ct + CONTRAST_RING * NFP
+        cdef float v
         for f in range(NFP):
-            ct[f] = ra[f] - weight * ar[f]
-        for f in range(NFP):
-            ct2[f] = ct[f]
+            v = ra[f] - weight * ar[f]
+            ct[f] = v
+            ct2[f] = v
         # Sync score of position s = c - d_max (its last preamble window is c).
         cdef long long s = c - self.d_max
         if s < self.first_sub:
@@ -517,16 +522,25 @@ cdef class SyncFrontEnd:
         for o in range(MAX_OFF):
             acc[o] = 0.0
             rw[o] = 0.0
-        for s_i in range(self.n_sym):
-            pa = base + self.p_cell_a[s_i]
-            pb = base + self.p_cell_b[s_i]
-            lane_b = self.p_lane_b + s_i * MAX_OFF
-            for o in range(MAX_OFF):
-                va = pa[o]
-                vb = pb[o]
-                r = vb if lane_b[o] else va
-                acc[o] = acc[o] + (r if r < clip else clip)
-                rw[o] = rw[o] + r
+        if self.one_delay:
+            # Every offset at one delay per symbol (48 kHz): one contiguous load each.
+            for s_i in range(self.n_sym):
+                pa = base + self.p_cell_a[s_i]
+                for o in range(MAX_OFF):
+                    r = pa[o]
+                    acc[o] = acc[o] + (r if r < clip else clip)
+                    rw[o] = rw[o] + r
+        else:
+            for s_i in range(self.n_sym):
+                pa = base + self.p_cell_a[s_i]
+                pb = base + self.p_cell_b[s_i]
+                lane_b = self.p_lane_b + s_i * MAX_OFF
+                for o in range(MAX_OFF):
+                    va = pa[o]
+                    vb = pb[o]
+                    r = vb if lane_b[o] else va
+                    acc[o] = acc[o] + (r if r < clip else clip)
+                    rw[o] = rw[o] + r
         for o in range(self.n_off):
             if acc[o] > best:
                 best = acc[o]
