@@ -49,9 +49,11 @@ MARGIN_S = 0.02
 SIDE_LOBE_RATIO = 0.5
 # Same payload again within this many frame lengths is the same frame (sync side peaks).
 DUPLICATE_FRAMES = 1.0
-# Input is processed in chunks of at most this long (bounds memory for huge blocks;
-# long enough that per-chunk Python overhead stays well under 1% of real time).
-CHUNK_S = 0.5
+# Input is processed in equal chunks of at most this long (bounds memory for huge blocks;
+# long enough that per-chunk Python overhead stays well under 1% of real time). Longer
+# than MIN_BATCH_S, so a batch that just passed it (0.512 s of 4096-sample blocks) is
+# one chunk, not a full one and a sliver that pays the per-chunk overhead again.
+CHUNK_S = 0.6
 # Small blocks are queued until this much audio is waiting: the per-batch Python
 # overhead (a front-end call, a baseband join, the candidate queue) would otherwise
 # weigh at 1024-sample blocks; adds <= 0.5 s latency (a beacon repeats every few seconds).
@@ -120,11 +122,11 @@ class StreamingDetector:
         # Decoded frames still in view: (payload, frame start in baseband, raw sync score).
         self._recent: list[tuple[int, float, float]] = []
         self._floor_power: float | None = None
-        # Input not yet processed, starting with the silent lead.
-        self._queued: list[npt.NDArray[np.float32]] = [
-            np.zeros(lead_bb * DECIMATION, dtype=np.float32)
-        ]
+        # Input not yet processed (the first _queued_len samples), starting with the silent
+        # lead: one buffer that feed() copies into, grown only for a larger block.
         self._queued_len = lead_bb * DECIMATION
+        self._batch = int(MIN_BATCH_S * self.sample_rate)
+        self._queue = np.zeros(self._queued_len + self._batch, dtype=np.float32)
 
     @property
     def noise_floor_dbfs(self) -> float:
@@ -144,22 +146,32 @@ class StreamingDetector:
             raise ValueError(f"feed() takes mono 1-D audio, got shape {x.shape}")
         if x.dtype.kind != "f":
             raise TypeError(f"feed() takes float32/float64 samples, got {x.dtype}")
-        self._queued.append(x.astype(np.float32))  # a copy: the caller may reuse its buffer
-        self._queued_len += x.shape[0]
-        if self._queued_len < int(MIN_BATCH_S * self.sample_rate):
+        self._enqueue(x)  # a copy: the caller may reuse its buffer
+        if self._queued_len < self._batch:
             return []
         return self._process()
 
+    def _enqueue(self, x: npt.NDArray[np.floating]) -> None:
+        """Copy ``x`` (as float32) after the queued input."""
+        end = self._queued_len + x.shape[0]
+        if end > self._queue.shape[0]:
+            grown = np.empty(end + self._batch, dtype=np.float32)
+            grown[: self._queued_len] = self._queue[: self._queued_len]
+            self._queue = grown
+        self._queue[self._queued_len : end] = x
+        self._queued_len = end
+
     def _process(self) -> list[Detection]:
         """Run the pipeline over the queued input, in bounded chunks."""
-        if not self._queued:
+        if not self._queued_len:
             return []
-        x = self._queued[0] if len(self._queued) == 1 else np.concatenate(self._queued)
-        self._queued = []
+        x = self._queue[: self._queued_len]  # consumed below, before the next feed() writes
         self._queued_len = 0
         found: list[Detection] = []
         # Bounded chunks keep memory constant however large the caller's block is.
-        step = int(CHUNK_S * self.sample_rate)
+        max_step = int(CHUNK_S * self.sample_rate)
+        n_chunks = -(-x.shape[0] // max_step)
+        step = -(-x.shape[0] // max(n_chunks, 1))
         for lo in range(0, x.shape[0], step):
             bb, candidates, (floor_sum, floor_n) = self._front.process(x[lo : lo + step])
             self._bb = np.concatenate([self._bb, bb])
@@ -175,8 +187,7 @@ class StreamingDetector:
         """End of stream: pad with silence so a frame ending at the last sample is decoded."""
         pad = np.zeros(int(np.ceil((MARGIN_S + 2 * frame.SYMBOL_S) * self.sample_rate)))
         pad_len = pad.size + (self._fe.taps.shape[0] * 2)
-        self._queued.append(np.zeros(pad_len, dtype=np.float32))
-        self._queued_len += pad_len
+        self._enqueue(np.zeros(pad_len, dtype=np.float32))
         found = self._process()
         return found + self._decode_ready(final=True)
 

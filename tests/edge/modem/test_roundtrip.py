@@ -85,7 +85,7 @@ def test_random_blocks_give_the_same_frames(rng: np.random.Generator) -> None:
 
 def _state_sizes(det: StreamingDetector) -> tuple[int, ...]:
     """Sizes of everything the detector keeps between blocks."""
-    sizes = (det._bb.shape[0], len(det._pending), len(det._recent), len(det._queued))
+    sizes = (det._bb.shape[0], len(det._pending), len(det._recent), det._queue.shape[0])
     front = det._front
     if isinstance(front, modem_reference.SyncFrontEnd):  # the compiled one has fixed rings
         sizes += (front._sums.shape[1], front._energy.shape[1], front._score.shape[0])
