@@ -255,8 +255,10 @@ class DriverStatement:
     (SQLite: after the writer gate's ``BEGIN IMMEDIATE``). One code path for SQLite (qmark)
     and PostgreSQL (psycopg, named; psycopg prepares a statement run often server-side).
     Driver errors are raised as SQLAlchemy's (``OperationalError``, ``IntegrityError``...),
-    and a lost connection is invalidated as SQLAlchemy would. No per-statement engine
-    events (``before_cursor_execute``) fire for these.
+    and a lost connection is invalidated as SQLAlchemy would. The engine's
+    ``before_cursor_execute``/``after_cursor_execute`` listeners still see each statement
+    (with no execution context: ``context`` is None; a returned statement is not used), as
+    ``hub.services.campaigns.prepared`` (its SQLite-only twin) does.
     """
 
     def __init__(self, statement: Any, column_keys: Sequence[str] | None = None) -> None:
@@ -283,12 +285,18 @@ class DriverStatement:
         """Run once; the driver's cursor (rows unprocessed: use :meth:`first`)."""
         compiled = self._for(connection.dialect)
         values = compiled.values(params)
-        dbapi_connection = connection.connection.driver_connection
-        cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = connection.connection.cursor()
+        dispatch = connection.dispatch
+        if dispatch.before_cursor_execute:
+            for listener in dispatch.before_cursor_execute:
+                listener(connection, cursor, compiled.sql, values, None, False)
         try:
             cursor.execute(compiled.sql, values)
         except connection.dialect.loaded_dbapi.Error as exc:
             _raise_translated(connection, exc, compiled.sql, values, cursor)
+        if dispatch.after_cursor_execute:
+            for listener in dispatch.after_cursor_execute:
+                listener(connection, cursor, compiled.sql, values, None, False)
         return cursor
 
     def run(self, connection: Connection, params: dict[str, Any]) -> None:

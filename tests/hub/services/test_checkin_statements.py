@@ -8,9 +8,10 @@ caller's transaction, SQLAlchemy's exception classes, the statement's own litera
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, bindparam, func, insert, literal, select
+from sqlalchemy import Engine, bindparam, event, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as orm_select
@@ -115,3 +116,28 @@ def test_the_sql_is_what_sqlalchemy_compiles(engine: Engine) -> None:
     statement = select(_ATTEMPT.c.id).where(_ATTEMPT.c.code == bindparam("code"))
     expected = str(statement.compile(dialect=engine.dialect))
     assert DriverStatement(statement).sql(engine.dialect) == expected
+
+
+def test_engine_cursor_listeners_still_see_them(engine: Engine) -> None:
+    """Statement counting and tracing keep working: the listeners are told, before and after."""
+    seen: list[tuple[str, str]] = []
+
+    def before(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        seen.append(("before", statement))
+
+    def after(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        seen.append(("after", statement))
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        with Session(engine) as session:
+            connection = session.connection()
+            seen.clear()  # whatever beginning the transaction ran
+            INSERT.run(connection, _attempt("aaaaaaaaaaaa"))
+            session.rollback()
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    sql = INSERT.sql(engine.dialect)
+    assert seen == [("before", sql), ("after", sql)]
