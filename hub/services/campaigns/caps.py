@@ -2,8 +2,10 @@
 
 Per-customer counts are exact because evaluation holds the customer's row lock (taken
 before anything else). Budgets are shared between customers: evaluation locks the rows
-of every campaign it may pay from, by id, in one statement (``lock_budgets``), decides
-against what it read, and then takes what it used with one conditional ``UPDATE
+of every campaign it may pay from, by id, in one statement (``lock_budgets``; a check-in
+on PostgreSQL locks them in its one read of the customer's state with
+``budgets_column_locked_pg``; on SQLite the transaction holds the database's write
+lock), decides against what it read, and then takes what it used with one conditional ``UPDATE
 campaign SET budget_remaining = budget_remaining - n WHERE budget_remaining >= n`` per
 campaign (the guard, with the CHECK >= 0, would fail the transaction rather than
 overrun). The global cap across campaigns comes from the hub's settings
