@@ -527,7 +527,7 @@ def _write(
         session, wanted, event.customer_id, event.at, idx.pooled_templates
     )
     if minted.ran_dry:
-        index.pools_ran_dry(session)
+        index.pools_ran_dry(session, minted.ran_dry)
     issued = iter(minted.issued)
     credits = []
     for campaign, decision in paid:

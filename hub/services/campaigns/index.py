@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -204,6 +205,15 @@ def _build(session: Session, version: int | None) -> CampaignIndex:
     )
 
 
+_COUPON = Coupon.__table__  # type: ignore[attr-defined]
+_POOL_LEFT = (
+    core_select(_COUPON.c.template_id)
+    .where(
+        _COUPON.c.template_id.in_(bindparam("templates", expanding=True)),
+        _COUPON.c.state == CouponState.POOL.value,
+    )
+    .distinct()
+)
 _BUMP = {
     "sqlite": text("UPDATE campaign_index_version SET version = random() WHERE id = 1"),
     "postgresql": text(
@@ -213,12 +223,17 @@ _BUMP = {
 }
 
 
-def pools_ran_dry(session: Session) -> None:
-    """A template the index counts as pooled had no pool code left: give the index a new
-    version (when this transaction commits), so every hub process rebuilds it and stops
-    looking at that pool. Nothing is lost if the transaction rolls back: the index then
-    keeps looking, as it did."""
-    session.connection().execute(_BUMP[session.get_bind().dialect.name])
+def pools_ran_dry(session: Session, template_ids: Sequence[str]) -> None:
+    """Templates the index counts as pooled had no pool code to take: if one of them has
+    none left at all, give the index a new version (when this transaction commits), so every hub
+    process rebuilds it and stops looking at those pools. Codes that other transactions
+    hold locked (PostgreSQL's ``SKIP LOCKED`` passed them by; they may roll back) still
+    read as pool codes here: no new version for them, the next grant looks again. Nothing
+    is lost if this transaction rolls back: the index then keeps looking, as it did."""
+    conn = session.connection()
+    left = set(conn.execute(_POOL_LEFT, {"templates": list(template_ids)}).scalars())
+    if not left.issuperset(template_ids):
+        conn.execute(_BUMP[session.get_bind().dialect.name])
 
 
 def forget() -> None:

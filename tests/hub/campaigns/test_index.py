@@ -285,3 +285,38 @@ def test_the_pool_is_looked_at_only_while_the_template_has_pool_codes(
     _check_in(engine, clock, "c4")
     assert pool_claims() == []
     assert _coupon_of(engine, "c4").state == "issued"
+
+
+def test_pool_codes_another_transaction_holds_do_not_end_the_pool(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """PostgreSQL: while another transaction holds the last pool code (it may roll back),
+    a grant passes it by (SKIP LOCKED) and makes a new code, but the index keeps the pool
+    (no new version): once the holder rolls back, the next grant takes that code."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: no code is ever held by another writer")
+    stores(engine)
+    for cid in ("c2", "c3"):
+        customer(engine, clock, cid)
+    tpl = template(engine, clock)
+    live_campaign(engine, clock, reward={"kind": "coupon", "coupon_template_id": tpl})
+    with engine.begin() as conn:
+        conn.execute(
+            Coupon.__table__.insert().values(  # type: ignore[attr-defined]
+                id="cpn_pool1", code="POOL-0001", template_id=tpl, state="pool", version=1
+            )
+        )
+    holder = engine.connect()
+    try:
+        holder.begin()
+        holder.execute(text("SELECT id FROM coupon WHERE id = 'cpn_pool1' FOR UPDATE"))
+        held = _version(engine)
+        _check_in(engine, clock, "c2")
+        assert len([s for s in _check_in.seen if s.startswith("UPDATE coupon SET")]) == 1  # type: ignore[attr-defined]
+        assert _coupon_of(engine, "c2").code != "POOL-0001"
+        assert _version(engine) == held  # the pool is not given up
+        holder.rollback()
+    finally:
+        holder.close()
+    _check_in(engine, clock, "c3")
+    assert _coupon_of(engine, "c3").code == "POOL-0001"
