@@ -22,10 +22,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
@@ -42,9 +41,12 @@ log = logging.getLogger(__name__)
 TimerHandler = Callable[[Session, Timer, datetime], None]
 
 
-@dataclass(frozen=True, slots=True)
-class DueTimer:
-    """A claimed timer as a batch handler sees it (plain values, no ORM object)."""
+class DueTimer(NamedTuple):
+    """A claimed timer as a batch handler sees it (plain values, no ORM object).
+
+    A named tuple: a sweep makes one per claimed timer (hundreds of thousands in a
+    journey wave) and a tuple is made three times faster than a frozen dataclass.
+    """
 
     id: int
     kind: str
