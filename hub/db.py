@@ -326,6 +326,51 @@ class DriverStatement:
         return None if row is None else dict(zip(self.keys, row, strict=True))
 
 
+def run_all(
+    connection: Connection, writes: Sequence[tuple[DriverStatement, dict[str, Any]]]
+) -> None:
+    """Run ``writes`` (INSERT/UPDATE driver statements) in order, in the caller's transaction.
+
+    On PostgreSQL (psycopg) they go in one pipeline: one round trip to the server for all
+    of them instead of one each (a check-in's 3-4 writes). A failing one fails the batch
+    (its error raised as SQLAlchemy's, as :meth:`DriverStatement.run` would; the
+    transaction is then aborted and must be rolled back, as after any failed statement).
+    On SQLite (in-process, no round trips) one after the other.
+    """
+    pipeline = getattr(connection.connection.driver_connection, "pipeline", None)
+    if pipeline is None or len(writes) < 2:
+        for statement, params in writes:
+            statement.run(connection, params)
+        return
+    dispatch = connection.dispatch
+    sent = [
+        (compiled.sql, compiled.values(params))
+        for compiled, params in (
+            (statement._for(connection.dialect), params) for statement, params in writes
+        )
+    ]
+    cursor = connection.connection.cursor()
+    try:
+        if dispatch.before_cursor_execute:
+            for sql, values in sent:
+                for listener in dispatch.before_cursor_execute:
+                    listener(connection, cursor, sql, values, None, False)
+        try:
+            with pipeline():
+                for sql, values in sent:
+                    cursor.execute(sql, values)
+        except connection.dialect.loaded_dbapi.Error as exc:
+            _raise_translated(
+                connection, exc, ";\n".join(sql for sql, _ in sent), [v for _, v in sent], cursor
+            )
+        if dispatch.after_cursor_execute:
+            for sql, values in sent:
+                for listener in dispatch.after_cursor_execute:
+                    listener(connection, cursor, sql, values, None, False)
+    finally:
+        cursor.close()
+
+
 class _DriverCompiled:
     """One :class:`DriverStatement` compiled for one dialect."""
 

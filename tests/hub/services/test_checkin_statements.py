@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as orm_select
 
-from hub.db import DriverStatement
+from hub.db import DriverStatement, run_all
 from hub.models.checkins import CheckinAttempt
 
 _ATTEMPT = CheckinAttempt.__table__  # type: ignore[attr-defined]
@@ -141,3 +141,30 @@ def test_engine_cursor_listeners_still_see_them(engine: Engine) -> None:
         event.remove(engine, "after_cursor_execute", after)
     sql = INSERT.sql(engine.dialect)
     assert seen == [("before", sql), ("after", sql)]
+
+
+def test_a_batch_of_writes_runs_in_order_and_fails_as_a_whole(engine: Engine) -> None:
+    """run_all (PostgreSQL: one pipeline): every write lands, in order; a duplicate key
+    anywhere in the batch is SQLAlchemy's IntegrityError."""
+    with Session(engine) as session:
+        connection = session.connection()
+        run_all(
+            connection,
+            [
+                (INSERT_WITH_ID, {"id": 1, **_attempt("aaaaaaaaaaaa")}),
+                (INSERT_WITH_ID, {"id": 2, **_attempt("aaaaaaaaaaaa", "same_visit")}),
+                (INSERT_WITH_ID, {"id": 3, **_attempt("aaaaaaaaaaaa", "bad_code")}),
+            ],
+        )
+        assert ACCEPTED.first(connection, {"code": "aaaaaaaaaaaa"}) == (2,)
+        with pytest.raises(IntegrityError):
+            run_all(
+                connection,
+                [
+                    (INSERT_WITH_ID, {"id": 4, **_attempt("bbbbbbbbbbbb")}),
+                    (INSERT_WITH_ID, {"id": 1, **_attempt("bbbbbbbbbbbb")}),
+                ],
+            )
+        session.rollback()
+    with Session(engine) as session:
+        assert session.exec(orm_select(CheckinAttempt)).all() == []
