@@ -207,14 +207,17 @@ def run_arc_bench(
 
 def _clean_up(engine: Engine, prefixes: tuple[str, ...], definition_id: int | None) -> None:
     """Delete what a run wrote: step timers, customers (the rest cascades), its definition."""
+    # A step timer's key is "<instance>:<step>...": the part before the first colon.
+    instance = ("split_part(key, ':', 1)" if engine.dialect.name == "postgresql" else
+                "substr(key, 1, instr(key, ':') - 1)")
     with Session(engine) as s:
         for prefix in prefixes:
             like = {"like": prefix.replace("_", r"\_") + "%"}
             s.execute(text(
-                "DELETE FROM timer WHERE kind = :kind AND split_part(key, ':', 1) IN "
-                "(SELECT id FROM journey_instance WHERE customer_id LIKE :like)"),
+                f"DELETE FROM timer WHERE kind = :kind AND {instance} IN "
+                "(SELECT id FROM journey_instance WHERE customer_id LIKE :like ESCAPE '\\')"),
                 {"kind": journeys.STEP_TIMER, **like})
-            s.execute(text("DELETE FROM customer WHERE id LIKE :like"), like)
+            s.execute(text("DELETE FROM customer WHERE id LIKE :like ESCAPE '\\'"), like)
         s.execute(text("DELETE FROM journey_definition WHERE id = :id AND NOT EXISTS "
                        "(SELECT 1 FROM journey_instance i WHERE i.definition_id = :id)"),
                   {"id": definition_id})
