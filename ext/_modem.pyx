@@ -1240,3 +1240,98 @@ def coarse_frame(xb, double frame_start, double scale0, scale_steps, shifts, pre
                 ev[s, k] = _window_energy(xp, st, &bre[k * MAX_WIN], &bim[k * MAX_WIN],
                                           length, &pw)
     return start, scale, energy
+
+
+def wide_scores(xb, double frame_start, shifts, scales, preamble_tones, tone_freqs, t_s,
+                double carrier_hz, Py_ssize_t length, double rate):
+    """Decision-free timing/scale scores of a frame on a grid (the wide refinement's search).
+
+    Same contract as ``ext.modem_reference.wide_scores``. Window ``(scale i, shift j,
+    symbol s)`` starts at ``rint(frame_start + shifts[j] + t_s[s] * rate / (1 + scales[i]))``;
+    its 16 tone energies are taken at ``tone_freqs * (1 + scales[i]) - carrier_hz``. The
+    score of ``(i, j)`` is the energy at each preamble symbol's tone plus the strongest
+    tone of every later symbol, over the windows' total power.
+
+    Returns
+    -------
+    ndarray of float64, shape (len(scales), len(shifts)), or None
+        The scores; None if a window leaves ``xb``.
+    """
+    x = np.ascontiguousarray(xb, dtype=np.complex128)
+    sh = np.ascontiguousarray(shifts, dtype=np.float64)
+    sc = np.ascontiguousarray(scales, dtype=np.float64)
+    pt = np.ascontiguousarray(preamble_tones, dtype=np.int64)
+    tf = np.ascontiguousarray(tone_freqs, dtype=np.float64)
+    ts = np.ascontiguousarray(t_s, dtype=np.float64)
+    if x.ndim != 1 or sh.ndim != 1 or sc.ndim != 1 or sh.size == 0 or sc.size == 0:
+        raise ValueError("xb, shifts and scales must be non-empty 1-D arrays")
+    if tf.shape != (16,) or pt.ndim != 1 or ts.ndim != 1 or ts.shape[0] < pt.shape[0]:
+        raise ValueError("tone_freqs must have 16 entries and t_s cover the preamble")
+    if pt.size and (pt.min() < 0 or pt.max() > 15):
+        raise ValueError("preamble tones must be in 0..15")
+    if length <= 0 or rate <= 0:
+        raise ValueError("length and rate must be positive")
+    # [scale, shift, symbol], as the NumPy twin computes them.
+    starts = np.rint(
+        frame_start + sh[None, :, None] + ts[None, None, :] * rate / (1.0 + sc[:, None, None])
+    ).astype(np.int64)
+    if starts.min() < 0 or starts.max() + length > x.shape[0]:
+        return None
+    cdef Py_ssize_t n_sc = sc.shape[0], n_sh = sh.shape[0], n_sym = ts.shape[0]
+    cdef Py_ssize_t n_pre = pt.shape[0], count = n_sh * n_sym
+    offs = np.ascontiguousarray(tf[None, :] * (1.0 + sc[:, None]) - carrier_hz)  # (scale, tone)
+    energy = np.empty((count, 16), dtype=np.float64)
+    power = np.empty(count, dtype=np.float64)
+    score = np.empty((n_sc, n_sh), dtype=np.float64)
+    flat = starts.reshape(n_sc, count)
+    lows = flat.min(axis=1)
+    spans = flat.max(axis=1) - lows + length
+    # The window-energy plan's rule (ext.modem_reference.window_plan): prefix sums when
+    # the run's span is short against its windows' total length.
+    by_prefix = spans * _PREFIX_COST < count * length
+    cdef Py_ssize_t max_span = int(spans.max())
+    cdef double[::1] pre = np.empty((max_span + 1) * 32, dtype=np.float64)
+    cdef double[::1] ph = np.empty(64, dtype=np.float64)
+    cdef double[:, ::1] b_re = np.zeros((16, length), dtype=np.float64)
+    cdef double[:, ::1] b_im = np.zeros((16, length), dtype=np.float64)
+    cdef double[::1] b_f = np.zeros(16, dtype=np.float64)
+    cdef const double[::1] xv = x.view(np.float64)
+    cdef double[:, ::1] ev = energy
+    cdef double[::1] pv = power
+    cdef double[:, ::1] out = score
+    cdef const long[::1] ptv = pt
+    cdef const long[::1] run
+    cdef const double[:, ::1] frow
+    cdef Py_ssize_t i, j, s, k
+    cdef double known, strongest, top, pw
+    cdef Py_ssize_t lo_i, span_i
+    for i in range(n_sc):
+        run = np.ascontiguousarray(flat[i])
+        lo_i = int(lows[i])
+        span_i = int(spans[i])
+        if by_prefix[i]:
+            frow = offs[i : i + 1]
+            with nogil:
+                _window_energies_prefix(xv, run, frow, 0, count, lo_i, span_i, length,
+                                        rate, pre, ph, ev, pv)
+        else:
+            frow = np.ascontiguousarray(np.broadcast_to(offs[i], (count, 16)))
+            with nogil:
+                _window_energies(xv, run, frow, 0, count, length, rate, b_re, b_im, b_f, ev, pv)
+        with nogil:
+            for j in range(n_sh):
+                known = 0.0
+                strongest = 0.0
+                pw = 0.0
+                for s in range(n_sym):
+                    pw = pw + pv[j * n_sym + s]
+                    if s < n_pre:
+                        known = known + ev[j * n_sym + s, ptv[s]]
+                    else:
+                        top = ev[j * n_sym + s, 0]
+                        for k in range(1, 16):
+                            if ev[j * n_sym + s, k] > top:
+                                top = ev[j * n_sym + s, k]
+                        strongest = strongest + top
+                out[i, j] = (known + strongest) / (pw if pw > 1e-300 else 1e-300)
+    return score

@@ -455,3 +455,37 @@ def coarse_frame(
     offsets = np.broadcast_to(tf * (1.0 + scale) - carrier_hz, (at.shape[0], tf.shape[0]))
     energy, _ = window_energies(x, at, offsets, length, rate)
     return start, scale, energy
+
+
+def wide_scores(
+    xb: npt.NDArray[np.complex128], frame_start: float, shifts: npt.ArrayLike,
+    scales: npt.ArrayLike, preamble_tones: npt.ArrayLike, tone_freqs: npt.ArrayLike,
+    t_s: npt.ArrayLike, carrier_hz: float, length: int, rate: float,
+) -> npt.NDArray[np.float64] | None:
+    """Same contract as ``ext._modem.wide_scores``: decision-free scores on a (scale, shift) grid.
+
+    Each (scale, shift): energy at each preamble symbol's tone plus the strongest tone of
+    every later symbol, over the windows' total power; None if a window leaves ``xb``.
+    """
+    x = np.asarray(xb, dtype=np.complex128)
+    sh = np.asarray(shifts, dtype=np.float64)
+    sc = np.asarray(scales, dtype=np.float64)
+    tones = np.asarray(preamble_tones, dtype=np.int64)
+    tf = np.asarray(tone_freqs, dtype=np.float64)
+    t = np.asarray(t_s, dtype=np.float64)
+    # [scale, shift, symbol]
+    starts = np.rint(
+        frame_start + sh[None, :, None] + t[None, None, :] * rate / (1.0 + sc[:, None, None])
+    ).astype(np.int64)
+    if starts.min() < 0 or starts.max() + length > x.shape[0]:
+        return None
+    offs = tf[None, :] * (1.0 + sc[:, None]) - carrier_hz  # (scale, tone)
+    freqs = np.broadcast_to(offs[:, None, None, :], (*starts.shape, tf.shape[0]))
+    energy, power = window_energies(
+        x, starts.ravel(), np.ascontiguousarray(freqs.reshape(-1, tf.shape[0])), length, rate
+    )
+    energy = energy.reshape(*starts.shape, tf.shape[0])
+    n_pre = tones.shape[0]
+    known = energy[:, :, np.arange(n_pre), tones].sum(axis=2)
+    strongest = energy[:, :, n_pre:, :].max(axis=3).sum(axis=2)
+    return (known + strongest) / np.maximum(power.reshape(starts.shape).sum(axis=2), 1e-300)

@@ -243,27 +243,17 @@ def _wide_best(
     fe: FrontEnd,
     k: ModuleType,
 ) -> tuple[float, float] | None:
-    """(shift, scale) with the best decision-free score, or None if a window leaves ``bb``."""
-    t = frame.RAMP_S + frame.SYMBOL_S * np.arange(frame.N_SYMBOLS)
-    # [scale, shift, symbol]
-    starts = np.rint(
-        frame_start
-        + shifts[None, :, None]
-        + t[None, None, :] * fe.baseband_rate / (1.0 + scales[:, None, None])
-    ).astype(np.int64)
-    if starts.min() < 0 or starts.max() + fe.window_len > bb.shape[0]:
-        return None
-    offs = np.stack([_tone_offsets(sc) for sc in scales])  # (scale, tone)
-    freqs = np.broadcast_to(offs[:, None, None, :], (*starts.shape, frame.N_TONES))
-    energy, power = k.window_energies(
-        bb, starts.ravel(), np.ascontiguousarray(freqs.reshape(-1, frame.N_TONES)),
-        fe.window_len, fe.baseband_rate,
+    """(shift, scale) with the best decision-free score, or None if a window leaves ``bb``.
+
+    The scores come from one kernel call (``wide_scores``: each scale's windows by prefix
+    sums, scored in place); the first best wins.
+    """
+    score = k.wide_scores(
+        bb, frame_start, shifts, scales, PREAMBLE, TONE_FREQS_HZ, SYMBOL_STARTS_S,
+        float(frame.CARRIER_HZ), fe.window_len, fe.baseband_rate,
     )
-    energy = energy.reshape(*starts.shape, frame.N_TONES)
-    pre = np.arange(frame.N_PREAMBLE)
-    known = energy[:, :, pre, np.array(frame.PREAMBLE_TONES)].sum(axis=2)
-    strongest = energy[:, :, frame.N_PREAMBLE :, :].max(axis=3).sum(axis=2)
-    score = (known + strongest) / np.maximum(power.reshape(starts.shape).sum(axis=2), 1e-300)
+    if score is None:
+        return None
     i, j = np.unravel_index(int(np.argmax(score)), score.shape)
     return float(shifts[j]), float(scales[i])
 

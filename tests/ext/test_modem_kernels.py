@@ -229,3 +229,20 @@ def test_viterbi_rechecks_labels_that_could_have_changed() -> None:
         fast.viterbi_symbols(metric, labels)
     with pytest.raises(ValueError, match="0..15"):
         fast.list_paths(metric, labels, 2)
+
+
+def test_wide_scores_match_reference(rng: np.random.Generator) -> None:
+    fe = build_front_end(48000)
+    x, _ = _baseband_frame(rng, 300, 0.002)
+    shifts = np.arange(-8.0, 9.0, 2.0)
+    scales = 0.002 + np.arange(-16.0, 17.0, 4.0) / frame.CARRIER_HZ
+    args = (demod.PREAMBLE, demod.TONE_FREQS_HZ, demod.SYMBOL_STARTS_S,
+            float(frame.CARRIER_HZ), fe.window_len, fe.baseband_rate)
+    got = fast.wide_scores(x, 300.0, shifts, scales, *args)
+    want = ref.wide_scores(x, 300.0, shifts, scales, *args)
+    assert got is not None and want is not None and got.shape == (scales.size, shifts.size)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    i, j = np.unravel_index(int(np.argmax(got)), got.shape)
+    assert abs(shifts[j]) <= 2 and abs(scales[i] - 0.002) * frame.CARRIER_HZ <= 4
+    assert fast.wide_scores(x, 3.0, shifts, scales, *args) is None  # shift -8 leaves xb
+    assert ref.wide_scores(x, 3.0, shifts, scales, *args) is None
