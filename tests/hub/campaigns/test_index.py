@@ -212,14 +212,13 @@ def test_a_paying_check_in_runs_few_statements_and_does_not_reread_the_customer(
         assert session.get(Campaign, first).budget_remaining == 80  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("backend_engine", ["postgresql"], indirect=True)
 def test_the_check_in_read_locks_the_budget_rows_on_postgresql(
     engine: Engine, clock: ManualClock
 ) -> None:
     """PostgreSQL: the check-in's one read locks the budget rows of its candidates (there
     is no separate lock statement): another transaction cannot lock them until the
     check-in ends. (SQLite: the transaction holds the database's write lock.)"""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite serialises writers with the database's write lock")
     stores(engine)
     customer(engine, clock, "c1")
     customer(engine, clock, "c2")
@@ -287,14 +286,13 @@ def test_the_pool_is_looked_at_only_while_the_template_has_pool_codes(
     assert _coupon_of(engine, "c4").state == "issued"
 
 
+@pytest.mark.parametrize("backend_engine", ["postgresql"], indirect=True)
 def test_pool_codes_another_transaction_holds_do_not_end_the_pool(
     engine: Engine, clock: ManualClock
 ) -> None:
     """PostgreSQL: while another transaction holds the last pool code (it may roll back),
     a grant passes it by (SKIP LOCKED) and makes a new code, but the index keeps the pool
     (no new version): once the holder rolls back, the next grant takes that code."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite serialises writers: no code is ever held by another writer")
     stores(engine)
     for cid in ("c2", "c3"):
         customer(engine, clock, cid)
