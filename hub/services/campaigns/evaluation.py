@@ -492,7 +492,9 @@ def _decide(
     elif not caps.reserve_budget(budgets, campaign, _cost(campaign)):
         decision.outcome, decision.reason = _CAPPED, "budget_exhausted"
     if decision.outcome != _GRANTED:
-        log.info(
+        # DEBUG: a holdout or a cap is routine (every tenth customer may be held out) and
+        # the decision row already records it; INFO here was a line per check-in.
+        log.debug(
             "campaign grant not given",
             extra={"campaign": campaign.id, "outcome": decision.outcome, "reason": decision.reason},
         )
