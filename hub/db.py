@@ -245,29 +245,32 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 class DriverStatement:
     """A Core statement compiled once per database, run on the driver's own cursor.
 
-    For the few statements every check-in runs: SQLAlchemy's per-execution work (cache key,
-    compiled-cache lookup, execution context, result set-up) costs ~15 us a statement, more
-    than SQLite takes to run a keyed insert, and ~8x what the driver call itself costs.
-    Here the statement is compiled by SQLAlchemy once per dialect (the same SQL it would
-    send), values go through the bind processors SQLAlchemy would apply (a time is stored
-    exactly as the ORM stores it) and result columns through its result processors; it
+    For the few statements every check-in and campaign evaluation runs: SQLAlchemy's
+    per-execution work (cache key, compiled-cache lookup, execution context, result
+    set-up) costs ~15 us a statement, more than SQLite takes to run a keyed insert, and ~8x
+    what the driver call itself costs. Here the statement is compiled by SQLAlchemy once
+    per dialect (the same SQL it would send), values go through the bind processors
+    SQLAlchemy would apply (a time is stored exactly as the ORM stores it) and result
+    columns (a SELECT's, or an INSERT/UPDATE's RETURNING) through its result processors; it
     runs on the DBAPI connection under ``connection``, so in the caller's transaction
     (SQLite: after the writer gate's ``BEGIN IMMEDIATE``). One code path for SQLite (qmark)
     and PostgreSQL (psycopg, named; psycopg prepares a statement run often server-side).
     Driver errors are raised as SQLAlchemy's (``OperationalError``, ``IntegrityError``...),
     and a lost connection is invalidated as SQLAlchemy would. The engine's
     ``before_cursor_execute``/``after_cursor_execute`` listeners still see each statement
-    (with no execution context: ``context`` is None; a returned statement is not used), as
-    ``hub.services.campaigns.prepared`` (its SQLite-only twin) does.
+    (with no execution context: ``context`` is None; a returned statement is not used;
+    :meth:`run_many` is one statement with ``executemany`` True). A value the statement
+    needs and the caller does not give is a ``KeyError``, never a silent NULL.
     """
 
     def __init__(self, statement: Any, column_keys: Sequence[str] | None = None) -> None:
         """``column_keys``: the columns an INSERT/UPDATE gets values for (as a dict)."""
         self.statement = statement
         self.column_keys = list(column_keys) if column_keys else None
-        selected = getattr(statement, "selected_columns", None)
-        self.keys: tuple[str, ...] = tuple(selected.keys()) if selected is not None else ()
-        self._types = [c.type for c in selected] if selected is not None else []
+        # A SELECT's columns; an INSERT/UPDATE's RETURNING columns (none without).
+        selected = statement.exported_columns
+        self.keys: tuple[str, ...] = tuple(selected.keys())
+        self._types = [c.type for c in selected]
         self._compiled: dict[str, _DriverCompiled] = {}
 
     def _for(self, dialect: Any) -> _DriverCompiled:
@@ -284,24 +287,25 @@ class DriverStatement:
     def execute(self, connection: Connection, params: dict[str, Any]) -> Any:
         """Run once; the driver's cursor (rows unprocessed: use :meth:`first`)."""
         compiled = self._for(connection.dialect)
-        values = compiled.values(params)
-        cursor = connection.connection.cursor()
-        dispatch = connection.dispatch
-        if dispatch.before_cursor_execute:
-            for listener in dispatch.before_cursor_execute:
-                listener(connection, cursor, compiled.sql, values, None, False)
-        try:
-            cursor.execute(compiled.sql, values)
-        except connection.dialect.loaded_dbapi.Error as exc:
-            _raise_translated(connection, exc, compiled.sql, values, cursor)
-        if dispatch.after_cursor_execute:
-            for listener in dispatch.after_cursor_execute:
-                listener(connection, cursor, compiled.sql, values, None, False)
-        return cursor
+        return _send(connection, compiled.sql, compiled.values(params), False)
 
-    def run(self, connection: Connection, params: dict[str, Any]) -> None:
-        """Run once, for its effect (an INSERT or UPDATE)."""
-        self.execute(connection, params).close()
+    def run(self, connection: Connection, params: dict[str, Any]) -> int:
+        """Run once, for its effect (an INSERT or UPDATE): the driver's row count."""
+        cursor = self.execute(connection, params)
+        rowcount: int = cursor.rowcount
+        cursor.close()
+        return rowcount
+
+    def run_many(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
+        """Run once per row, as one ``executemany``: the driver's row count (all rows').
+
+        A value object shared by many rows (one evaluation's ``now``) is processed once.
+        """
+        compiled = self._for(connection.dialect)
+        cursor = _send(connection, compiled.sql, compiled.values_many(rows), True)
+        rowcount: int = cursor.rowcount
+        cursor.close()
+        return rowcount
 
     def first(self, connection: Connection, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first result row, its columns processed as SQLAlchemy would, or None."""
@@ -313,17 +317,41 @@ class DriverStatement:
             _raise_translated(connection, exc, compiled.sql, params, cursor)
         finally:
             cursor.close()
+        return None if row is None else compiled.row(row)
+
+    def one(self, connection: Connection, params: dict[str, Any]) -> tuple[Any, ...]:
+        """The first result row, which there must be (a single-row SELECT, a RETURNING
+        upsert), processed as :meth:`first`; no row is a ``LookupError``."""
+        row = self.first(connection, params)
         if row is None:
-            return None
-        return tuple(
-            value if process is None or value is None else process(value)
-            for process, value in zip(compiled.results, row, strict=True)
-        )
+            raise LookupError("the statement returned no row")
+        return row
 
     def mapping(self, connection: Connection, params: dict[str, Any]) -> dict[str, Any] | None:
         """The first result row as ``{column key: value}``, or None."""
         row = self.first(connection, params)
         return None if row is None else dict(zip(self.keys, row, strict=True))
+
+
+def _send(connection: Connection, sql: str, values: Any, many: bool) -> Any:
+    """Run ``sql`` on a new cursor of ``connection``'s DBAPI connection (``executemany``
+    if ``many``), telling the engine's cursor listeners; the cursor."""
+    cursor = connection.connection.cursor()
+    dispatch = connection.dispatch
+    if dispatch.before_cursor_execute:
+        for listener in dispatch.before_cursor_execute:
+            listener(connection, cursor, sql, values, None, many)
+    try:
+        if many:
+            cursor.executemany(sql, values)
+        else:
+            cursor.execute(sql, values)
+    except connection.dialect.loaded_dbapi.Error as exc:
+        _raise_translated(connection, exc, sql, values, cursor, many)
+    if dispatch.after_cursor_execute:
+        for listener in dispatch.after_cursor_execute:
+            listener(connection, cursor, sql, values, None, many)
+    return cursor
 
 
 def run_all(
@@ -376,9 +404,8 @@ class _DriverCompiled:
 
     def __init__(self, owner: DriverStatement, dialect: Any) -> None:
         compiled = owner.statement.compile(dialect=dialect, column_keys=owner.column_keys)
-        # No Python-side column defaults to compute, no RETURNING to read.
+        # No Python-side column defaults to compute.
         assert not compiled.insert_prefetch and not compiled.update_prefetch
-        assert not compiled.effective_returning
         self.sql: str = compiled.string
         self.positional = bool(compiled.positional)
         if self.positional:
@@ -396,9 +423,26 @@ class _DriverCompiled:
         self.results = [
             t.dialect_impl(dialect).result_processor(dialect, None) for t in owner._types
         ]
+        self._processes_results = any(p is not None for p in self.results)
 
-    def values(self, params: dict[str, Any]) -> Any:
-        """The driver's parameters for ``params`` (the statement's own literals filled in)."""
+    def row(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        """A driver row's columns processed as SQLAlchemy would."""
+        if not self._processes_results:
+            return tuple(row)
+        return tuple(
+            value if process is None or value is None else process(value)
+            for process, value in zip(self.results, row, strict=True)
+        )
+
+    def values(
+        self, params: dict[str, Any], seen: dict[tuple[int, int], tuple[Any, Any]] | None = None
+    ) -> Any:
+        """The driver's parameters for ``params`` (the statement's own literals filled in).
+
+        ``seen``: processed values by (processor, input object), shared by the rows of one
+        batch (they carry the same ``now`` object many times; a processed time costs ~2 us).
+        Each entry keeps its input object alive, so an id is not reused while it is there.
+        """
         out: list[Any] = []
         for name, _key, process, required, default in self.slots:
             if name in params:
@@ -407,14 +451,27 @@ class _DriverCompiled:
                 raise KeyError(f"no value for bind parameter {name!r}")
             else:
                 value = default
-            out.append(value if process is None or value is None else process(value))
+            if process is not None and value is not None:
+                if seen is None:
+                    value = process(value)
+                else:
+                    hit = seen.get((id(process), id(value)))
+                    if hit is None:
+                        hit = seen[(id(process), id(value))] = (value, process(value))
+                    value = hit[1]
+            out.append(value)
         if self.positional:
             return tuple(out)
         return dict(zip((slot[1] for slot in self.slots), out, strict=True))
 
+    def values_many(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
+        """The driver's parameters for each of ``rows`` (see :meth:`values`)."""
+        seen: dict[tuple[int, int], tuple[Any, Any]] = {}
+        return [self.values(params, seen) for params in rows]
+
 
 def _raise_translated(
-    connection: Connection, exc: Exception, sql: str, values: Any, cursor: Any
+    connection: Connection, exc: Exception, sql: str, values: Any, cursor: Any, many: bool = False
 ) -> None:
     """Raise a driver error as SQLAlchemy's own, invalidating a lost connection first."""
     dialect = connection.dialect
@@ -429,4 +486,5 @@ def _raise_translated(
         dialect.loaded_dbapi.Error,
         connection_invalidated=lost,
         dialect=dialect,
+        ismulti=many,
     ) from exc

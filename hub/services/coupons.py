@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, case, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from hub.db import DriverStatement
 from hub.models.coupons import (
     Coupon,
     CouponAction,
@@ -33,7 +34,6 @@ from hub.models.registry import Store
 from hub.models.timers import Timer, TimerState
 from hub.models.types import UtcDateTime, new_id
 from hub.services.auth import Principal, scoped_store
-from hub.services.campaigns.prepared import Prepared
 from hub.services.errors import Conflict, Forbidden, Invalid, NotFound
 from hub.services.timers import cancel, schedule, timer_handler
 
@@ -142,7 +142,7 @@ def _claim_pool_row(
         "claim_expires": expires_at,
     }
     if session.get_bind().dialect.name == "sqlite":
-        row = _sqlite_claim_pool(session).execute(session, params).first()
+        row = _SQLITE_CLAIM_POOL.first(session.connection(), params)
     else:
         row = session.connection().execute(_CLAIM_POOL, params).first()
     return None if row is None else (row[0], row[1])
@@ -178,14 +178,8 @@ _CLAIM_POOL = (
 )
 
 
-_SQLITE_CLAIM_POOL: list[Prepared] = []
-
-
-def _sqlite_claim_pool(session: Session) -> Prepared:
-    """``_CLAIM_POOL`` for SQLite, compiled once (see ``Prepared``)."""
-    if not _SQLITE_CLAIM_POOL:
-        _SQLITE_CLAIM_POOL.append(Prepared(_CLAIM_POOL, session.get_bind().dialect))
-    return _SQLITE_CLAIM_POOL[0]
+# SQLite: on the driver's cursor (``hub.db.DriverStatement``), compiled on first use.
+_SQLITE_CLAIM_POOL = DriverStatement(_CLAIM_POOL)
 
 
 @dataclass(frozen=True)

@@ -33,14 +33,14 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
+from hub.db import DriverStatement
 from hub.models.campaigns import CampaignGrant, GrantOutcome, RewardKind
 from hub.models.coupons import Coupon
 from hub.models.customers import Customer
-from hub.models.types import UtcDateTime, new_id
+from hub.models.types import new_id
 from hub.services import coupons, points
 from hub.services.campaigns import caps, facts, index, rules, writes
 from hub.services.campaigns.index import CampaignSnapshot
-from hub.services.campaigns.prepared import Prepared
 from hub.services.campaigns.rules import TriggerEvent
 from storewave.wire import Grant
 
@@ -275,19 +275,19 @@ def _read_state(
     if dialect == "sqlite":
         # The transaction holds the database's write lock since BEGIN IMMEDIATE, so a
         # plain read of the budgets is as exact as PostgreSQL's row locks (taken by the
-        # same read there); the statement is compiled once and run as the writes are
-        # (``Prepared``). It also tells whether the points expiry timer the grants would
-        # schedule exists already: if so, the writes skip its insert.
+        # same read there); the statement is compiled once and run on the driver's cursor,
+        # as the writes are (``hub.db.DriverStatement``). It also tells whether the points
+        # expiry timer the grants would schedule exists already: if so, the writes skip
+        # its insert.
         params["budget_ids_json"] = json.dumps(budget_ids)
         expiry = points.expiry_key(event.at + POINTS_VALIDITY)
         params["expiry_key"] = expiry
-        prepared = _sqlite_state(session, with_history)
-        row = prepared.statement.execute(session, params).one()
+        row = _sqlite_state(with_history).one(session.connection(), params)
         version, counts, *rest = row
         history = facts.NO_HISTORY
         if with_history:
             visits, here, previous = rest[:3]
-            history = (visits, here, prepared.to_time(previous))
+            history = (visits, here, previous)
         if rest[-1]:
             points.remember_scheduled(session, expiry)
         return _State(version=version, counts=counts, history=history, budgets=rest[-2])
@@ -307,29 +307,17 @@ def _read_state(
     )
 
 
-@dataclass(frozen=True)
-class _SqliteState:
-    """``_state_statement`` for SQLite, compiled once, and its time column's processor."""
-
-    statement: Prepared
-    to_time: Any
+_SQLITE_STATE: dict[bool, DriverStatement] = {}
 
 
-_SQLITE_STATE: dict[bool, _SqliteState] = {}
-
-
-def _sqlite_state(session: Session, with_history: bool) -> _SqliteState:
-    """The SQLite state read (with or without the history columns), compiled on first use."""
+def _sqlite_state(with_history: bool) -> DriverStatement:
+    """The SQLite state read (with or without the history columns), built on first use
+    (its time column read back as SQLAlchemy reads it)."""
     found = _SQLITE_STATE.get(with_history)
     if found is None:
-        dialect = session.get_bind().dialect
         columns = [*_state_statement("sqlite", with_history).selected_columns]
         columns.extend((caps.budgets_column_sqlite(), points.expiry_timer_column()))
-        time_type = UtcDateTime().dialect_impl(dialect)
-        found = _SQLITE_STATE[with_history] = _SqliteState(
-            Prepared(select(*columns), dialect),
-            time_type.result_processor(dialect, None) or (lambda v: v),
-        )
+        found = _SQLITE_STATE[with_history] = DriverStatement(select(*columns))
     return found
 
 

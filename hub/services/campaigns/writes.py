@@ -24,13 +24,13 @@ from typing import Any
 from sqlalchemy import bindparam, insert, text
 from sqlmodel import Session
 
+from hub.db import DriverStatement
 from hub.models.campaigns import CampaignGrant
 from hub.models.points import PointsAccount, PointsKind
 from hub.models.timers import TimerState
 from hub.models.types import UtcDateTime
 from hub.services import coupons, points
 from hub.services.campaigns import caps
-from hub.services.campaigns.prepared import Prepared
 from hub.services.errors import Invalid
 
 _GRANT = CampaignGrant.__table__  # type: ignore[attr-defined]
@@ -231,14 +231,14 @@ _EVENT_KEYS = ("coupon_id", "action", "actor", "store_id", "client_key", "reason
 
 @dataclass(frozen=True)
 class _SqliteStatements:
-    take_budget: Prepared
-    credit: Prepared
-    entries: Prepared
-    expiry_timer: Prepared
-    grants: Prepared
-    coupons: Prepared
-    coupon_timers: Prepared
-    coupon_events: Prepared
+    take_budget: DriverStatement
+    credit: DriverStatement
+    entries: DriverStatement
+    expiry_timer: DriverStatement
+    grants: DriverStatement
+    coupons: DriverStatement
+    coupon_timers: DriverStatement
+    coupon_events: DriverStatement
 
 
 _SQLITE: dict[str, _SqliteStatements] = {}
@@ -251,14 +251,14 @@ def _sqlite(session: Session, grant_keys: Sequence[str]) -> _SqliteStatements:
     if found is None:
         pts = points.statements_for(session)
         found = _SQLITE[dialect.name] = _SqliteStatements(
-            take_budget=Prepared(caps.TAKE_BUDGET, dialect),
-            credit=Prepared(pts.credit, dialect),
-            entries=Prepared(insert(points.ENTRY), dialect, _ENTRY_KEYS),
-            expiry_timer=Prepared(pts.expiry_timer, dialect),
-            grants=Prepared(_INSERT_GRANTS, dialect, grant_keys),
-            coupons=Prepared(insert(coupons.COUPON), dialect, _COUPON_KEYS),
-            coupon_timers=Prepared(insert(coupons.TIMER), dialect, _TIMER_KEYS),
-            coupon_events=Prepared(insert(coupons.EVENT), dialect, _EVENT_KEYS),
+            take_budget=DriverStatement(caps.TAKE_BUDGET),
+            credit=DriverStatement(pts.credit),
+            entries=DriverStatement(insert(points.ENTRY), _ENTRY_KEYS),
+            expiry_timer=DriverStatement(pts.expiry_timer),
+            grants=DriverStatement(_INSERT_GRANTS, grant_keys),
+            coupons=DriverStatement(insert(coupons.COUPON), _COUPON_KEYS),
+            coupon_timers=DriverStatement(insert(coupons.TIMER), _TIMER_KEYS),
+            coupon_events=DriverStatement(insert(coupons.EVENT), _EVENT_KEYS),
         )
     return found
 
@@ -272,40 +272,37 @@ def _write_each(
     grants: Sequence[dict[str, Any]],
     minted: coupons.CampaignIssue,
 ) -> None:
-    """SQLite: one statement per table (see ``Prepared``)."""
+    """SQLite: one statement per table (``hub.db.DriverStatement``)."""
     if not grants:
         return
     sql = _sqlite(session, list(grants[0]))
+    conn = session.connection()
     if minted.coupons:
-        sql.coupons.execute_many(session, minted.coupons)
+        sql.coupons.run_many(conn, minted.coupons)
     if minted.timers:
-        sql.coupon_timers.execute_many(session, minted.timers)
-        sql.coupon_events.execute_many(session, minted.events)
+        sql.coupon_timers.run_many(conn, minted.timers)
+        sql.coupon_events.run_many(conn, minted.events)
     per_campaign: dict[str, int] = {}
     for b in budgets:
         per_campaign[b.campaign_id] = per_campaign.get(b.campaign_id, 0) + b.amount
     if per_campaign:
         params = [{"cid": cid, "n": n} for cid, n in sorted(per_campaign.items())]
-        if sql.take_budget.execute_many(session, params).rowcount != len(params):
+        if sql.take_budget.run_many(conn, params) != len(params):
             # Unreachable under SQLite's write lock; fail the transaction rather than overrun.
             raise RuntimeError("a campaign budget changed under its lock")
     if credits:
         total = sum(c.delta for c in credits)
-        after = int(
-            sql.credit.execute(
-                session, {"customer_id": customer_id, "total": total, "now": now}
-            ).scalar_one()
-        )
-        rows = points.earn_rows(customer_id, credits, after, now)
-        sql.entries.execute_many(session, rows)
+        (after,) = sql.credit.one(conn, {"customer_id": customer_id, "total": total, "now": now})
+        rows = points.earn_rows(customer_id, credits, int(after), now)
+        sql.entries.run_many(conn, rows)
         for expires_at in sorted({c.expires_at for c in credits if c.expires_at is not None}):
             key, due = _expiry_day(expires_at)
             if points.expiry_scheduled(session, key):
                 continue
-            sql.expiry_timer.execute(session, {"key": key, "due_at": due, "now": now})
+            sql.expiry_timer.run(conn, {"key": key, "due_at": due, "now": now})
             points.remember_scheduled(session, key)
         _expire_account(session, customer_id)
-    sql.grants.execute_many(session, grants)
+    sql.grants.run_many(conn, grants)
 
 
 def _expire_account(session: Session, customer_id: str) -> None:

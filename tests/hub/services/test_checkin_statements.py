@@ -1,4 +1,4 @@
-"""The check-in's driver statements (hub.db.DriverStatement), on SQLite and PostgreSQL.
+"""hub.db.DriverStatement (the check-in's and the campaign writes'), on SQLite and PostgreSQL.
 
 They bypass SQLAlchemy's execution layer, so these check what it would otherwise
 guarantee: values stored and read back exactly as SQLAlchemy stores and reads them, the
@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, bindparam, event, func, insert, literal, select
+from sqlalchemy import Engine, bindparam, event, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as orm_select
@@ -168,3 +168,74 @@ def test_a_batch_of_writes_runs_in_order_and_fails_as_a_whole(engine: Engine) ->
         session.rollback()
     with Session(engine) as session:
         assert session.exec(orm_select(CheckinAttempt)).all() == []
+
+
+def test_run_many_is_one_executemany_with_the_summed_row_count(engine: Engine) -> None:
+    """``run_many`` (the campaign writes' executemany): every row lands, with its values
+    processed as for one row (the same time object in many rows too); the listeners see one
+    statement, marked executemany; the row count is all rows' (an UPDATE matching nothing
+    adds 0); a duplicate key anywhere is SQLAlchemy's IntegrityError."""
+    rename = DriverStatement(
+        update(_ATTEMPT).where(_ATTEMPT.c.code == bindparam("c")).values(outcome=bindparam("o"))
+    )
+    seen: list[tuple[str, bool]] = []
+
+    def record(_c: Any, _cur: Any, statement: str, _p: Any, _ctx: Any, many: bool) -> None:
+        seen.append((statement.split()[0], many))
+
+    rows = [_attempt(code) for code in ("aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc")]
+    with Session(engine) as session:
+        connection = session.connection()
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            assert INSERT.run_many(connection, rows) == 3
+            changed = rename.run_many(
+                connection,
+                [{"c": "aaaaaaaaaaaa", "o": "bad_code"}, {"c": "zzzzzzzzzzzz", "o": "bad_code"}],
+            )
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert changed == 1
+        assert seen == [("INSERT", True), ("UPDATE", True)]
+        assert ACCEPTED.first(connection, {"code": "bbbbbbbbbbbb"}) == (1,)
+        with pytest.raises(IntegrityError):
+            INSERT_WITH_ID.run_many(
+                connection,
+                [{"id": 1, **_attempt("dddddddddddd")}, {"id": 1, **_attempt("eeeeeeeeeeee")}],
+            )
+        session.rollback()
+    with Session(engine) as session:
+        assert session.exec(orm_select(CheckinAttempt)).all() == []
+        INSERT.run_many(session.connection(), rows)
+        session.commit()
+    with Session(engine) as session:
+        stored = session.exec(orm_select(CheckinAttempt).order_by(CheckinAttempt.code)).all()
+        assert [(r.code, r.at, r.outcome) for r in stored] == [
+            (code, AT, "accepted") for code in ("aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc")
+        ]
+        with pytest.raises(KeyError, match="code"):
+            INSERT.run_many(
+                session.connection(), [{k: v for k, v in rows[0].items() if k != "code"}]
+            )
+
+
+def test_returning_rows_are_read_and_processed(engine: Engine) -> None:
+    """An UPDATE ... RETURNING (the coupon pool claim, the points upsert) gives its row,
+    columns processed as SQLAlchemy reads them; ``one`` insists on a row."""
+    relabel = DriverStatement(
+        update(_ATTEMPT)
+        .where(_ATTEMPT.c.code == bindparam("c"))
+        .values(outcome="same_visit")
+        .returning(_ATTEMPT.c.outcome, _ATTEMPT.c.at)
+    )
+    with Session(engine) as session:
+        connection = session.connection()
+        INSERT.run(connection, _attempt("aaaaaaaaaaaa"))
+        outcome, at = relabel.one(connection, {"c": "aaaaaaaaaaaa"})
+        assert (outcome, at, at.tzinfo) == ("same_visit", AT, UTC)
+        assert relabel.keys == ("outcome", "at")
+        assert relabel.first(connection, {"c": "zzzzzzzzzzzz"}) is None
+        with pytest.raises(LookupError):
+            relabel.one(connection, {"c": "zzzzzzzzzzzz"})
+        assert ACCEPTED.first(connection, {"code": "aaaaaaaaaaaa"}) == (1,)
+        session.rollback()
