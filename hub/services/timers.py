@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -90,6 +91,13 @@ DEFAULT_SWEEP_INTERVAL_S = 1.0
 # Timers per batch-handler call: a few set-based statements over this many rows keep the
 # SQLite write lock for a fraction of a second.
 DEFAULT_SET_BATCH = 2_000
+
+# Per-timer kinds (OAO acceptance deadlines) are latency-sensitive; batch kinds (journey
+# steps) are not: while a sweep works through a backlog of batch-kind timers due earlier
+# (a wave of 100,000 journey steps takes tens of seconds), the per-timer kinds get a
+# claim of their own this often, so they wait at most about one sweep interval. Each such
+# claim walks past the backlog in the due index: once a second it costs ~1-2 %.
+SINGLE_KINDS_MAX_WAIT_S = DEFAULT_SWEEP_INTERVAL_S
 
 _HANDLERS: dict[str, TimerHandler] = {}
 _BATCH_HANDLERS: dict[str, tuple[BatchHandler, int]] = {}
@@ -464,20 +472,30 @@ def run_due(engine: Engine, clock: Clock, *, limit: int | None = None,
 
     ``batch`` caps the timers per transaction (default: DEFAULT_BATCH for per-timer
     kinds, the registered size for batch kinds; ``batch=1`` runs everything one timer
-    per transaction). Timers are claimed in due order whatever their kind. Timers a
-    handler schedules for "now or earlier" run in the same call. A timer whose kind has
-    no handler in this process is left alone for a process that has one.
+    per transaction). Timers are claimed in due order whatever their kind, except that
+    while a long backlog of batch-kind timers runs, the per-timer kinds get a claim of
+    their own every SINGLE_KINDS_MAX_WAIT_S. Timers a handler schedules for "now or
+    earlier" run in the same call. A timer whose kind has no handler in this process is
+    left alone for a process that has one.
     """
     caps = {kind: batch or size for kind, (_, size) in _BATCH_HANDLERS.items()}
     single_cap = batch or DEFAULT_BATCH
-    kinds = sorted(frozenset(_HANDLERS) | frozenset(caps))
+    singles = sorted(_HANDLERS)
+    kinds = sorted(frozenset(singles) | frozenset(caps))
     if not kinds:
         return 0
     take = max(single_cap, *caps.values())
     ran = 0
+    singles_at = time.monotonic()
     while limit is None or ran < limit:
-        claimed, done = _run_round(engine, kinds, take if limit is None else
-                                   min(take, limit - ran), caps, single_cap, clock.now())
+        if singles and caps and time.monotonic() - singles_at >= SINGLE_KINDS_MAX_WAIT_S:
+            singles_at = time.monotonic()
+            room = single_cap if limit is None else min(single_cap, limit - ran)
+            ran += _run_round(engine, singles, room, caps, single_cap, clock.now())[1]
+            if limit is not None and ran >= limit:
+                break
+        room = take if limit is None else min(take, limit - ran)
+        claimed, done = _run_round(engine, kinds, room, caps, single_cap, clock.now())
         if not claimed:
             break
         ran += done

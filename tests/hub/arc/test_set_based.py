@@ -40,7 +40,7 @@ SINGLE_CALLS: list[str] = []
 
 @timers.timer_handler("test.single")
 def _single(session: Session, timer: Timer, now: Any) -> None:
-    SINGLE_CALLS.append(timer.key)
+    SINGLE_CALLS.append(f"{timer.key}@{len(CALLS)}")  # after how many batch calls
     session.execute(insert(DONE), [{"key": timer.key}])
 
 
@@ -101,13 +101,31 @@ def test_one_claim_serves_every_kind_and_a_failed_batch_reruns_the_claim_isolate
     assert timers.run_due(batch_engine, clock) == 3
     # Together first (raised: rolled back, the per-timer kind had not run yet), then alone.
     assert CALLS == [["b1", "b2"], ["b1"], ["b2"]]
-    assert SINGLE_CALLS == ["s1"]
+    assert SINGLE_CALLS == ["s1@3"]
     with Session(batch_engine) as s:
         assert set(s.execute(select(DONE.c.key)).scalars()) == {"b2", "s1"}
     states = _timer_states(batch_engine, "test.batch") | _timer_states(batch_engine,
                                                                         "test.single")
     assert states == {"b1": ("pending", 1), "b2": ("done", 0), "s1": ("done", 0),
                       "s2": ("pending", 0)}
+
+
+def test_per_timer_kinds_are_not_held_behind_a_batch_backlog(
+    batch_engine: Engine, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A per-timer kind's timer due after a backlog of batch-kind timers gets a claim of
+    its own when the backlog has run for SINGLE_KINDS_MAX_WAIT_S (0 here: at once)."""
+    monkeypatch.setattr(timers, "SINGLE_KINDS_MAX_WAIT_S", 0.0)
+    with Session(batch_engine) as s:
+        for i in range(120):
+            timers.schedule(s, "test.batch", f"t{i:03d}", START - timedelta(hours=1))
+        timers.schedule(s, "test.single", "late", START)
+        s.commit()
+    assert timers.run_due(batch_engine, clock) == 121
+    assert SINGLE_CALLS == ["late@0"]  # due order alone would have run it last
+    assert [len(c) for c in CALLS] == [50, 50, 20]
+    states = _timer_states(batch_engine, "test.batch")
+    assert all(st == ("done", 0) for st in states.values())
 
 
 def _three_sends() -> dict[str, Any]:
