@@ -22,6 +22,7 @@ from hub.db import WalCheckpointer, make_engine, migrate
 from hub.security import HubCrypto, resolve_secret
 from hub.services import checkins
 from hub.services.campaigns import caps as campaign_caps
+from hub.services.campaigns import index as campaign_index
 from hub.services.errors import HubError, RateLimited
 from hub.services.ports import NodeControl, NullNodeControl
 from storewave import __version__
@@ -42,6 +43,7 @@ def create_app(
     engine = engine or make_engine(settings.effective_database_url)
     migrate(engine)
     checkins.prepare_statements(engine.dialect)  # not in the first check-ins' time
+    campaign_index.build_at_start(engine)  # likewise
     campaign_caps.configure(str(engine.url), settings.campaigns)
     ctx = HubContext(
         settings=settings,

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from hub.models.campaigns import Campaign, CampaignGrant, GrantOutcome
-from hub.services.campaigns.index import CampaignSnapshot
+from hub.services.campaigns.index import CampaignSnapshot, database_key
 from storewave.settings import CampaignSettings
 
 _CAMPAIGN = Campaign.__table__  # type: ignore[attr-defined]
@@ -153,7 +153,7 @@ def configure(database_url: str, settings: CampaignSettings) -> None:
 
 def global_daily_cap(session: Session) -> int:
     """Grants one customer may get per store day across all campaigns, for this database."""
-    settings = _SETTINGS.get(str(session.get_bind().url))
+    settings = _SETTINGS.get(database_key(session.get_bind()))
     return (settings or _DEFAULTS).global_daily_cap
 
 

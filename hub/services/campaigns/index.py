@@ -31,6 +31,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
+from hub.db import read_only
 from hub.models.campaigns import Campaign, CampaignState, RewardKind
 from hub.models.coupons import Coupon, CouponState, CouponTemplate
 from hub.models.registry import Store
@@ -132,17 +133,30 @@ def may_run_at(campaign: CampaignSnapshot, store: Store | StoreFacts) -> bool:
 # Per database URL: the current index. Request threads share it.
 _INDEXES: dict[str, CampaignIndex] = {}
 _INDEXES_LOCK = threading.Lock()
+# Per engine: its database's key in the per-database caches (the index, the campaign
+# settings), ``str(engine.url)`` rendered once: rendering it costs 1-2 us, and every
+# check-in asks two or three times.
+_DATABASE_KEYS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def database_key(bind: Any) -> str:
+    """The key of ``bind``'s (an Engine's) database in this process's per-database caches:
+    its URL as ``str`` gives it (password hidden)."""
+    key = _DATABASE_KEYS.get(bind)
+    if key is None:
+        key = _DATABASE_KEYS[bind] = str(bind.url)
+    return key
 
 
 def cached(session: Session) -> CampaignIndex | None:
     """The index last built for the session's database, unchecked (the caller checks its
     ``version`` against ``version_column`` read in its own statement)."""
-    return _INDEXES.get(str(session.get_bind().url))
+    return _INDEXES.get(database_key(session.get_bind()))
 
 
 def cached_for_tests(engine: Engine) -> CampaignIndex | None:
     """The index cached for ``engine``'s database, if any (tests)."""
-    return _INDEXES.get(str(engine.url))
+    return _INDEXES.get(database_key(engine))
 
 
 def current(session: Session, version: int | None = None, known: bool = False) -> CampaignIndex:
@@ -150,10 +164,9 @@ def current(session: Session, version: int | None = None, known: bool = False) -
 
     ``known``: ``version`` was just read in this transaction (no second query).
     """
-    bind = session.get_bind()
     if not known:
         version = session.connection().execute(_VERSION_QUERY).scalar()
-    key = str(bind.url)
+    key = database_key(session.get_bind())
     with _INDEXES_LOCK:
         cached = _INDEXES.get(key)
     if cached is not None and cached.version == version:
@@ -162,6 +175,15 @@ def current(session: Session, version: int | None = None, known: bool = False) -
     with _INDEXES_LOCK:
         _INDEXES[key] = index
     return index
+
+
+def build_at_start(engine: Engine) -> CampaignIndex:
+    """Build the index of ``engine``'s database now (the hub, as it starts), not inside the
+    first check-in with every other request queued behind it (200 live campaigns: ~14 ms
+    CPU). A reader's transaction: on SQLite no write lock is taken."""
+    with Session(engine) as session:
+        read_only(session)
+        return current(session)
 
 
 def _build(session: Session, version: int | None) -> CampaignIndex:

@@ -19,7 +19,9 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 from sqlmodel import select as orm_select
 
+from hub.app import create_app
 from hub.clock import ManualClock
+from hub.db import make_engine
 from hub.models.campaigns import Campaign
 from hub.models.checkins import Visit
 from hub.models.coupons import Coupon, CouponEvent
@@ -28,6 +30,7 @@ from hub.models.registry import Store
 from hub.models.timers import Timer
 from hub.services import coupons, points
 from hub.services.campaigns import evaluation, facts, hooks, index
+from storewave.settings import HubSettings
 from tests.hub.campaigns.helpers import GULOU, customer, live_campaign, stores, template, visit
 
 _CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
@@ -122,6 +125,32 @@ def test_a_change_by_another_process_is_seen_by_the_next_check_in(
             .values(state="paused", updated_at=clock.now())
         )
     assert _check_in(engine, clock, "c2") == []
+
+
+def test_the_hub_builds_the_index_as_it_starts(
+    engine: Engine, clock: ManualClock, settings: HubSettings
+) -> None:
+    """The app builds the index of its database while it is made, not in the first
+    check-in; any engine on that database finds it."""
+    stores(engine)
+    cid = live_campaign(engine, clock)
+    index.forget()
+    create_app(settings, clock=clock, engine=engine)
+    built = index.cached_for_tests(engine)
+    assert built is not None
+    assert built.version == _version(engine) and [c.id for c in built.campaigns] == [cid]
+    other = make_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        assert index.database_key(other) == index.database_key(engine) == str(engine.url)
+        assert index.cached_for_tests(other) is built
+    finally:
+        other.dispose()
+    customer(engine, clock, "c1")
+    assert _check_in(engine, clock, "c1") == [cid]
+    seen: list[str] = _check_in.seen  # type: ignore[attr-defined]
+    # The index build's read of the live campaigns: not in the first check-in.
+    assert not [sql for sql in seen if "ORDER BY campaign.priority DESC" in sql]
+    assert seen  # (the statements were counted)
 
 
 def test_store_facts_are_dropped_when_this_process_writes_a_store(
