@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     run = sub.add_parser("run")
     run.add_argument("--processes", type=int, default=4)
     run.add_argument("--nodes", type=int, default=250, help="nodes per publisher process")
-    run.add_argument("--events", type=int, default=20, help="events per node")
+    run.add_argument("--events", type=int, default=40, help="events per node")
     run.add_argument("--rounds", type=int, default=ROUNDS, help="repetitions of (a)-(c)")
     for role in ("counter", "naive"):
         p = sub.add_parser(role)
