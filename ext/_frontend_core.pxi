@@ -66,6 +66,7 @@ cdef class SyncFrontEnd:
     cdef double carry[16]
     cdef Py_ssize_t n_carry
     cdef long long sub_next, first_sub
+    cdef Py_ssize_t ph_next  # (sub_next * hop) mod period, kept by a running counter
     cdef float[:, ::1] sub_re, sub_im
     cdef double[::1] sub_pw
     cdef float[:, ::1] ratio
@@ -188,6 +189,7 @@ cdef class SyncFrontEnd:
         self.n_carry = 0
         self.sub_next = start_bb // hop
         self.first_sub = self.sub_next
+        self.ph_next = int(self.sub_next * hop) % int(self.period)  # Python mod: >= 0
         self.sub_re = np.zeros((SUB_RING, NFP), dtype=np.float32)
         self.sub_im = np.zeros((SUB_RING, NFP), dtype=np.float32)
         self.sub_pw = np.zeros(SUB_RING, dtype=np.float64)
@@ -374,15 +376,16 @@ cdef class SyncFrontEnd:
         SIMD code with no remainder or aliasing checks.
         """
         cdef Py_ssize_t f, i, col, slot, o, s_i
-        cdef Py_ssize_t ph = <Py_ssize_t> ((self.sub_next * self.hop) % self.period)
+        cdef Py_ssize_t ph = self.ph_next
         cdef float xr, xi
         cdef double pw = 0.0, dr, di
         cdef float ar[NFP]
         cdef float ai[NFP]
         cdef const float* tre
         cdef const float* tim
-        if ph < 0:
-            ph += self.period
+        self.ph_next = ph + self.hop
+        if self.ph_next >= self.period:
+            self.ph_next -= self.period
         # The first sample initialises the sums (no zeroing pass).
         dr = xb[0]
         di = xb[1]
