@@ -1121,6 +1121,23 @@ cdef double _window_energy(
 DEF MAX_WIN = 128  # longest window the candidate kernel takes (40 at 48 kHz)
 
 
+def _grid_arrays(xb, shifts, shift_dtype, scales, preamble_tones, tone_freqs, t_s):
+    """The search grid's inputs as contiguous arrays, checked (coarse_frame, wide_scores)."""
+    x = np.ascontiguousarray(xb, dtype=np.complex128)
+    sh = np.ascontiguousarray(shifts, dtype=shift_dtype)
+    sc = np.ascontiguousarray(scales, dtype=np.float64)
+    pt = np.ascontiguousarray(preamble_tones, dtype=np.int64)
+    tf = np.ascontiguousarray(tone_freqs, dtype=np.float64)
+    ts = np.ascontiguousarray(t_s, dtype=np.float64)
+    if x.ndim != 1 or sh.ndim != 1 or sc.ndim != 1 or sh.size == 0 or sc.size == 0:
+        raise ValueError("xb, shifts and scales must be non-empty 1-D arrays")
+    if tf.shape != (16,) or pt.ndim != 1 or ts.ndim != 1 or ts.shape[0] < pt.shape[0]:
+        raise ValueError("tone_freqs must have 16 entries and t_s cover the preamble")
+    if pt.size and (pt.min() < 0 or pt.max() > 15):
+        raise ValueError("preamble tones must be in 0..15")
+    return x, sh, sc, pt, tf, ts
+
+
 def coarse_frame(xb, double frame_start, double scale0, scale_steps, shifts, preamble_tones,
                  tone_freqs, t_s, double carrier_hz, Py_ssize_t length, double rate):
     """Coarse time/scale refinement of a sync candidate, then its frame's tone energies.
@@ -1159,18 +1176,9 @@ def coarse_frame(xb, double frame_start, double scale0, scale_steps, shifts, pre
         The search scores each (scale, shift) by the energy at the preamble's tones over
         the windows' power; the first best wins.
     """
-    x = np.ascontiguousarray(xb, dtype=np.complex128)
-    sc = np.ascontiguousarray(scale0 + np.asarray(scale_steps, dtype=np.float64))
-    sh = np.ascontiguousarray(shifts, dtype=np.int64)
-    pt = np.ascontiguousarray(preamble_tones, dtype=np.int64)
-    tf = np.ascontiguousarray(tone_freqs, dtype=np.float64)
-    ts = np.ascontiguousarray(t_s, dtype=np.float64)
-    if x.ndim != 1 or sc.ndim != 1 or sh.ndim != 1 or sc.size == 0 or sh.size == 0:
-        raise ValueError("xb, scales and shifts must be non-empty 1-D arrays")
-    if tf.shape != (16,) or pt.ndim != 1 or ts.ndim != 1 or ts.shape[0] < pt.shape[0]:
-        raise ValueError("tone_freqs must have 16 entries and t_s cover the preamble")
-    if pt.size and (pt.min() < 0 or pt.max() > 15):
-        raise ValueError("preamble tones must be in 0..15")
+    x, sh, sc, pt, tf, ts = _grid_arrays(
+        xb, shifts, np.int64, scale0 + np.asarray(scale_steps, dtype=np.float64),
+        preamble_tones, tone_freqs, t_s)
     if not 0 < length <= MAX_WIN or rate <= 0:
         raise ValueError(f"length must be 1 .. {MAX_WIN} and rate positive")
     cdef const double[::1] xv = x.view(np.float64)
@@ -1257,18 +1265,8 @@ def wide_scores(xb, double frame_start, shifts, scales, preamble_tones, tone_fre
     ndarray of float64, shape (len(scales), len(shifts)), or None
         The scores; None if a window leaves ``xb``.
     """
-    x = np.ascontiguousarray(xb, dtype=np.complex128)
-    sh = np.ascontiguousarray(shifts, dtype=np.float64)
-    sc = np.ascontiguousarray(scales, dtype=np.float64)
-    pt = np.ascontiguousarray(preamble_tones, dtype=np.int64)
-    tf = np.ascontiguousarray(tone_freqs, dtype=np.float64)
-    ts = np.ascontiguousarray(t_s, dtype=np.float64)
-    if x.ndim != 1 or sh.ndim != 1 or sc.ndim != 1 or sh.size == 0 or sc.size == 0:
-        raise ValueError("xb, shifts and scales must be non-empty 1-D arrays")
-    if tf.shape != (16,) or pt.ndim != 1 or ts.ndim != 1 or ts.shape[0] < pt.shape[0]:
-        raise ValueError("tone_freqs must have 16 entries and t_s cover the preamble")
-    if pt.size and (pt.min() < 0 or pt.max() > 15):
-        raise ValueError("preamble tones must be in 0..15")
+    x, sh, sc, pt, tf, ts = _grid_arrays(
+        xb, shifts, np.float64, scales, preamble_tones, tone_freqs, t_s)
     if length <= 0 or rate <= 0:
         raise ValueError("length and rate must be positive")
     # [scale, shift, symbol], as the NumPy twin computes them.
