@@ -122,6 +122,7 @@ class StreamingDetector:
         # Decoded frames still in view: (payload, frame start in baseband, raw sync score).
         self._recent: list[tuple[int, float, float]] = []
         self._floor_power: float | None = None
+        self.non_finite_samples = 0  # NaN/inf samples seen (zeroed before the front end)
         # Input not yet processed (the first _queued_len samples), starting with the silent
         # lead: one buffer that feed() copies into, grown only for a larger block.
         self._queued_len = lead_bb * DECIMATION
@@ -167,6 +168,12 @@ class StreamingDetector:
             return []
         x = self._queue[: self._queued_len]  # consumed below, before the next feed() writes
         self._queued_len = 0
+        # NaN, inf or a sample so large its square overflows float32 would poison the front
+        # end's sums (and the portable and AVX2 builds order such NaNs differently): one
+        # float32 dot per batch finds them (~1 us per 0.5 s), and they are made silence /
+        # full scale. Real audio never trips it; a corrupt float WAV or driver glitch does.
+        if not np.isfinite(np.dot(x, x)):
+            self._sanitise(x)
         found: list[Detection] = []
         # Bounded chunks keep memory constant however large the caller's block is.
         max_step = int(CHUNK_S * self.sample_rate)
@@ -182,6 +189,17 @@ class StreamingDetector:
                 found.extend(self._decode_ready(final=False))
             self._trim_baseband()
         return found
+
+    def _sanitise(self, x: npt.NDArray[np.float32]) -> None:
+        """Non-finite samples become 0, the rest is clipped to full scale (in place)."""
+        bad = ~np.isfinite(x)
+        self.non_finite_samples += int(bad.sum())
+        x[bad] = 0.0
+        np.clip(x, -1.0, 1.0, out=x)
+        log.warning(
+            "audio input held non-finite or out-of-range samples: zeroed / clipped",
+            extra={"non_finite_samples": self.non_finite_samples},
+        )
 
     def flush(self) -> list[Detection]:
         """End of stream: pad with silence so a frame ending at the last sample is decoded."""

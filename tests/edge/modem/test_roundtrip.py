@@ -141,3 +141,26 @@ def test_noise_floor_tracks_in_band_level(rng: np.random.Generator) -> None:
     assert quiet == pytest.approx(truth, abs=0.5)
     det.feed((0.1 * rng.standard_normal(6 * rate)).astype(np.float32))
     assert det.noise_floor_dbfs == pytest.approx(quiet + 20.0, abs=1.5)
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_non_finite_input_is_silenced_and_the_frame_still_decodes(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NaN, inf and a sample whose square overflows float32 (a corrupt float WAV, a driver
+    glitch) are zeroed / clipped before the front end: the frame after them decodes where
+    it does in the clean stream, on both backends, and the detector counts and logs them."""
+    rate = 48000
+    clean = pad(synthesize_frame(PAYLOAD, rate, LEVEL_DBFS), rate, lead_s=0.5)
+    dirty = clean.copy()
+    dirty[1000:1010] = np.nan
+    dirty[5000] = np.inf
+    dirty[5001] = -np.inf
+    dirty[9000] = 3e38
+    expected = [(d.payload, d.sample_index) for d in decode_all(clean, rate)]
+    det = StreamingDetector(rate, backend=backend)
+    found = det.feed(dirty) + det.flush()
+    assert [(d.payload, d.sample_index) for d in found] == expected
+    assert [d.payload for d in found] == [PAYLOAD]
+    assert det.non_finite_samples == 12
+    assert "non-finite" in caplog.text
