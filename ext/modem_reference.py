@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -182,20 +183,28 @@ def window_energies(
     return energy, power
 
 
-def viterbi_symbols(
-    metric: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]
-) -> npt.NDArray[np.uint8]:
-    """Same contract as ``ext._modem.viterbi_symbols``: terminated max-log symbol Viterbi."""
+def _trellis(metric: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[Any, ...]:
+    """The symbol trellis both twins walk: metric and labels as arrays, the state width,
+    the shift of a predecessor's top symbol, the states, and for each (k, new state) its
+    predecessor and its 2-symbol register (the label index)."""
     mv = np.asarray(metric, dtype=np.float64)
     lb = np.asarray(labels, dtype=np.int64)
     n_states = lb.shape[0] // 4
     state_bits = n_states.bit_length() - 1
     top = state_bits - 2
-    n_sym = mv.shape[0]
     states = np.arange(n_states)
     k = np.arange(4)[:, None]
     preds = (states[None, :] >> 2) | (k << top)  # (k, new state)
     regs = states[None, :] | (k << state_bits)
+    return mv, lb, state_bits, top, states, preds, regs
+
+
+def viterbi_symbols(
+    metric: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]
+) -> npt.NDArray[np.uint8]:
+    """Same contract as ``ext._modem.viterbi_symbols``: terminated max-log symbol Viterbi."""
+    mv, lb, state_bits, top, states, preds, regs = _trellis(metric, labels)
+    n_states, n_sym = states.shape[0], mv.shape[0]
     acc = np.full(n_states, -1e300)
     acc[0] = 0.0
     decisions = np.zeros((n_sym, n_states), dtype=np.int64)
@@ -369,15 +378,8 @@ def list_paths(
     order of metric (the first is the Viterbi path) after expanding only nodes on them.
     Ties pop in push order.
     """
-    mv = np.asarray(metric, dtype=np.float64)
-    lb = np.asarray(labels, dtype=np.int64)
-    n_states = lb.shape[0] // 4
-    state_bits = n_states.bit_length() - 1
-    top = state_bits - 2
-    n = mv.shape[0]
-    states = np.arange(n_states)
-    preds = (states[None, :] >> 2) | (np.arange(4)[:, None] << top)
-    regs = states[None, :] | (np.arange(4)[:, None] << state_bits)
+    mv, lb, state_bits, top, states, preds, regs = _trellis(metric, labels)
+    n_states, n = states.shape[0], mv.shape[0]
     acc = np.full((n + 1, n_states), -np.inf)
     acc[0, 0] = 0.0
     branch = mv[:, lb[regs]]  # (step, predecessor k, state)
