@@ -63,7 +63,7 @@ MINUTES_PER_CUSTOMER: Final = 4
 # Staff call tickets to the counter (call_next); a ticket nobody called within this long
 # belongs to someone who gave up and left, so it no longer counts as waiting.
 QUEUE_WINDOW: Final = timedelta(hours=2)
-# Two clerks pressing "next" at once: each retries on the following ticket this often at most.
+# A clerk whose picked ticket another took first (only without row locks) retries this often.
 CALL_NEXT_TRIES: Final = 5
 # A customer signed in by token presence stands at the kiosk: their phone was heard by a
 # node of this store a moment ago. Five minutes covers a long kiosk session; after that
@@ -258,9 +258,12 @@ def take_ticket(session: Session, store: Store, customer_id: str | None,
 
 
 def call_next(session: Session, store: Store, now: datetime) -> TicketCalled:
-    """Call the lowest waiting ticket to the counter; of two clerks at once each gets another.
+    """Call the lowest waiting ticket to the counter; of clerks at once each gets another.
 
-    The claim is a conditional UPDATE (still uncalled), so one ticket is never called twice.
+    The pick locks its row and skips rows other clerks hold (PostgreSQL; SQLite serialises
+    writers), so concurrent clerks pick different tickets instead of racing for the lowest
+    one; the claim is still a conditional UPDATE (still uncalled), so one ticket is never
+    called twice whatever the isolation.
     """
     for _ in range(CALL_NEXT_TRIES):
         ticket = session.exec(
@@ -269,6 +272,7 @@ def call_next(session: Session, store: Store, now: datetime) -> TicketCalled:
                 col(QueueTicket.called_at).is_(None),
                 col(QueueTicket.issued_at) > now - QUEUE_WINDOW,
             ).order_by(col(QueueTicket.issued_at), col(QueueTicket.number))
+            .limit(1).with_for_update(skip_locked=True)
         ).first()
         if ticket is None:
             break

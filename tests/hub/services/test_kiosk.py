@@ -13,14 +13,14 @@ from hub.models.registry import Store
 from hub.services import kiosk
 from tests.hub.factories import seed
 
-CLERKS = 6
+CLERKS = 12
 STORE = "fz-gulou"
 
 
 def test_clerks_calling_at_once_each_get_their_own_ticket(
     engine: Engine, clock: ManualClock
 ) -> None:
-    """Six tickets, six clerks pressing "next" together: six different numbers, none twice."""
+    """Twelve tickets, twelve clerks pressing "next" together: twelve numbers, none twice."""
     seed(engine, clock)
     with Session(engine) as session:
         store = session.get(Store, STORE)
