@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 # distutils: extra_compile_args = -O3 -ffast-math
+# distutils: libraries = m
 """Modem hot loops: decimating mixer, sub-block DFT bank, sliding energies, sync scores, Viterbi.
 
 Built with -ffast-math (the distutils line above): it lets GCC reassociate the sums
@@ -13,10 +14,11 @@ Each public function validates its inputs and hands typed memoryviews to a priva
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport M_PI, cos, rint, sin
+from libc.math cimport M_PI, cos, log, log10, pow, rint, sin, sqrt
 
 from ext.modem_reference import MAX_PREFIX_FREQS as _MAX_PREFIX_FREQS
 from ext.modem_reference import PREFIX_COST as _PREFIX_COST
+from ext.modem_reference import LOG_I0_KNEE, LOG_I0_LARGE, LOG_I0_SMALL
 
 cnp.import_array()
 
@@ -1333,3 +1335,183 @@ def wide_scores(xb, double frame_start, shifts, scales, preamble_tones, tone_fre
                         strongest = strongest + top
                 out[i, j] = (known + strongest) / (pw if pw > 1e-300 else 1e-300)
     return score
+
+
+# ------------------------------------------------------------ soft symbol information
+
+cdef double _LN2 = 0.6931471805599453
+# The twin's ln I0 polynomials (Abramowitz & Stegun 9.8.1 / 9.8.2), copied once at import.
+cdef double _I0_SMALL[7]
+cdef double _I0_LARGE[9]
+cdef double _I0_KNEE = LOG_I0_KNEE
+for _i, _c in enumerate(LOG_I0_SMALL):
+    _I0_SMALL[_i] = _c
+for _i, _c in enumerate(LOG_I0_LARGE):
+    _I0_LARGE[_i] = _c
+assert len(LOG_I0_SMALL) == 7 and len(LOG_I0_LARGE) == 9
+
+
+cdef inline double _log_i0(double x) noexcept nogil:
+    """ln I0(x), x >= 0: the polynomials of ``ext.modem_reference.log_i0``, same order."""
+    cdef double t, acc
+    cdef int i
+    if x < _I0_KNEE:
+        t = (x / _I0_KNEE) * (x / _I0_KNEE)
+        acc = _I0_SMALL[6]
+        for i in range(5, -1, -1):
+            acc = _I0_SMALL[i] + t * acc
+        return log(acc)
+    t = _I0_KNEE / x
+    acc = _I0_LARGE[8]
+    for i in range(7, -1, -1):
+        acc = _I0_LARGE[i] + t * acc
+    return x + log(acc) - 0.5 * log(x)
+
+
+cdef void _dbfit(const double* values, const double* x, const double* w, Py_ssize_t n,
+                 double max_tilt_db, double* out) noexcept nogil:
+    """Weighted dB straight-line fit of ``values`` at ``x``, evaluated at the 16 tones."""
+    cdef double vdb[16]
+    cdef double sw = 0.0, swx = 0.0, swv = 0.0, xm, vm, xc, den = 0.0, num = 0.0, slope
+    cdef double max_slope = max_tilt_db / 15.0
+    cdef Py_ssize_t i
+    for i in range(n):
+        vdb[i] = 10.0 * log10(values[i] if values[i] > 1e-300 else 1e-300)
+        sw = sw + w[i]
+    for i in range(n):
+        swx = swx + w[i] * x[i]
+        swv = swv + w[i] * vdb[i]
+    xm = swx / sw
+    vm = swv / sw
+    for i in range(n):
+        xc = x[i] - xm
+        den = den + w[i] * xc * xc
+        num = num + w[i] * xc * (vdb[i] - vm)
+    slope = num / den if den > 0 else 0.0
+    slope = max_slope if slope > max_slope else (-max_slope if slope < -max_slope else slope)
+    for i in range(16):
+        out[i] = pow(10.0, (vm + slope * (i - xm)) / 10.0)
+
+
+cdef void _soft_symbols(
+    const double[:, ::1] e, const long[::1] pre_tones, double max_tilt_db, double floor_rel,
+    double min_signal_ratio, double[::1] n0, double[:, ::1] ll,
+) noexcept nogil:
+    """Noise per tone, signal per tone, then every data symbol's tone log-likelihoods."""
+    cdef Py_ssize_t n_pre = pre_tones.shape[0], n_sym = e.shape[0], n_data = n_sym - n_pre
+    cdef Py_ssize_t r, c, i, j, m, tone
+    cdef long top[256]
+    cdef double col[256]
+    cdef double med[16]
+    cdef double xs[16]
+    cdef double ws[16]
+    cdef double vals[16]
+    cdef double fit[16]
+    cdef double sums[16]
+    cdef double counts[16]
+    cdef double signal[16]
+    cdef double big = e[n_pre, 0], floor, v, lo, hi, x, sfloor
+    # Each data symbol's strongest tone (the first of equal maxima, as np.argmax).
+    for r in range(n_data):
+        top[r] = 0
+        for c in range(1, 16):
+            if e[n_pre + r, c] > e[n_pre + r, top[r]]:
+                top[r] = c
+            if e[n_pre + r, c] > big:
+                big = e[n_pre + r, c]
+        if e[n_pre + r, 0] > big:
+            big = e[n_pre + r, 0]
+    floor = floor_rel * big
+    if floor < 1e-30:
+        floor = 1e-30
+    # Noise: each tone's median over the symbols where it is not the strongest, / ln 2.
+    for c in range(16):
+        m = 0
+        for r in range(n_data):
+            if top[r] != c:
+                v = e[n_pre + r, c]
+                j = m
+                while j > 0 and col[j - 1] > v:  # insertion sort: at most 37 values
+                    col[j] = col[j - 1]
+                    j = j - 1
+                col[j] = v
+                m = m + 1
+        if m > 0:
+            lo = col[(m - 1) // 2]
+            hi = col[m // 2]
+            med[c] = 0.5 * (lo + hi) / _LN2
+            if med[c] < floor:
+                med[c] = floor
+        else:
+            med[c] = floor
+        xs[c] = c
+        ws[c] = 1.0
+    _dbfit(med, xs, ws, 16, max_tilt_db, fit)
+    for c in range(16):
+        n0[c] = fit[c] if fit[c] > floor else floor
+        sums[c] = 0.0
+        counts[c] = 0.0
+    # Signal: mean energy over the noise at each symbol's tone (known in the preamble,
+    # the strongest in the data), dB-fitted over the tones seen, weighted by their count.
+    for r in range(n_sym):
+        tone = pre_tones[r] if r < n_pre else top[r - n_pre]
+        sums[tone] = sums[tone] + (e[r, tone] - n0[tone])
+        counts[tone] = counts[tone] + 1.0
+    m = 0
+    for c in range(16):
+        if counts[c] > 0:
+            v = sums[c] / counts[c]
+            sfloor = min_signal_ratio * n0[c]
+            vals[m] = v if v > sfloor else sfloor
+            xs[m] = c
+            ws[m] = counts[c]
+            m = m + 1
+    _dbfit(vals, xs, ws, m, max_tilt_db, fit)
+    for c in range(16):
+        sfloor = min_signal_ratio * n0[c]
+        signal[c] = fit[c] if fit[c] > sfloor else sfloor
+    for r in range(n_data):
+        for c in range(16):
+            x = 2.0 * sqrt(e[n_pre + r, c] * signal[c]) / n0[c]
+            ll[r, c] = -signal[c] / n0[c] + _log_i0(x)
+
+
+def soft_symbols(energy, preamble_tones, double max_tilt_db, double floor_rel,
+                 double min_signal_ratio):
+    """Noise per tone and the data symbols' tone log-likelihoods of a frame's energies.
+
+    Same contract as ``ext.modem_reference.soft_symbols`` (its ``noise_levels``,
+    ``signal_levels`` and ``symbol_loglik`` in one nogil pass).
+
+    Parameters
+    ----------
+    energy : ndarray of float64, shape (s, 16)
+        Every symbol's 16 tone energies, the preamble's first (finite, >= 0).
+    preamble_tones : ndarray of int, shape (p,)
+        The tone of each preamble symbol (p < s, p + data symbols <= 256).
+    max_tilt_db, floor_rel, min_signal_ratio : float
+        Largest fitted roll-off across the tones; the noise floor relative to the
+        strongest data energy; the signal floor relative to the noise.
+
+    Returns
+    -------
+    n0 : ndarray of float64, shape (16,)
+    loglik : ndarray of float64, shape (s - p, 16)
+    """
+    e = np.ascontiguousarray(energy, dtype=np.float64)
+    pt = np.ascontiguousarray(preamble_tones, dtype=np.int64)
+    if e.ndim != 2 or e.shape[1] != 16 or pt.ndim != 1 or e.shape[0] <= pt.shape[0]:
+        raise ValueError("energy must have shape (symbols, 16) with data after the preamble")
+    if e.shape[0] - pt.shape[0] > 256:
+        raise ValueError("at most 256 data symbols")
+    if pt.size and (pt.min() < 0 or pt.max() > 15):
+        raise ValueError("preamble tones must be in 0..15")
+    n0 = np.empty(16, dtype=np.float64)
+    loglik = np.empty((e.shape[0] - pt.shape[0], 16), dtype=np.float64)
+    cdef const double[:, ::1] ev = e
+    cdef const long[::1] ptv = pt
+    cdef double[::1] nv = n0
+    cdef double[:, ::1] lv = loglik
+    with nogil:
+        _soft_symbols(ev, ptv, max_tilt_db, floor_rel, min_signal_ratio, nv, lv)
+    return n0, loglik

@@ -491,3 +491,131 @@ def wide_scores(
     known = energy[:, :, np.arange(n_pre), tones].sum(axis=2)
     strongest = energy[:, :, n_pre:, :].max(axis=3).sum(axis=2)
     return (known + strongest) / np.maximum(power.reshape(starts.shape).sum(axis=2), 1e-300)
+
+
+# ------------------------------------------------------------ soft symbol information
+
+_LN2 = float(np.log(2.0))
+
+
+def dbfit(
+    values: npt.NDArray[np.float64],
+    x: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64] | None,
+    max_tilt_db: float,
+) -> npt.NDArray[np.float64]:
+    """Weighted straight-line fit in dB of positive ``values`` at tone indices ``x``,
+    evaluated at the 16 tones; the slope is clipped to ``max_tilt_db`` over 15 tones."""
+    v_db = 10.0 * np.log10(np.maximum(values, 1e-300))
+    w = np.ones_like(v_db) if weights is None else weights
+    # Closed-form least squares (np.polyfit's general solver costs 50x more here).
+    xm = float(np.dot(w, x) / w.sum())
+    vm = float(np.dot(w, v_db) / w.sum())
+    xc = x - xm
+    den = float(np.dot(w, xc * xc))
+    slope = float(np.dot(w, xc * (v_db - vm)) / den) if den > 0 else 0.0
+    max_slope = max_tilt_db / 15.0
+    slope = float(np.clip(slope, -max_slope, max_slope))
+    return 10.0 ** ((vm + slope * (np.arange(16) - xm)) / 10.0)  # type: ignore[no-any-return]
+
+
+def noise_levels(
+    data: npt.NDArray[np.float64], max_tilt_db: float, floor_rel: float
+) -> npt.NDArray[np.float64]:
+    """Per-tone noise energy: per-tone medians without each symbol's strongest tone, dB-fitted."""
+    masked = data.copy()
+    masked[np.arange(data.shape[0]), np.argmax(data, axis=1)] = np.inf
+    # Column medians over the finite entries (sorting puts the masked ones last).
+    count = np.isfinite(masked).sum(axis=0)
+    ordered = np.sort(masked, axis=0)
+    cols = np.arange(data.shape[1])
+    lo = ordered[np.maximum((count - 1) // 2, 0), cols]
+    hi = ordered[np.maximum(count // 2, 0), cols]
+    med = np.where(count > 0, 0.5 * (lo + hi), np.nan) / _LN2
+    # In digital silence the noise is zero; a floor far below the signal keeps the
+    # likelihoods finite (an ideal channel, decoded as such).
+    floor = max(floor_rel * float(data.max()), 1e-30)
+    med = np.maximum(np.nan_to_num(med, nan=floor), floor)
+    return np.maximum(dbfit(med, np.arange(16, dtype=float), None, max_tilt_db), floor)
+
+
+def signal_levels(
+    pre: npt.NDArray[np.float64],
+    data: npt.NDArray[np.float64],
+    n0: npt.NDArray[np.float64],
+    preamble_tones: npt.NDArray[np.int64],
+    max_tilt_db: float,
+    min_signal_ratio: float,
+) -> npt.NDArray[np.float64]:
+    """Per-tone signal energy: a dB-line fit over every symbol's tone (roll-off)."""
+    tones = np.concatenate([np.asarray(preamble_tones, dtype=np.int64), np.argmax(data, axis=1)])
+    energy = np.concatenate([pre, data])
+    excess = energy[np.arange(energy.shape[0]), tones] - n0[tones]
+    counts = np.bincount(tones, minlength=16).astype(np.float64)
+    seen = counts > 0
+    means = np.bincount(tones, weights=excess, minlength=16)[seen] / counts[seen]
+    floor = min_signal_ratio * n0
+    fit = dbfit(np.maximum(means, floor[seen]), np.flatnonzero(seen).astype(float),
+                counts[seen], max_tilt_db)
+    return np.maximum(fit, floor)
+
+
+# ln I0(x) by the polynomials of Abramowitz & Stegun 9.8.1 (x < 3.75, |error| < 1.6e-7
+# relative) and 9.8.2 (x >= 3.75, < 1.9e-7): a 2e-7 error in a log-likelihood moves no
+# decision, and unlike scipy's i0e (~37 ns a value, and a build dependency for the
+# kernel) it costs a few ns. The kernel evaluates the same polynomials.
+LOG_I0_SMALL = (1.0, 3.5156229, 3.0899424, 1.2067492, 0.2659732, 0.0360768, 0.0045813)
+LOG_I0_LARGE = (0.39894228, 0.01328592, 0.00225319, -0.00157565, 0.00916281, -0.02057706,
+                0.02635537, -0.01647633, 0.00392377)
+LOG_I0_KNEE = 3.75
+
+
+def _horner(coeffs: tuple[float, ...], t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """sum(coeffs[i] * t**i), innermost term first (the kernel's order)."""
+    acc = np.full_like(t, coeffs[-1])
+    for c in coeffs[-2::-1]:
+        acc = c + t * acc
+    return acc
+
+
+def log_i0(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """ln I0(x) for x >= 0 (modified Bessel function of the first kind, order 0)."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    small = x < LOG_I0_KNEE
+    out[small] = np.log(_horner(LOG_I0_SMALL, (x[small] / LOG_I0_KNEE) ** 2))
+    big = x[~small]
+    out[~small] = big + np.log(_horner(LOG_I0_LARGE, LOG_I0_KNEE / big)) - 0.5 * np.log(big)
+    return out
+
+
+def symbol_loglik(
+    energy: npt.NDArray[np.float64], signal: npt.NDArray[np.float64], n0: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Noncoherent Rician log-likelihood ratio of each tone vs noise, per symbol."""
+    x = 2.0 * np.sqrt(energy * signal[None, :]) / n0[None, :]
+    return -signal[None, :] / n0[None, :] + log_i0(x)
+
+
+def soft_symbols(
+    energy: npt.ArrayLike,
+    preamble_tones: npt.ArrayLike,
+    max_tilt_db: float,
+    floor_rel: float,
+    min_signal_ratio: float,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Same contract as ``ext._modem.soft_symbols``: (noise per tone, data log-likelihoods).
+
+    ``energy`` holds every symbol's 16 tone energies, the preamble's first.
+    """
+    e = np.asarray(energy, dtype=np.float64)
+    pt = np.asarray(preamble_tones, dtype=np.int64)
+    n_pre = pt.shape[0]
+    if e.ndim != 2 or e.shape[1] != 16 or e.shape[0] <= n_pre:
+        raise ValueError("energy must have shape (symbols, 16) with data after the preamble")
+    if pt.size and (pt.min() < 0 or pt.max() > 15):
+        raise ValueError("preamble tones must be in 0..15")
+    pre, data = e[:n_pre], e[n_pre:]
+    n0 = noise_levels(data, max_tilt_db, floor_rel)
+    signal = signal_levels(pre, data, n0, pt, max_tilt_db, min_signal_ratio)
+    return n0, symbol_loglik(data, signal, n0)

@@ -23,10 +23,10 @@ from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import i0e
 
 from edge.modem import fec, frame
 from edge.modem.frontend import GRID_STEP_HZ, FrontEnd
+from ext import modem_reference
 
 # Refinement around the sync estimate: scale in quarter grid steps (sync is off by at
 # most half a step) and timing in baseband samples (sync grid is HOP samples).
@@ -301,45 +301,14 @@ def _median(values: npt.NDArray[np.float64]) -> float:
     return float((part[half - 1] + part[half]) / 2.0)
 
 
-def _dbfit(
-    values: npt.NDArray[np.float64],
-    x: npt.NDArray[np.float64],
-    weights: npt.NDArray[np.float64] | None = None,
-) -> np.ndarray:
-    """Weighted straight-line fit in dB of positive ``values`` at tone indices ``x``."""
-    v_db = 10.0 * np.log10(np.maximum(values, 1e-300))
-    w = np.ones_like(v_db) if weights is None else weights
-    # Closed-form least squares (np.polyfit's general solver costs 50x more here).
-    xm = float(np.dot(w, x) / w.sum())
-    vm = float(np.dot(w, v_db) / w.sum())
-    xc = x - xm
-    den = float(np.dot(w, xc * xc))
-    slope = float(np.dot(w, xc * (v_db - vm)) / den) if den > 0 else 0.0
-    max_slope = MAX_TILT_DB / (frame.N_TONES - 1)
-    slope = float(np.clip(slope, -max_slope, max_slope))
-    return 10.0 ** ((vm + slope * (np.arange(frame.N_TONES) - xm)) / 10.0)
-
-
 def noise_levels(data: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Per-tone noise energy: per-tone medians without each symbol's strongest tone, dB-fitted.
 
     Dropping the strongest tone removes most signal; the line fit pools the 16 medians
-    (lower variance than any one of them) yet follows a tilted noise spectrum.
+    (lower variance than any one of them) yet follows a tilted noise spectrum. (NumPy
+    reference; the decoder runs it inside ``soft_symbols``.)
     """
-    masked = data.copy()
-    masked[np.arange(data.shape[0]), np.argmax(data, axis=1)] = np.inf
-    # Column medians over the finite entries (sorting puts the masked ones last).
-    count = np.isfinite(masked).sum(axis=0)
-    ordered = np.sort(masked, axis=0)
-    cols = np.arange(data.shape[1])
-    lo = ordered[np.maximum((count - 1) // 2, 0), cols]
-    hi = ordered[np.maximum(count // 2, 0), cols]
-    med = np.where(count > 0, 0.5 * (lo + hi), np.nan) / LN2
-    # In digital silence the noise is zero; a floor far below the signal keeps the
-    # likelihoods finite (an ideal channel, decoded as such).
-    floor = max(NOISE_FLOOR_REL * float(data.max()), 1e-30)
-    med = np.maximum(np.nan_to_num(med, nan=floor), floor)
-    return np.maximum(_dbfit(med, np.arange(frame.N_TONES, dtype=float)), floor)
+    return modem_reference.noise_levels(data, MAX_TILT_DB, NOISE_FLOOR_REL)
 
 
 def signal_levels(
@@ -351,27 +320,31 @@ def signal_levels(
     preamble, the strongest tone in the data. Pooling all 45 symbols per tone (weighted
     by how often each tone was seen) keeps the fitted tilt steady at low SNR, where the
     8 preamble symbols alone gave slopes wrong by several dB: measured, the estimate
-    from the preamble alone cost ~0.3 dB of frame success at -8 dB.
+    from the preamble alone cost ~0.3 dB of frame success at -8 dB. (NumPy reference.)
     """
-    tones = np.concatenate(
-        [np.array(frame.PREAMBLE_TONES, dtype=np.int64), np.argmax(data, axis=1)]
+    return modem_reference.signal_levels(
+        pre, data, n0, PREAMBLE, MAX_TILT_DB, MIN_SIGNAL_RATIO
     )
-    energy = np.concatenate([pre, data])
-    excess = energy[np.arange(energy.shape[0]), tones] - n0[tones]
-    counts = np.bincount(tones, minlength=frame.N_TONES).astype(np.float64)
-    seen = counts > 0
-    means = np.bincount(tones, weights=excess, minlength=frame.N_TONES)[seen] / counts[seen]
-    floor = MIN_SIGNAL_RATIO * n0
-    fit = _dbfit(np.maximum(means, floor[seen]), np.flatnonzero(seen).astype(float), counts[seen])
-    return np.maximum(fit, floor)
 
 
 def symbol_loglik(
     energy: npt.NDArray[np.float64], signal: npt.NDArray[np.float64], n0: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
     """Noncoherent Rician log-likelihood ratio of each tone vs noise, per symbol."""
-    x = 2.0 * np.sqrt(energy * signal[None, :]) / n0[None, :]
-    return -signal[None, :] / n0[None, :] + np.log(i0e(x)) + x
+    return modem_reference.symbol_loglik(energy, signal, n0)
+
+
+def soft_symbols(
+    energy: npt.NDArray[np.float64], k: ModuleType
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(noise per tone, data symbols' tone log-likelihoods) of a frame's energies.
+
+    :func:`noise_levels`, :func:`signal_levels` and :func:`symbol_loglik` in one kernel
+    call (``soft_symbols``: every decode pass pays for them, ~0.2 ms in NumPy).
+    """
+    return k.soft_symbols(  # type: ignore[no-any-return]
+        energy, PREAMBLE, MAX_TILT_DB, NOISE_FLOOR_REL, MIN_SIGNAL_RATIO
+    )
 
 
 def path_gates(
@@ -423,10 +396,8 @@ def decode_candidate(
             if found is None:
                 return None
             energy = found
-        pre, data = energy[: frame.N_PREAMBLE], energy[frame.N_PREAMBLE :]
-        n0 = noise_levels(data)
-        signal = signal_levels(pre, data, n0)
-        loglik = symbol_loglik(data, signal, n0)
+        data = energy[frame.N_PREAMBLE :]
+        n0, loglik = soft_symbols(energy, k)
         if not np.isfinite(loglik).all():
             return None
         payload, crc_ok, expected = fec.decode_symbols(loglik, k.viterbi_symbols)

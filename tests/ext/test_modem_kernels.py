@@ -246,3 +246,63 @@ def test_wide_scores_match_reference(rng: np.random.Generator) -> None:
     assert abs(shifts[j]) <= 2 and abs(scales[i] - 0.002) * frame.CARRIER_HZ <= 4
     assert fast.wide_scores(x, 3.0, shifts, scales, *args) is None  # shift -8 leaves xb
     assert ref.wide_scores(x, 3.0, shifts, scales, *args) is None
+
+
+SOFT_ARGS = (demod.PREAMBLE, demod.MAX_TILT_DB, demod.NOISE_FLOOR_REL, demod.MIN_SIGNAL_RATIO)
+
+
+def _frame_energies(
+    rng: np.random.Generator, n_data: int, snr: float, tilt_db: float
+) -> np.ndarray:
+    """Exponential noise energies with a (rolled-off) tone per symbol on top."""
+    n_sym = frame.N_PREAMBLE + n_data
+    energy = rng.exponential(size=(n_sym, 16)) * 10 ** (np.arange(16) * tilt_db / 150.0)
+    tones = np.concatenate([demod.PREAMBLE, rng.integers(0, 16, n_data)])
+    energy[np.arange(n_sym), tones] += snr * 10 ** (-tilt_db * tones / 150.0)
+    return energy
+
+
+@pytest.mark.parametrize("case", ["noise", "frame", "tilted", "silent tone", "silence", "short"])
+def test_soft_symbols_match_reference(rng: np.random.Generator, case: str) -> None:
+    """Noise levels and log-likelihoods agree with the twin on noise, frames and edge cases."""
+    n_data = 3 if case == "short" else frame.N_DATA
+    energy = _frame_energies(rng, n_data, 0.0 if case == "noise" else 8.0,
+                             12.0 if case == "tilted" else 0.0) * 1e-6
+    if case == "silent tone":
+        energy[:, 5] = 0.0  # a tone the channel never carries: its median is 0, floored
+    if case == "silence":
+        energy[:] = 0.0
+    n0, loglik = fast.soft_symbols(energy, *SOFT_ARGS)
+    want_n0, want_ll = ref.soft_symbols(energy, *SOFT_ARGS)
+    np.testing.assert_allclose(n0, want_n0, rtol=1e-12)
+    np.testing.assert_allclose(loglik, want_ll, rtol=1e-12, atol=1e-12 * np.abs(want_ll).max())
+    assert loglik.shape == (n_data, 16) and np.isfinite(loglik).all() and (n0 > 0).all()
+    # Pieces of the twin: the same as the decoder's NumPy reference functions.
+    data = energy[frame.N_PREAMBLE :]
+    np.testing.assert_allclose(want_n0, demod.noise_levels(data), rtol=1e-15)
+
+
+def test_soft_symbols_favour_the_sent_tone(rng: np.random.Generator) -> None:
+    """On a frame, each symbol's highest log-likelihood is mostly its tone; on noise ~1/16."""
+    energy = _frame_energies(rng, frame.N_DATA, 10.0, 0.0)
+    _, loglik = fast.soft_symbols(energy, *SOFT_ARGS)
+    sent = np.argmax(energy[frame.N_PREAMBLE :], axis=1)
+    assert np.mean(np.argmax(loglik, axis=1) == sent) > 0.9
+
+
+def test_log_i0_is_close_to_scipy() -> None:
+    """The polynomial ln I0 stays within 5e-7 of scipy's i0e over the decoder's range."""
+    from scipy.special import i0e
+
+    x = np.concatenate([np.linspace(0.0, 60.0, 20001), np.geomspace(1e-8, 1e5, 2001)])
+    want = np.log(i0e(x)) + x
+    assert np.max(np.abs(ref.log_i0(x) - want)) < 5e-7
+
+
+def test_soft_symbols_reject_bad_input() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        fast.soft_symbols(np.ones((45, 15)), *SOFT_ARGS)
+    with pytest.raises(ValueError, match="data after the preamble"):
+        fast.soft_symbols(np.ones((8, 16)), *SOFT_ARGS)
+    with pytest.raises(ValueError, match="0..15"):
+        fast.soft_symbols(np.ones((45, 16)), np.array([3, 16]), *SOFT_ARGS[1:])
