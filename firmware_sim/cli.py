@@ -38,7 +38,7 @@ def fleet_command(
     credentials: Path | None = typer.Option(
         None, "--credentials", help='JSON file {"node-id": "password", ...} (overrides)'
     ),
-    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: [sim] seed)"),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: \\[sim] seed)"),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the counts here"),
 ) -> None:
     """Start N nodes over M stores publishing detections/telemetry; count sent/acked/failed."""
@@ -124,7 +124,7 @@ def store_command(
     phones: int = typer.Option(5, "--phones", help="Phones (customers) walking in"),
     minutes: float = typer.Option(5.0, "--minutes", help="Arrivals spread over this many minutes"),
     noise_floor: float = typer.Option(40.0, "--noise-floor", help="In-band noise, dB SPL"),
-    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: [sim] seed)"),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: \\[sim] seed)"),
     json_out: Path | None = typer.Option(None, "--json", help="Also write summary + visits here"),
 ) -> None:
     """Phones walk through one store; real audio, real decoder; visits, zones, latency."""
@@ -219,7 +219,7 @@ def nodes_command(
 @app.command("range")
 def range_command(
     positions: int = typer.Option(8, "--positions", help="Phone positions per distance"),
-    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: [sim] seed)"),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: \\[sim] seed)"),
 ) -> None:
     """Range check: a beacon set to R (3, 5, 10 m) heard inside R, rarely beyond 1.3 R."""
     from firmware_sim.rangetest import DEFAULT_FACTORS, sweep

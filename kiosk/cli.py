@@ -19,24 +19,24 @@ kiosk_app = typer.Typer(help="The in-store self-service kiosk.", add_completion=
 @kiosk_app.callback(invoke_without_command=True)
 def run_kiosk(
     hub: str | None = typer.Option(
-        None, "--hub", help="The hub's base URL, e.g. http://127.0.0.1:8080 ([kiosk] hub_url)"
+        None, "--hub", help="The hub's base URL, e.g. http://127.0.0.1:8080 (\\[kiosk] hub_url)"
     ),
     store: str | None = typer.Option(
-        None, "--store", help="This kiosk's store id ([kiosk] store_id)"
+        None, "--store", help="This kiosk's store id (\\[kiosk] store_id)"
     ),
     key: str | None = typer.Option(
         None, "--key", envvar="STOREWAVE_KIOSK_KEY",
-        help="A kiosk API key for this store ([kiosk] api_key)",
+        help="A kiosk API key for this store (\\[kiosk] api_key)",
     ),
     idle_s: float | None = typer.Option(
-        None, "--idle", min=5.0, help="Seconds of no touch before reset ([kiosk] idle_timeout_s)"
+        None, "--idle", min=5.0, help="Seconds of no touch before reset (\\[kiosk] idle_timeout_s)"
     ),
     config: Path | None = typer.Option(
-        None, "--config", help="TOML settings file with a [kiosk] table (else $STOREWAVE_CONFIG)"
+        None, "--config", help="TOML settings file with a \\[kiosk] table (else $STOREWAVE_CONFIG)"
     ),
     language: str | None = typer.Option(
         None, "--language", help="The language each customer starts in: en or zh "
-        "([kiosk] default_language)"
+        "(\\[kiosk] default_language)"
     ),
     timeout_s: float = typer.Option(DEFAULT_TIMEOUT_S, "--timeout", min=0.5,
                                     help="Seconds to wait for the hub"),
@@ -45,7 +45,7 @@ def run_kiosk(
         "DIR/sms.txt)"
     ),
 ) -> None:
-    """Run the kiosk full screen until Ctrl+Q (flags override the [kiosk] settings)."""
+    """Run the kiosk full screen until Ctrl+Q (flags override the \\[kiosk] settings)."""
     from kiosk.app import KioskApp
 
     given = {"hub_url": hub, "store_id": store, "api_key": key, "idle_timeout_s": idle_s,
