@@ -351,12 +351,11 @@ def _innermost(session: Session) -> Any:
     return session.get_nested_transaction() or session.get_transaction()
 
 
-@timer_handler(EXPIRE_TIMER)
-def _expire_day(session: Session, timer: Timer, now: datetime) -> None:
-    """Expire the points of every customer with a lot expiring on the timer's day."""
-    day = date.fromisoformat(timer.key)
+def expiring_customers(day: date) -> Any:
+    """The customers with a lot expiring on UTC ``day``, in id order (the sweep's lock
+    order); read by the partial index on ``expires_at``."""
     start = datetime.combine(day, time.min, UTC)
-    customers = session.exec(
+    return (
         select(PointsEntry.customer_id)
         .where(
             col(PointsEntry.delta) > 0,
@@ -364,9 +363,15 @@ def _expire_day(session: Session, timer: Timer, now: datetime) -> None:
             col(PointsEntry.expires_at) < start + timedelta(days=1),
         )
         .distinct()
-        .order_by(col(PointsEntry.customer_id))  # a fixed lock order across sweeps
-    ).all()
-    for customer_id in customers:
+        .order_by(col(PointsEntry.customer_id))
+    )
+
+
+@timer_handler(EXPIRE_TIMER)
+def _expire_day(session: Session, timer: Timer, now: datetime) -> None:
+    """Expire the points of every customer with a lot expiring on the timer's day."""
+    day = date.fromisoformat(timer.key)
+    for customer_id in session.exec(expiring_customers(day)).all():
         expire_customer(session, customer_id, now, f"expire:{customer_id}:{timer.key}")
 
 

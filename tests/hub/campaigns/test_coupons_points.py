@@ -261,6 +261,35 @@ def test_one_timer_a_day_expires_every_customer(engine: Engine, clock: ManualClo
         assert all(points.balance(session, c) == points.ledger_sum(session, c) for c in got)
 
 
+def test_the_expiry_sweep_reads_the_ledger_by_expiry_date(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """The day's customers come from the partial expiry index, not a scan of the ledger."""
+    from sqlalchemy import text
+
+    from hub.models.points import PointsKind
+    from tests.hub.campaigns.helpers import stores
+
+    stores(engine)
+    customer(engine, clock, "c1")
+    expires = clock.now() + timedelta(days=1)
+    with Session(engine) as session:
+        points.move(session, "c1", PointsKind.EARN, 10, "e1", clock.now(), expires_at=expires)
+        points.move(session, "c1", PointsKind.SPEND, -3, "s1", clock.now())
+        session.commit()
+        query = points.expiring_customers(expires.date())
+        assert session.exec(query).all() == ["c1"]
+        if engine.dialect.name == "sqlite":
+            sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(str(r[-1]) for r in session.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+            assert "ix_points_entry_expires_at" in plan, plan
+        else:
+            session.execute(text("SET LOCAL enable_seqscan = off"))
+            sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(r[0] for r in session.execute(text(f"EXPLAIN {sql}")))
+            assert "ix_points_entry_expires_at" in plan, plan
+
+
 def test_a_rolled_back_expiry_timer_is_scheduled_again(engine: Engine, clock: ManualClock) -> None:
     """The transaction's note of expiry timers it made sure of dies with a savepoint rolled
     back: the next credit in the same transaction inserts the day's timer again."""
