@@ -12,7 +12,7 @@ from typing import Final
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from hub.clock import SystemClock
+from hub.clock import Clock, SystemClock
 from hub.embedded import EmbeddedHub, start_embedded_hub
 from hub.models.auth import Role
 from hub.models.customers import OutboxMessage
@@ -107,10 +107,13 @@ def seed_pickup_order(hub: EmbeddedHub, store_id: str) -> str | None:
     return str(order["id"])
 
 
-def start_demo_hub(data_dir: Path, store_id: str) -> DemoHub:
-    """Start a seeded hub in ``data_dir`` with a kiosk key for ``store_id`` and a demo order."""
+def start_demo_hub(data_dir: Path, store_id: str, clock: Clock | None = None) -> DemoHub:
+    """Start a seeded hub in ``data_dir`` with a kiosk key for ``store_id`` and a demo order.
+
+    The demo runs on the real clock; tests pass a ``clock`` to pin the hour it starts at.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
-    hub = start_embedded_hub(data_dir, clock=SystemClock())
+    hub = start_embedded_hub(data_dir, clock=clock or SystemClock())
     key = hub.api_key(Role.KIOSK, store_id=store_id, name="demo-kiosk")
     sms = data_dir / SMS_FILE
     sms.touch()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,11 +14,11 @@ from hub.embedded import EmbeddedHub, start_embedded_hub
 from hub.models.auth import Role
 from kiosk.app import KioskApp
 from kiosk.client import KioskClient
-from storewave.demo import demo_start_time
 
 STORE = "fz-gulou"
-# A fixed instant (a weekday morning, store open) so snapshots and expiries never drift.
-FIXED_START = demo_start_time(demo_start_time().replace(year=2026, month=11, day=30, hour=2))
+# A fixed instant (Monday 10:30 in Fuzhou, store open) so snapshots and expiries never
+# drift; written out, not derived from today's date.
+FIXED_START = datetime(2026, 11, 30, 2, 30, tzinfo=UTC)
 # Polls every 50 ms so a presence sign-in shows within a few Pilot pauses.
 FAST_POLL_S = 0.05
 # Tests wait on conditions for at most this long (a loaded 2-core box is slow).
