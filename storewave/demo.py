@@ -252,7 +252,8 @@ def run_demo(workdir: Path, phones: int, minutes: float, seed: int, console: Con
             _oao_order(hub, clock, report)
             progress.update(step, completed=1)
             step = progress.add_task("back-office reports and charts", total=len(REPORT_CHARTS))
-            report.charts = _save_charts(hub, clock.now().date(), workdir,
+            # The back office's days are the store's local days (analytics.Period).
+            report.charts = _save_charts(hub, clock.now().astimezone(STORE_TZ).date(), workdir,
                                          lambda: progress.advance(step))
             step = progress.add_task("ARC free trials run a month on a moved clock",
                                      total=ARC_DAYS)
