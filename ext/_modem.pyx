@@ -734,7 +734,7 @@ cdef void _branch_table(
 
 cdef void _acs_step(
     const double* acc, double* out, unsigned char* dec, const double* bm,
-    const long[::1] block_label, bint linear, Py_ssize_t n_states,
+    const long[::1] block_label, bint linear, Py_ssize_t n_states, Py_ssize_t n_blocks,
 ) noexcept nogil:
     """One add-compare-select step of the 4-predecessor trellis (see _viterbi_symbols).
 
@@ -742,7 +742,8 @@ cdef void _acs_step(
     input bits); predecessor k's branch into state 4h + b is register
     (4h + b) | (k << state_bits). The 4 states of a block run side by side (SIMD lanes).
     The first of equal candidates wins (strict '>'), as the NumPy twin's argmax.
-    ``dec`` may be NULL (forward metrics only).
+    ``dec`` may be NULL (forward metrics only). Only blocks ``h < n_blocks`` are
+    computed (see :func:`_step_blocks`).
     """
     cdef Py_ssize_t quarter = n_states >> 2
     cdef Py_ssize_t h, b
@@ -753,7 +754,7 @@ cdef void _acs_step(
     cdef const double* b2
     cdef const double* b3
     cdef Py_ssize_t stride = 4 if linear else n_states
-    for h in range(quarter):
+    for h in range(n_blocks):
         a0 = acc[h]
         a1 = acc[h + quarter]
         a2 = acc[h + 2 * quarter]
@@ -781,6 +782,61 @@ cdef void _acs_step(
             out[4 * h + b] = fmax(m01, m23)
             if dec != NULL:
                 dec[4 * h + b] = <unsigned char> (g * (2 + g3) + (1 - g) * g1)
+
+
+cdef void _acs_tail(
+    const double* acc, double* out, unsigned char* dec, const double* bm,
+    const long[::1] block_label, bint linear, Py_ssize_t n_states, Py_ssize_t n_blocks,
+    Py_ssize_t h_step,
+) noexcept nogil:
+    """:func:`_acs_step` for states ``4h`` only, ``h`` a multiple of ``h_step`` below
+    ``n_blocks``: the only states of a tail step from which the zero tail still reaches
+    state 0. Same arithmetic as lane ``b = 0`` of the full step."""
+    cdef Py_ssize_t quarter = n_states >> 2
+    cdef Py_ssize_t h = 0
+    cdef double c0, c1, c2, c3, m01, m23
+    cdef int g1, g3, g
+    cdef const double* b0
+    cdef Py_ssize_t stride = 4 if linear else n_states
+    while h < n_blocks:
+        if linear:
+            b0 = bm + 16 * block_label[h]
+        else:
+            b0 = bm + 4 * h
+        c0 = acc[h] + b0[0]
+        c1 = acc[h + quarter] + b0[stride]
+        c2 = acc[h + 2 * quarter] + b0[2 * stride]
+        c3 = acc[h + 3 * quarter] + b0[3 * stride]
+        g1 = c1 > c0
+        g3 = c3 > c2
+        m01 = fmax(c0, c1)
+        m23 = fmax(c2, c3)
+        g = m23 > m01
+        out[4 * h] = fmax(m01, m23)
+        if dec != NULL:
+            dec[4 * h] = <unsigned char> (g * (2 + g3) + (1 - g) * g1)
+        h += h_step
+
+
+cdef inline Py_ssize_t _step_blocks(
+    Py_ssize_t t, Py_ssize_t n_sym, Py_ssize_t state_bits, Py_ssize_t* h_step,
+) noexcept nogil:
+    """State blocks step ``t`` (of ``n_sym``) needs, for a trellis from and to state 0.
+
+    After ``t + 1`` steps from state 0 only states below ``4**(t + 1)`` are reachable
+    (blocks ``h < 4**t``); the others hold -1e300 and cannot win. With ``r = n_sym - t - 1``
+    steps left, the zero tail reaches state 0 only from states whose low
+    ``state_bits - 2 r`` bits are zero: lane 0 of every ``h_step``-th block (``h_step``
+    0 when every state counts). Skipping the rest leaves the kept states' metrics and
+    decisions bit for bit the same (9 of 37 steps' work at 1024 states).
+    """
+    cdef Py_ssize_t quarter = (<Py_ssize_t> 1) << (state_bits - 2)
+    cdef Py_ssize_t n_blocks = quarter, z
+    if 2 * t < state_bits - 2:
+        n_blocks = (<Py_ssize_t> 1) << (2 * t)
+    z = state_bits - 2 * (n_sym - t - 1)
+    h_step[0] = (<Py_ssize_t> 1) << (z - 2) if z >= 2 else 0
+    return n_blocks
 
 
 # The last read-only label table checked (the decoder passes the same one every time).
@@ -843,12 +899,22 @@ cdef void _viterbi_symbols(
     cdef double* cur = &acc[0]
     cdef double* new = &nxt[0]
     cdef double* swap
+    cdef Py_ssize_t n_blocks, h_step
+    # Both buffers start at -1e300: the first steps fill only their reachable states,
+    # and every state a later step reads has been written by then (see _step_blocks).
     for st in range(n_states):
         cur[st] = -1e300
+        new[st] = -1e300
     cur[0] = 0.0
     for t in range(n_sym):
         _branch_table(&metric[t, 0], labels, combo, linear, &bm[0])
-        _acs_step(cur, new, &decisions[t, 0], &bm[0], block_label, linear, n_states)
+        n_blocks = _step_blocks(t, n_sym, state_bits, &h_step)
+        if h_step:
+            _acs_tail(cur, new, &decisions[t, 0], &bm[0], block_label, linear, n_states,
+                      n_blocks, h_step)
+        else:
+            _acs_step(cur, new, &decisions[t, 0], &bm[0], block_label, linear, n_states,
+                      n_blocks)
         swap = cur
         cur = new
         new = swap
@@ -940,13 +1006,23 @@ cdef Py_ssize_t _list_paths(
     cdef const double* row
     cdef double* before
     # Unreachable states hold -1e300 (the twin's -inf): a sum with one stays below
-    # -1e299, and is reset to -1e300 so nothing drifts.
-    for st in range(n_states):
-        acc[0, st] = -1e300
+    # -1e299, and is reset to -1e300 so nothing drifts. Steps skip the states
+    # _step_blocks leaves out (unreachable, or in the tail unused: the search below
+    # reads only states from which the zero tail reaches state 0), which keep -1e300.
+    cdef Py_ssize_t n_blocks, h_step
+    for t in range(n + 1):
+        for st in range(n_states):
+            acc[t, st] = -1e300
     acc[0, 0] = 0.0
     for t in range(n):
         _branch_table(&metric[t, 0], labels, combo, linear, &bm[0])
-        _acs_step(&acc[t, 0], &acc[t + 1, 0], NULL, &bm[0], block_label, linear, n_states)
+        n_blocks = _step_blocks(t, n, state_bits, &h_step)
+        if h_step:
+            _acs_tail(&acc[t, 0], &acc[t + 1, 0], NULL, &bm[0], block_label, linear,
+                      n_states, n_blocks, h_step)
+        else:
+            _acs_step(&acc[t, 0], &acc[t + 1, 0], NULL, &bm[0], block_label, linear,
+                      n_states, n_blocks)
         for st in range(n_states):
             if acc[t + 1, st] <= -1e299:
                 acc[t + 1, st] = -1e300

@@ -14,7 +14,7 @@ symbols of memory lasts >= m + 1 symbols, so the free distance is at most m + 1 
 the generators below reach 6 with m = 5 (found by search over random generator sets,
 ranked by distance, multiplicity and simulated frame error rate); the 256-state
 IS-95 code (m = 4, distance 5) needed ~0.25 dB more. 64 info+CRC bits are too few for
-LDPC or turbo codes to shine, and 1024 states decode in ~0.1 ms.
+LDPC or turbo codes to shine, and 1024 states decode in ~0.07 ms.
 When the Viterbi path fails the CRC, :func:`decode_list` checks the next best paths
 (tree-trellis list search): the CRC then corrects as well as detects, worth ~0.25 dB at
 the 50 % point (see ``edge.modem.demod.LIST_PATHS`` for the measured gain and the cost).

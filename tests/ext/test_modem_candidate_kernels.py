@@ -1,0 +1,53 @@
+"""Candidate-decoding kernels of ext._modem against their NumPy twins: the cases the
+hot paths' shortcuts must leave unchanged (trellis steps that skip states, ...)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.modem import fec
+from ext import load_kernel
+from ext import modem_reference as ref
+
+fast = load_kernel("_modem")
+
+
+def _scrambled_labels(rng: np.random.Generator, n_states: int) -> np.ndarray:
+    """A label table with no XOR structure (the kernels' non-linear branch tables)."""
+    labels = rng.integers(0, 16, size=4 * n_states).astype(np.int64)
+    labels.setflags(write=False)
+    return labels
+
+
+@pytest.mark.parametrize("n_sym", [1, 2, 3, 4, 5, 6, 9, 10, 11, fec.N_SYMBOLS])
+def test_viterbi_skipping_unreachable_and_tail_states_matches_reference(
+    rng: np.random.Generator, n_sym: int
+) -> None:
+    """Short trellises (head and tail steps overlap), both label layouts, heavy ties."""
+    tables = [fec.SYMBOL_LABELS, _scrambled_labels(rng, 1024), _scrambled_labels(rng, 16)]
+    for labels in tables:
+        for trial in range(6):
+            metric = rng.normal(0.0, 3.0, size=(n_sym, 16))
+            if trial % 2:
+                metric = np.round(metric)  # ties: the first candidate must win in both
+            np.testing.assert_array_equal(
+                fast.viterbi_symbols(metric, labels), ref.viterbi_symbols(metric, labels)
+            )
+
+
+@pytest.mark.parametrize("n_sym", [1, 3, 5, 7, fec.N_SYMBOLS])
+def test_list_paths_skipping_states_matches_reference(
+    rng: np.random.Generator, n_sym: int
+) -> None:
+    for labels in (fec.SYMBOL_LABELS, _scrambled_labels(rng, 64)):
+        for trial in range(4):
+            metric = rng.normal(0.0, 2.0, size=(n_sym, 16))
+            if trial % 2:
+                metric = np.round(metric * 2) / 2
+            got = fast.list_paths(metric, labels, 6)
+            want = ref.list_paths(metric, labels, 6)
+            assert [m for m, _ in got] == [m for m, _ in want]
+            for (_, a), (_, b) in zip(got, want, strict=True):
+                np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(got[0][1], fast.viterbi_symbols(metric, labels))
