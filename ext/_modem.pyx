@@ -711,6 +711,41 @@ def window_energies(xb, starts, freqs, Py_ssize_t length, double rate):
     return energy, power
 
 
+def window_energies_direct(xb, starts, freqs, Py_ssize_t length, double rate):
+    """:func:`window_energies` with every window summed on its own (no prefix sums).
+
+    Same contract as ``ext.modem_reference.window_energies_direct``. A window's basis
+    is rebuilt only when its frequencies differ from the previous window's, so a caller
+    that lists the windows sharing a frequency together (every timing shift of a symbol)
+    pays for the trigonometry once per group; each window's energy and power are the
+    same numbers, bit for bit, as :func:`window_energies` gives it on its direct path.
+    """
+    x = np.ascontiguousarray(xb, dtype=np.complex128)
+    st = np.ascontiguousarray(starts, dtype=np.int64)
+    fq = np.ascontiguousarray(freqs, dtype=np.float64)
+    if x.ndim != 1 or st.ndim != 1 or fq.ndim != 2 or fq.shape[0] != st.shape[0]:
+        raise ValueError("xb must be 1-D, starts (w,) and freqs (w, k)")
+    if length <= 0 or rate <= 0:
+        raise ValueError("length and rate must be positive")
+    if st.size and (st.min() < 0 or st.max() + length > x.shape[0]):
+        raise ValueError("a window falls outside the signal")
+    energy = np.zeros((st.shape[0], fq.shape[1]), dtype=np.float64)
+    power = np.zeros(st.shape[0], dtype=np.float64)
+    cdef const double[::1] xv = x.view(np.float64)
+    cdef const long[::1] sv = st
+    cdef const double[:, ::1] fv = fq
+    cdef double[:, ::1] ev = energy
+    cdef double[::1] pv = power
+    cdef double[:, ::1] b_re = np.zeros((fq.shape[1], length), dtype=np.float64)
+    cdef double[:, ::1] b_im = np.zeros((fq.shape[1], length), dtype=np.float64)
+    cdef double[::1] b_f = np.zeros(fq.shape[1], dtype=np.float64)
+    cdef Py_ssize_t n = st.shape[0]
+    if n:
+        with nogil:
+            _window_energies(xv, sv, fv, 0, n, length, rate, b_re, b_im, b_f, ev, pv)
+    return energy, power
+
+
 cdef void _branch_table(
     const double* row, const long[::1] labels, const long[::1] combo, bint linear,
     double* bm,

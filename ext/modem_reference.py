@@ -183,6 +183,26 @@ def window_energies(
     return energy, power
 
 
+def window_energies_direct(
+    xb: npt.NDArray[np.complex128],
+    starts: npt.ArrayLike,
+    freqs: npt.ArrayLike,
+    length: int,
+    rate: float,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Same contract as ``ext._modem.window_energies_direct``: every window on its own."""
+    x = np.asarray(xb, dtype=np.complex128)
+    st = np.asarray(starts, dtype=np.int64)
+    fq = np.asarray(freqs, dtype=np.float64)
+    if st.size and (st.min() < 0 or st.max() + length > x.shape[0]):
+        raise ValueError("a window falls outside the signal")
+    seg = x[st[:, None] + np.arange(length)[None, :]]  # (w, n)
+    basis = np.exp(-2j * np.pi * fq[:, :, None] * np.arange(length)[None, None, :] / rate)
+    # einsum, not @: these are small, and BLAS would wake its thread pool.
+    energy = np.abs(np.einsum("wn,wkn->wk", seg, basis)) ** 2
+    return energy, (np.abs(seg) ** 2).sum(axis=1)
+
+
 def _trellis(metric: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[Any, ...]:
     """The symbol trellis both twins walk: metric and labels as arrays, the state width,
     the shift of a predecessor's top symbol, the states, and for each (k, new state) its

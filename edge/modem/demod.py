@@ -167,13 +167,18 @@ def _local_search(
     if starts.min() < 0 or starts.max() + fe.window_len > bb.shape[0]:
         return None
     offs = np.stack([_tone_offsets(sc)[tones] for sc in scales])  # (scale, symbol)
-    freqs = np.broadcast_to(offs[:, None, :], starts.shape)
-    energy, power = k.window_energies(
-        bb, starts.ravel(), freqs.reshape(-1, 1), fe.window_len, fe.baseband_rate
+    # Windows listed [scale, symbol, shift], so the shifts of a symbol share one basis
+    # (``window_energies_direct``: fine_refine 0.37 -> 0.21 ms), then put back in [scale,
+    # shift, symbol] order, contiguous, so the sums below add in the same order.
+    by_symbol = np.ascontiguousarray(starts.transpose(0, 2, 1)).ravel()
+    freqs = np.repeat(offs.ravel(), shifts.shape[0]).reshape(-1, 1)
+    energy, power = k.window_energies_direct(
+        bb, by_symbol, freqs, fe.window_len, fe.baseband_rate
     )
-    score = energy.reshape(starts.shape).sum(axis=2) / np.maximum(
-        power.reshape(starts.shape).sum(axis=2), 1e-300
-    )
+    swapped = (scales.shape[0], tones.shape[0], shifts.shape[0])
+    energy = np.ascontiguousarray(energy.reshape(swapped).transpose(0, 2, 1))
+    power = np.ascontiguousarray(power.reshape(swapped).transpose(0, 2, 1))
+    score = energy.sum(axis=2) / np.maximum(power.sum(axis=2), 1e-300)
     i, j = np.unravel_index(int(np.argmax(score)), score.shape)
     return frame_start + float(shifts[j]), float(scales[i])
 
