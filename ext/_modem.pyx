@@ -1001,6 +1001,90 @@ def viterbi_symbols(metric, labels):
     return bits
 
 
+# The last read-only (interleave, whitening) pair viterbi_tones checked.
+_checked_order = [None, None]
+
+
+def viterbi_tones(loglik, interleave, whitening, labels):
+    """Viterbi decode straight from per-symbol tone log-likelihoods: the bits and the tones.
+
+    Same contract as ``ext.modem_reference.viterbi_tones``. Trellis step ``t``'s metric
+    for label ``c`` is ``loglik[interleave[t], whitening[t] ^ c]`` (the symbols as sent:
+    interleaved, each label whitened by a nibble); the decoded path's labels come out of
+    the traceback (each step's register), re-whitened and put back in sending order, so
+    the caller needs no re-encoding: ``tones[interleave[t]] = label_t ^ whitening[t]``.
+
+    Parameters
+    ----------
+    loglik : ndarray of float64, shape (n, 16)
+        Every sent symbol's tone log-likelihoods (finite).
+    interleave : ndarray of int, shape (n,)
+        A permutation of 0 .. n - 1: where trellis step ``t``'s symbol was sent.
+    whitening : ndarray of int, shape (n,)
+        The nibble (0 .. 15) XORed onto each step's label.
+    labels : ndarray of int, shape (4 * S,)
+        As :func:`viterbi_symbols`.
+
+    Returns
+    -------
+    bits : ndarray of uint8, shape (2 n,)
+        As :func:`viterbi_symbols` on the gathered metric.
+    tones : ndarray of int64, shape (n,)
+        The path's tone for every sent symbol.
+    """
+    ll = np.ascontiguousarray(loglik, dtype=np.float64)
+    il = np.ascontiguousarray(interleave, dtype=np.int64)
+    wh = np.ascontiguousarray(whitening, dtype=np.int64)
+    if ll.ndim != 2 or ll.shape[1] != 16:
+        raise ValueError("loglik must have shape (n, 16)")
+    cdef Py_ssize_t n_sym = ll.shape[0]
+    if il.shape != (n_sym,) or wh.shape != (n_sym,):
+        raise ValueError("interleave and whitening need one entry per symbol")
+    if not (interleave is _checked_order[0] and whitening is _checked_order[1]):
+        if n_sym and (wh.min() < 0 or wh.max() > 15
+                      or not np.array_equal(np.sort(il), np.arange(n_sym))):
+            raise ValueError("interleave must be a permutation and whitening in 0..15")
+        # Read-only tables (edge.modem.fec's) are checked once, then known by identity.
+        if (il is interleave and wh is whitening and not il.flags.writeable
+                and not wh.flags.writeable):
+            _checked_order[0] = interleave
+            _checked_order[1] = whitening
+    lb, n_states, linear, block, combo = _check_labels(labels)
+    if not np.isfinite(ll).all():
+        raise ValueError("loglik must be finite")
+    metric = np.empty((n_sym, 16), dtype=np.float64)
+    bits = np.zeros(2 * n_sym, dtype=np.uint8)
+    tones = np.zeros(n_sym, dtype=np.int64)
+    decisions = np.zeros((max(n_sym, 1), n_states), dtype=np.uint8)
+    cdef Py_ssize_t state_bits = n_states.bit_length() - 1
+    cdef const double[:, ::1] llv = ll
+    cdef const long[::1] ilv = il
+    cdef const long[::1] whv = wh
+    cdef double[:, ::1] mtv = metric
+    cdef const long[::1] lv = lb
+    cdef double[::1] acc = np.empty(n_states, dtype=np.float64)
+    cdef double[::1] nxt = np.empty(n_states, dtype=np.float64)
+    cdef double[::1] bm = np.empty(max(4 * n_states, 256), dtype=np.float64)
+    cdef unsigned char[:, ::1] dv = decisions
+    cdef unsigned char[::1] bv = bits
+    cdef long[::1] tv = tones
+    cdef const long[::1] blk = block
+    cdef const long[::1] cmb = combo
+    cdef bint lin = linear
+    cdef Py_ssize_t t, c, st, top = state_bits - 2
+    with nogil:
+        for t in range(n_sym):
+            for c in range(16):
+                mtv[t, c] = llv[ilv[t], whv[t] ^ c]
+        _viterbi_symbols(mtv, lv, blk, cmb, lin, state_bits, acc, nxt, bm, dv, bv)
+        # The same traceback again, reading each step's register: label, then tone.
+        st = 0
+        for t in range(n_sym - 1, -1, -1):
+            tv[ilv[t]] = lv[st | (<Py_ssize_t> dv[t, st] << state_bits)] ^ whv[t]
+            st = (st >> 2) | (<Py_ssize_t> dv[t, st] << top)
+    return bits, tones
+
+
 # Heap entries the list search may push before it gives up (ties on a flat metric would
 # otherwise walk the tree breadth first); the NumPy twin stops at the same count.
 DEF MAX_LIST_PUSHES = 1 << 16

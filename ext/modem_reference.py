@@ -242,6 +242,29 @@ def viterbi_symbols(
     return bits
 
 
+def viterbi_tones(
+    loglik: npt.NDArray[np.float64], interleave: npt.ArrayLike, whitening: npt.ArrayLike,
+    labels: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """Same contract as ``ext._modem.viterbi_tones``: Viterbi from tone log-likelihoods,
+    the decoded bits and the path's tone for every sent symbol."""
+    ll = np.asarray(loglik, dtype=np.float64)
+    il = np.asarray(interleave, dtype=np.int64)
+    wh = np.asarray(whitening, dtype=np.int64)
+    lb = np.asarray(labels, dtype=np.int64)
+    metric = np.take_along_axis(ll[il], wh[:, None] ^ np.arange(16)[None, :], axis=1)
+    bits = viterbi_symbols(metric, lb)
+    # Walk the path forward: each step's register is the previous state and 2 new bits.
+    mask = lb.shape[0] // 4 - 1
+    state = 0
+    tones = np.zeros(il.shape[0], dtype=np.int64)
+    for t in range(il.shape[0]):
+        reg = (state << 2) | (int(bits[2 * t]) << 1) | int(bits[2 * t + 1])
+        tones[il[t]] = lb[reg] ^ wh[t]
+        state = reg & mask
+    return bits, tones
+
+
 class SyncFrontEnd:
     """Same contract as ``ext._frontend.SyncFrontEnd``: the streaming sync front end.
 

@@ -409,7 +409,7 @@ def decode_candidate(
         n0, loglik = soft_symbols(energy, k)
         if not np.isfinite(loglik).all():
             return None
-        payload, crc_ok, expected = fec.decode_symbols(loglik, k.viterbi_symbols)
+        payload, crc_ok, expected = fec.decode_tones(loglik, k.viterbi_tones)
         if crc_ok:
             break
         if attempt == 0 and _path_excess(data, n0, expected) < MIN_RETRY_EXCESS:

@@ -107,6 +107,9 @@ def _whitening() -> npt.NDArray[np.int64]:
 WHITENING = _whitening()
 # position[t] = where (in transmission order) trellis symbol t is sent.
 INTERLEAVE = (np.arange(N_SYMBOLS) * INTERLEAVE_STRIDE) % N_SYMBOLS
+# Read-only, as SYMBOL_LABELS: the compiled decoder checks them once.
+WHITENING.setflags(write=False)
+INTERLEAVE.setflags(write=False)
 # (trellis symbol, label) -> received tone: the decoder's metric gathers through this.
 UNWHITEN_COLUMNS = WHITENING[:, None] ^ np.arange(N_TONES)[None, :]
 
@@ -163,6 +166,28 @@ def decode_symbols(
     payload = bits_to_int(bits[:PAYLOAD_BITS])
     crc = bits_to_int(bits[PAYLOAD_BITS:INFO_BITS])
     return payload, crc == crc16(payload), symbols_of_bits(bits[:INFO_BITS])
+
+
+TonesFn = Callable[
+    [npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64],
+     npt.NDArray[np.int64]],
+    tuple[Bits, npt.NDArray[np.int64]],
+]
+
+
+def decode_tones(
+    loglik: npt.NDArray[np.float64], viterbi_tones: TonesFn = modem_reference.viterbi_tones
+) -> tuple[int, bool, npt.NDArray[np.int64]]:
+    """:func:`decode_symbols` in one kernel call: the same (payload, crc_ok, tones).
+
+    ``viterbi_tones`` (``ext._modem.viterbi_tones`` or its NumPy twin, the default)
+    gathers the trellis metric itself and reads the path's tones off its traceback
+    instead of re-encoding the decoded bits: ~20 us less per decode pass.
+    """
+    bits, tones = viterbi_tones(loglik, INTERLEAVE, WHITENING, SYMBOL_LABELS)
+    info = bits_to_int(bits[:INFO_BITS])
+    payload = info >> CRC_BITS
+    return payload, info & ((1 << CRC_BITS) - 1) == crc16(payload), tones
 
 
 # Trellis geometry: the 4 predecessors of each state and the register (hence label) of

@@ -77,3 +77,50 @@ def test_window_energies_direct_matches_reference_and_the_planned_kernel(
     np.testing.assert_array_equal(p3, p1[order])
     with pytest.raises(ValueError, match="outside"):
         fast.window_energies_direct(xb, np.array([2961]), np.array([[300.0]]), 40, 4000.0)
+
+
+def test_viterbi_tones_matches_reference_and_the_re_encoded_path(
+    rng: np.random.Generator,
+) -> None:
+    """The gathered metric's Viterbi bits, and the path's tones as fec re-encodes them."""
+    for trial in range(30):
+        loglik = rng.normal(0.0, rng.uniform(0.5, 4.0), size=(fec.N_SYMBOLS, 16))
+        if trial % 3 == 0:
+            loglik = np.round(loglik)
+        bits, tones = fast.viterbi_tones(loglik, fec.INTERLEAVE, fec.WHITENING, fec.SYMBOL_LABELS)
+        want_bits = fast.viterbi_symbols(fec.trellis_metric(loglik), fec.SYMBOL_LABELS)
+        np.testing.assert_array_equal(bits, want_bits)
+        np.testing.assert_array_equal(tones, fec.symbols_of_bits(want_bits[: fec.INFO_BITS]))
+        ref_bits, ref_tones = ref.viterbi_tones(
+            loglik, fec.INTERLEAVE, fec.WHITENING, fec.SYMBOL_LABELS
+        )
+        np.testing.assert_array_equal(bits, ref_bits)
+        np.testing.assert_array_equal(tones, ref_tones)
+
+
+def test_viterbi_tones_on_other_tables(rng: np.random.Generator) -> None:
+    """Writable and scrambled tables (checked every call), any permutation and nibbles."""
+    for n_sym in (1, 4, 12):
+        labels = _scrambled_labels(rng, 64)
+        order = rng.permutation(n_sym)
+        nibbles = rng.integers(0, 16, size=n_sym)
+        loglik = rng.normal(0.0, 2.0, size=(n_sym, 16))
+        got = fast.viterbi_tones(loglik, order, nibbles, labels)
+        want = ref.viterbi_tones(loglik, order, nibbles, labels)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_viterbi_tones_rejects_bad_input() -> None:
+    ll = np.zeros((fec.N_SYMBOLS, 16))
+    with pytest.raises(ValueError, match="permutation"):
+        fast.viterbi_tones(ll, np.zeros(fec.N_SYMBOLS, dtype=np.int64), fec.WHITENING,
+                           fec.SYMBOL_LABELS)
+    with pytest.raises(ValueError, match="permutation"):
+        fast.viterbi_tones(ll, fec.INTERLEAVE, fec.WHITENING + 16, fec.SYMBOL_LABELS)
+    with pytest.raises(ValueError, match="one entry per symbol"):
+        fast.viterbi_tones(ll, fec.INTERLEAVE[:-1], fec.WHITENING, fec.SYMBOL_LABELS)
+    bad = ll.copy()
+    bad[3, 3] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        fast.viterbi_tones(bad, fec.INTERLEAVE, fec.WHITENING, fec.SYMBOL_LABELS)

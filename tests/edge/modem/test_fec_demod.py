@@ -193,3 +193,16 @@ def test_wide_refine_pulls_in_an_estimate_several_samples_off(rng: np.random.Gen
     assert abs(scale * frame.CARRIER_HZ) <= 2.0
     # Out of the buffer: the estimate comes back unchanged.
     assert demod.wide_refine(bb[:1000], 206.0, 0.0, fe, fast) == (206.0, 0.0)
+
+
+def test_decode_tones_is_decode_symbols_in_one_call(rng: np.random.Generator) -> None:
+    """Same payload, CRC verdict and path tones from both backends, right or wrong."""
+    for trial in range(20):
+        payload = int(rng.integers(0, 1 << 48))
+        ll = _perfect_loglik(fec.encode_symbols(payload)) + rng.normal(
+            0.0, 1.0 + trial / 4, size=(fec.N_SYMBOLS, fec.N_TONES)
+        )
+        want = fec.decode_symbols(ll, fast.viterbi_symbols)
+        for got in (fec.decode_tones(ll, fast.viterbi_tones), fec.decode_tones(ll)):
+            assert got[:2] == want[:2]
+            np.testing.assert_array_equal(got[2], want[2])
