@@ -34,6 +34,8 @@ REFINE_SCALE_STEPS = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
 REFINE_SHIFT_SAMPLES = np.arange(-3, 4)
 COARSE_SCALE_STEPS = REFINE_SCALE_STEPS * (GRID_STEP_HZ / frame.CARRIER_HZ)
 PREAMBLE = np.array(frame.PREAMBLE_TONES, dtype=np.int64)
+# A frame's tones as far as known before decoding: the preamble, then data (0) to fill in.
+PREAMBLE_THEN_DATA = np.array(frame.PREAMBLE_TONES + (0,) * frame.N_DATA, dtype=np.int64)
 TONE_FREQS_HZ = frame.tone_freqs_hz()
 # Start of each symbol's integration window after the frame start, in seconds.
 SYMBOL_STARTS_S = frame.RAMP_S + frame.SYMBOL_S * np.arange(frame.N_SYMBOLS)
@@ -293,7 +295,9 @@ def data_evidence(energy: npt.NDArray[np.float64]) -> float:
     """
     data = energy[frame.N_PREAMBLE :]
     typical = _median(data) / LN2
-    return float(data.max(axis=1).mean()) / max(typical, 1e-300)
+    # sum / n is what .mean() computes (the same float), without its Python overhead.
+    strongest = float(np.add.reduce(np.maximum.reduce(data, axis=1))) / data.shape[0]
+    return strongest / max(typical, 1e-300)
 
 
 def _median(values: npt.NDArray[np.float64]) -> float:
@@ -363,18 +367,41 @@ def path_gates(
     expected: npt.NDArray[np.int64],
 ) -> tuple[float, npt.NDArray[np.float64]] | None:
     """(agreement, energy on the path's tones) if a decoded path passes both gates, else None."""
-    agreement = float(np.mean(np.argmax(loglik, axis=1) == expected))
-    if agreement < MIN_AGREEMENT or _path_excess(data, n0, expected) < MIN_PATH_EXCESS:
+    path = _on_path(data, n0, expected)
+    agreement = _agreement(loglik, expected)
+    if agreement < MIN_AGREEMENT or _excess(*path) < MIN_PATH_EXCESS:
         return None
-    return agreement, data[np.arange(frame.N_DATA), expected]
+    return agreement, path[0]
+
+
+_DATA_ROWS = np.arange(frame.N_DATA)
+
+
+def _on_path(
+    data: npt.NDArray[np.float64], n0: npt.NDArray[np.float64], expected: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(energy, noise level) at each data symbol's tone on a path."""
+    return data[_DATA_ROWS[: data.shape[0]], expected], n0[expected]
+
+
+def _agreement(loglik: npt.NDArray[np.float64], expected: npt.NDArray[np.int64]) -> float:
+    """Share of data symbols whose most likely tone is the path's (as np.mean would)."""
+    return np.count_nonzero(np.argmax(loglik, axis=1) == expected) / expected.shape[0]
+
+
+def _excess(path_energy: npt.NDArray[np.float64], path_n0: npt.NDArray[np.float64]) -> float:
+    """Mean energy excess over the noise, (E - N0) / N0, on a path's tones.
+
+    (sum / n: the same float as ``np.mean``, whose Python overhead is most of the cost.)
+    """
+    return float(np.add.reduce((path_energy - path_n0) / path_n0)) / path_energy.shape[0]
 
 
 def _path_excess(
     data: npt.NDArray[np.float64], n0: npt.NDArray[np.float64], expected: npt.NDArray[np.int64]
 ) -> float:
     """Mean energy excess over the noise, (E - N0) / N0, on a path's tones."""
-    path_energy = data[np.arange(frame.N_DATA), expected]
-    return float(np.mean((path_energy - n0[expected]) / n0[expected]))
+    return _excess(*_on_path(data, n0, expected))
 
 
 def decode_candidate(
@@ -394,7 +421,7 @@ def decode_candidate(
     # the fine grid around that using the decoded path (right on most symbols even then)
     # as the data, and decode again.
     local_start, scale, energy = start1, scale1, energy1
-    decided = np.array(frame.PREAMBLE_TONES + (0,) * frame.N_DATA, dtype=np.int64)
+    decided = PREAMBLE_THEN_DATA.copy()
     for attempt in range(DECODE_PASSES):
         if attempt:
             if attempt == 1:
@@ -424,12 +451,16 @@ def decode_candidate(
         if listed is None:
             return None
         payload, expected, _ = listed
-    gates = path_gates(loglik, data, n0, expected)
-    if gates is None:
+    # The gates (as path_gates), then the SNR, from one look-up of the path's tones.
+    path_energy, path_n0 = _on_path(data, n0, expected)
+    agreement = _agreement(loglik, expected)
+    if agreement < MIN_AGREEMENT or _excess(path_energy, path_n0) < MIN_PATH_EXCESS:
         return None
-    agreement, path_energy = gates
-    es = np.maximum(path_energy - n0[expected], 0.0).mean()
-    snr = es / n0[expected].mean() * fe.baseband_rate / (BAND_HZ * fe.window_len)
+    n = path_energy.shape[0]
+    es = float(np.add.reduce(np.maximum(path_energy - path_n0, 0.0))) / n
+    snr = es / (float(np.add.reduce(path_n0)) / n) * fe.baseband_rate / (
+        BAND_HZ * fe.window_len
+    )
     return Decoded(
         payload=payload,
         frame_start_bb=bb_start + local_start,
