@@ -1304,6 +1304,44 @@ cdef void _basis(double f, double rate, Py_ssize_t length, double* re, double* i
         pr = tr
 
 
+DEF BASIS_CHAINS = 8
+
+
+cdef void _bases(
+    const double* freqs, Py_ssize_t count, double rate, Py_ssize_t length, double* re,
+    double* im, Py_ssize_t stride,
+) noexcept nogil:
+    """:func:`_basis` of ``count`` frequencies, basis ``b`` at ``re/im + b * stride``.
+
+    The same rotating phasor, bit for bit, for up to BASIS_CHAINS frequencies side by
+    side: each phasor is a chain of dependent multiply-adds, so one at a time left the
+    CPU waiting on each step.
+    """
+    cdef double cr[BASIS_CHAINS]
+    cdef double ci[BASIS_CHAINS]
+    cdef double pr[BASIS_CHAINS]
+    cdef double pi_[BASIS_CHAINS]
+    cdef double ang, tr
+    cdef Py_ssize_t b0, q, n, nq
+    b0 = 0
+    while b0 < count:
+        nq = count - b0 if count - b0 < BASIS_CHAINS else BASIS_CHAINS
+        for q in range(nq):
+            ang = -2.0 * M_PI * freqs[b0 + q] / rate
+            cr[q] = cos(ang)
+            ci[q] = sin(ang)
+            pr[q] = 1.0
+            pi_[q] = 0.0
+        for n in range(length):
+            for q in range(nq):
+                re[(b0 + q) * stride + n] = pr[q]
+                im[(b0 + q) * stride + n] = pi_[q]
+                tr = pr[q] * cr[q] - pi_[q] * ci[q]
+                pi_[q] = pr[q] * ci[q] + pi_[q] * cr[q]
+                pr[q] = tr
+        b0 = b0 + nq
+
+
 cdef double _window_energy(
     const double* xb, long start, const double* re, const double* im, Py_ssize_t length,
     double* power,
@@ -1321,23 +1359,74 @@ cdef double _window_energy(
     return ar * ar + ai * ai
 
 
+cdef void _window_energy_4(
+    const double* xr, const double* xi, const double* re, const double* im,
+    Py_ssize_t stride, Py_ssize_t length, double* out,
+) noexcept nogil:
+    """:func:`_window_energy` of one window on 4 bases (``re/im + q * stride``), no power.
+
+    The window comes split into real and imaginary parts (the tones' loops shared that
+    shuffle) and the 4 sums run in one loop: each sum is a chain of dependent adds, and
+    one tone at a time left the CPU waiting on it. The same sums, bit for bit (the
+    compiler splits each into even and odd samples either way): coarse_frame 39 -> 33 us.
+    """
+    cdef double ar0 = 0.0, ai0 = 0.0, ar1 = 0.0, ai1 = 0.0
+    cdef double ar2 = 0.0, ai2 = 0.0, ar3 = 0.0, ai3 = 0.0
+    cdef const double* r0 = re
+    cdef const double* i0 = im
+    cdef const double* r1 = re + stride
+    cdef const double* i1 = im + stride
+    cdef const double* r2 = re + 2 * stride
+    cdef const double* i2 = im + 2 * stride
+    cdef const double* r3 = re + 3 * stride
+    cdef const double* i3 = im + 3 * stride
+    cdef Py_ssize_t n
+    for n in range(length):
+        ar0 = ar0 + xr[n] * r0[n] - xi[n] * i0[n]
+        ai0 = ai0 + xr[n] * i0[n] + xi[n] * r0[n]
+        ar1 = ar1 + xr[n] * r1[n] - xi[n] * i1[n]
+        ai1 = ai1 + xr[n] * i1[n] + xi[n] * r1[n]
+        ar2 = ar2 + xr[n] * r2[n] - xi[n] * i2[n]
+        ai2 = ai2 + xr[n] * i2[n] + xi[n] * r2[n]
+        ar3 = ar3 + xr[n] * r3[n] - xi[n] * i3[n]
+        ai3 = ai3 + xr[n] * i3[n] + xi[n] * r3[n]
+    out[0] = ar0 * ar0 + ai0 * ai0
+    out[1] = ar1 * ar1 + ai1 * ai1
+    out[2] = ar2 * ar2 + ai2 * ai2
+    out[3] = ar3 * ar3 + ai3 * ai3
+
+
 DEF MAX_WIN = 128  # longest window the candidate kernel takes (40 at 48 kHz)
 
 
+# The last read-only (preamble tones, tone frequencies, symbol starts) checked.
+_checked_frame = [None, None, None, None]
+
+
 def _grid_arrays(xb, shifts, shift_dtype, scales, preamble_tones, tone_freqs, t_s):
-    """The search grid's inputs as contiguous arrays, checked (coarse_frame, wide_scores)."""
+    """The search grid's inputs as contiguous arrays, checked (coarse_frame, wide_scores).
+
+    The frame tables (demod's read-only constants, the same objects every call) are
+    checked once and then recognised by identity, as the label table is.
+    """
     x = np.ascontiguousarray(xb, dtype=np.complex128)
     sh = np.ascontiguousarray(shifts, dtype=shift_dtype)
     sc = np.ascontiguousarray(scales, dtype=np.float64)
+    if x.ndim != 1 or sh.ndim != 1 or sc.ndim != 1 or sh.size == 0 or sc.size == 0:
+        raise ValueError("xb, shifts and scales must be non-empty 1-D arrays")
+    if (preamble_tones is _checked_frame[0] and tone_freqs is _checked_frame[1]
+            and t_s is _checked_frame[2]):
+        return (x, sh, sc) + _checked_frame[3]
     pt = np.ascontiguousarray(preamble_tones, dtype=np.int64)
     tf = np.ascontiguousarray(tone_freqs, dtype=np.float64)
     ts = np.ascontiguousarray(t_s, dtype=np.float64)
-    if x.ndim != 1 or sh.ndim != 1 or sc.ndim != 1 or sh.size == 0 or sc.size == 0:
-        raise ValueError("xb, shifts and scales must be non-empty 1-D arrays")
     if tf.shape != (16,) or pt.ndim != 1 or ts.ndim != 1 or ts.shape[0] < pt.shape[0]:
         raise ValueError("tone_freqs must have 16 entries and t_s cover the preamble")
     if pt.size and (pt.min() < 0 or pt.max() > 15):
         raise ValueError("preamble tones must be in 0..15")
+    if all(isinstance(a, np.ndarray) and a is b and not a.flags.writeable
+           for a, b in ((preamble_tones, pt), (tone_freqs, tf), (t_s, ts))):
+        _checked_frame[:] = [preamble_tones, tone_freqs, t_s, (pt, tf, ts)]
     return x, sh, sc, pt, tf, ts
 
 
@@ -1408,12 +1497,15 @@ def coarse_frame(xb, double frame_start, double scale0, scale_steps, shifts, pre
     # One basis per (scale, preamble symbol), shared by every shift.
     scratch = np.empty((n_sc * max(n_pre, 1), 2, length), dtype=np.float64)
     cdef double[:, :, ::1] bases = scratch
+    freq_list = np.empty(max(n_sc * n_pre, 16), dtype=np.float64)
+    cdef double[::1] fl = freq_list
     if inside and n_pre:
         with nogil:
             for i in range(n_sc):
                 for s in range(n_pre):
-                    _basis(tfv[ptv[s]] * (1.0 + scv[i]) - carrier_hz, rate, length,
-                           &bases[i * n_pre + s, 0, 0], &bases[i * n_pre + s, 1, 0])
+                    fl[i * n_pre + s] = tfv[ptv[s]] * (1.0 + scv[i]) - carrier_hz
+            _bases(&fl[0], n_sc * n_pre, rate, length, &bases[0, 0, 0], &bases[0, 1, 0],
+                   2 * length)
             for i in range(n_sc):
                 for j in range(n_sh):
                     e_sum = 0.0
@@ -1437,19 +1529,24 @@ def coarse_frame(xb, double frame_start, double scale0, scale_steps, shifts, pre
     cdef double[:, ::1] ev = energy
     cdef double bre[16 * MAX_WIN]
     cdef double bim[16 * MAX_WIN]
+    cdef double wre[MAX_WIN]
+    cdef double wim[MAX_WIN]
     cdef long first = <long> rint(start + tsv[0] * rate / (1.0 + scale))
     cdef long last = <long> rint(start + tsv[n_sym - 1] * rate / (1.0 + scale))
     if first < 0 or last + length > n_bb:
         return start, scale, None
     with nogil:
         for k in range(16):
-            _basis(tfv[k] * (1.0 + scale) - carrier_hz, rate, length, &bre[k * MAX_WIN],
-                   &bim[k * MAX_WIN])
+            fl[k] = tfv[k] * (1.0 + scale) - carrier_hz
+        _bases(&fl[0], 16, rate, length, bre, bim, MAX_WIN)
         for s in range(n_sym):
             st = <long> rint(start + tsv[s] * rate / (1.0 + scale))
-            for k in range(16):
-                ev[s, k] = _window_energy(xp, st, &bre[k * MAX_WIN], &bim[k * MAX_WIN],
-                                          length, &pw)
+            for k in range(length):
+                wre[k] = xp[2 * (st + k)]
+                wim[k] = xp[2 * (st + k) + 1]
+            for k in range(0, 16, 4):
+                _window_energy_4(wre, wim, &bre[k * MAX_WIN], &bim[k * MAX_WIN], MAX_WIN,
+                                 length, &ev[s, k])
     return start, scale, energy
 
 

@@ -52,6 +52,10 @@ FINE_SHIFT_SAMPLES = np.arange(-2, 3)
 WIDE_SCALE_STEPS_HZ = np.arange(-8, 9) * 2.0
 WIDE_SHIFT_SAMPLES = np.arange(-8, 9)
 BAND_HZ = frame.BAND_HIGH_HZ - frame.BAND_LOW_HZ
+# Read-only: the compiled candidate kernels check these frame tables once and then
+# know them by identity (as fec.SYMBOL_LABELS).
+for _table in (PREAMBLE, TONE_FREQS_HZ, SYMBOL_STARTS_S):
+    _table.setflags(write=False)
 # The median of an exponential variable is ln 2 times its mean.
 LN2 = float(np.log(2.0))
 # Limits on the fitted roll-off across the 1.5 kHz of tones: steeper is noise in the fit.

@@ -124,3 +124,58 @@ def test_viterbi_tones_rejects_bad_input() -> None:
     bad[3, 3] = np.nan
     with pytest.raises(ValueError, match="finite"):
         fast.viterbi_tones(bad, fec.INTERLEAVE, fec.WHITENING, fec.SYMBOL_LABELS)
+
+
+@pytest.mark.parametrize("length", [40, 37, 8])
+def test_coarse_frame_energies_are_window_energies_bit_for_bit(
+    rng: np.random.Generator, length: int
+) -> None:
+    """The candidate kernel's tone energies (4 tones per loop, shared bases) are exactly
+    what window_energies gives the same windows, so a later pass at the same estimate
+    sees the same numbers."""
+    from edge.modem import demod, frame
+
+    rate = 4000.0
+    n = 2600
+    xb = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+    tf = demod.TONE_FREQS_HZ
+    for _ in range(5):
+        start0 = float(rng.uniform(20, 200))
+        scale0 = float(rng.uniform(-2e-4, 2e-4))
+        start, scale, energy = fast.coarse_frame(
+            xb, start0, scale0, demod.COARSE_SCALE_STEPS, demod.REFINE_SHIFT_SAMPLES,
+            demod.PREAMBLE, tf, demod.SYMBOL_STARTS_S, float(frame.CARRIER_HZ), length, rate,
+        )
+        at = np.rint(start + demod.SYMBOL_STARTS_S * rate / (1.0 + scale)).astype(np.int64)
+        offsets = np.broadcast_to(tf * (1.0 + scale) - frame.CARRIER_HZ, (at.shape[0], 16))
+        want, _ = fast.window_energies(xb, at, offsets, length, rate)
+        np.testing.assert_array_equal(energy, want)
+        _, _, twin = ref.coarse_frame(
+            xb, start0, scale0, demod.COARSE_SCALE_STEPS, demod.REFINE_SHIFT_SAMPLES,
+            demod.PREAMBLE, tf, demod.SYMBOL_STARTS_S, float(frame.CARRIER_HZ), length, rate,
+        )
+        np.testing.assert_allclose(energy, twin, rtol=1e-9, atol=1e-9 * twin.max())
+
+
+def test_candidate_kernels_still_check_other_frame_tables(rng: np.random.Generator) -> None:
+    """demod's read-only tables are checked once; any other table every call."""
+    from edge.modem import demod, frame
+
+    xb = rng.standard_normal(2600) + 1j * rng.standard_normal(2600)
+    args = (demod.COARSE_SCALE_STEPS, demod.REFINE_SHIFT_SAMPLES)
+    tail = (float(frame.CARRIER_HZ), 40, 4000.0)
+    good = fast.coarse_frame(xb, 100.0, 0.0, *args, demod.PREAMBLE, demod.TONE_FREQS_HZ,
+                             demod.SYMBOL_STARTS_S, *tail)
+    assert good[2] is not None
+    bad = demod.PREAMBLE.copy()
+    bad[0] = 16
+    with pytest.raises(ValueError, match="0..15"):
+        fast.coarse_frame(xb, 100.0, 0.0, *args, bad, demod.TONE_FREQS_HZ,
+                          demod.SYMBOL_STARTS_S, *tail)
+    with pytest.raises(ValueError, match="16 entries"):
+        fast.wide_scores(xb, 100.0, np.zeros(3), np.zeros(2), demod.PREAMBLE,
+                         demod.TONE_FREQS_HZ[:15], demod.SYMBOL_STARTS_S, *tail)
+    again = fast.coarse_frame(xb, 100.0, 0.0, *args, demod.PREAMBLE, demod.TONE_FREQS_HZ,
+                              demod.SYMBOL_STARTS_S, *tail)
+    assert again[:2] == good[:2]
+    np.testing.assert_array_equal(again[2], good[2])
