@@ -502,6 +502,22 @@ def coarse_frame(
     return start, scale, energy
 
 
+def frame_energies(
+    xb: npt.NDArray[np.complex128], frame_start: float, scale: float, tone_freqs: npt.ArrayLike,
+    t_s: npt.ArrayLike, carrier_hz: float, length: int, rate: float,
+) -> npt.NDArray[np.float64] | None:
+    """Same contract as ``ext._modem.frame_energies``: every symbol's tone energies at
+    (start, scale), None unless the first and last windows lie inside ``xb``."""
+    x = np.asarray(xb, dtype=np.complex128)
+    tf = np.asarray(tone_freqs, dtype=np.float64)
+    t = np.asarray(t_s, dtype=np.float64)
+    at = np.rint(frame_start + t * rate / (1.0 + scale)).astype(np.int64)
+    if at.size and (at[0] < 0 or at[-1] + length > x.shape[0]):
+        return None
+    offsets = np.broadcast_to(tf * (1.0 + scale) - carrier_hz, (at.shape[0], tf.shape[0]))
+    return window_energies(x, at, offsets, length, rate)[0]
+
+
 def wide_scores(
     xb: npt.NDArray[np.complex128], frame_start: float, shifts: npt.ArrayLike,
     scales: npt.ArrayLike, preamble_tones: npt.ArrayLike, tone_freqs: npt.ArrayLike,

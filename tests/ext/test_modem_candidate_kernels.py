@@ -126,9 +126,22 @@ def test_viterbi_tones_rejects_bad_input() -> None:
         fast.viterbi_tones(bad, fec.INTERLEAVE, fec.WHITENING, fec.SYMBOL_LABELS)
 
 
-@pytest.mark.parametrize("length", [40, 37, 8])
+# The modem's window lengths (48 and 44.1 kHz), a short one, and an odd one: the
+# compiler sums a window in two lanes (even and odd samples); an odd length's last
+# sample may be added in another order, so there only rounding-level agreement holds.
+_LENGTHS = [(40, True), (36, True), (8, True), (37, False)]
+
+
+def _same(got: np.ndarray, want: np.ndarray, exact: bool) -> None:
+    if exact:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14 * want.max())
+
+
+@pytest.mark.parametrize(("length", "exact"), _LENGTHS)
 def test_coarse_frame_energies_are_window_energies_bit_for_bit(
-    rng: np.random.Generator, length: int
+    rng: np.random.Generator, length: int, exact: bool
 ) -> None:
     """The candidate kernel's tone energies (4 tones per loop, shared bases) are exactly
     what window_energies gives the same windows, so a later pass at the same estimate
@@ -149,7 +162,7 @@ def test_coarse_frame_energies_are_window_energies_bit_for_bit(
         at = np.rint(start + demod.SYMBOL_STARTS_S * rate / (1.0 + scale)).astype(np.int64)
         offsets = np.broadcast_to(tf * (1.0 + scale) - frame.CARRIER_HZ, (at.shape[0], 16))
         want, _ = fast.window_energies(xb, at, offsets, length, rate)
-        np.testing.assert_array_equal(energy, want)
+        _same(energy, want, exact)
         _, _, twin = ref.coarse_frame(
             xb, start0, scale0, demod.COARSE_SCALE_STEPS, demod.REFINE_SHIFT_SAMPLES,
             demod.PREAMBLE, tf, demod.SYMBOL_STARTS_S, float(frame.CARRIER_HZ), length, rate,
@@ -179,3 +192,44 @@ def test_candidate_kernels_still_check_other_frame_tables(rng: np.random.Generat
                               demod.SYMBOL_STARTS_S, *tail)
     assert again[:2] == good[:2]
     np.testing.assert_array_equal(again[2], good[2])
+
+
+def test_wide_scores_share_window_powers_exactly(rng: np.random.Generator) -> None:
+    """A grid's scales reuse each other's window powers (many windows start at the same
+    sample): the scores are bit for bit those of each scale searched on its own, and
+    the twin's within rounding."""
+    from edge.modem import demod, frame
+
+    xb = rng.standard_normal(2600) + 1j * rng.standard_normal(2600)
+    shifts = np.arange(-8, 9, 2).astype(np.float64)
+    scales = 1e-4 + np.arange(-8, 9, 2) * 2.0 / frame.CARRIER_HZ
+    tail = (demod.PREAMBLE, demod.TONE_FREQS_HZ, demod.SYMBOL_STARTS_S,
+            float(frame.CARRIER_HZ), 40, 4000.0)
+    grid = fast.wide_scores(xb, 130.4, shifts, scales, *tail)
+    one_by_one = np.vstack([fast.wide_scores(xb, 130.4, shifts, scales[i : i + 1], *tail)
+                            for i in range(scales.shape[0])])
+    np.testing.assert_array_equal(grid, one_by_one)
+    np.testing.assert_allclose(grid, ref.wide_scores(xb, 130.4, shifts, scales, *tail),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize(("length", "exact"), _LENGTHS)
+def test_frame_energies_match_window_energies_and_the_twin(
+    rng: np.random.Generator, length: int, exact: bool
+) -> None:
+    from edge.modem import demod, frame
+
+    rate = 4000.0
+    xb = rng.standard_normal(2600) + 1j * rng.standard_normal(2600)
+    tf, ts = demod.TONE_FREQS_HZ, demod.SYMBOL_STARTS_S
+    for start, scale in ((100.3, 0.0), (17.0, 2.5e-4), (250.5, -3e-4)):
+        got = fast.frame_energies(xb, start, scale, tf, ts, float(frame.CARRIER_HZ), length, rate)
+        at = np.rint(start + ts * rate / (1.0 + scale)).astype(np.int64)
+        offsets = np.broadcast_to(tf * (1.0 + scale) - frame.CARRIER_HZ, (at.shape[0], 16))
+        _same(got, fast.window_energies(xb, at, offsets, length, rate)[0], exact)
+        twin = ref.frame_energies(xb, start, scale, tf, ts, float(frame.CARRIER_HZ), length, rate)
+        np.testing.assert_allclose(got, twin, rtol=1e-9, atol=1e-9 * twin.max())
+    for k in (fast, ref):  # a window before the start or past the end of the signal
+        assert k.frame_energies(xb, -5.0, 0.0, tf, ts, float(frame.CARRIER_HZ), 40, rate) is None
+        assert k.frame_energies(xb[:2000], 100.0, 0.0, tf, ts, float(frame.CARRIER_HZ), 40,
+                                rate) is None
