@@ -3,9 +3,9 @@
 import numpy as np
 
 cimport numpy as cnp
-from libc.math cimport M_PI, cos, sin
+from libc.math cimport M_PI, cos, fminf, sin
 from libc.stdint cimport uint32_t
-from libc.string cimport memcpy, memmove
+from libc.string cimport memcpy, memmove, memset
 
 cnp.import_array()
 
@@ -21,6 +21,13 @@ DEF NFP = 40  # grid rows as laid out in the rings (the grid padded with silent 
 DEF MAX_OFF = 8  # sync offsets scored side by side (SIMD lanes; unused lanes repeat offset 0)
 # Window sums are re-added from their sub-blocks (not slid) every this many sub-blocks.
 DEF WINDOW_RESYNC = 16
+# Sub-block length and sync reach are compile-time here (edge.modem.frontend's HOP and
+# SYNC_REACH; the constructor checks): the per-sub-block loops are then straight-line
+# SIMD code with every accumulator in a register (the NumPy twin takes any value).
+DEF SUB_HOP = 4
+DEF REACH = 2
+DEF N_PRE = 8  # preamble symbols (edge.modem.frame.N_PREAMBLE)
+DEF TAB_COLS = 160  # >= the grid table's period + SUB_HOP at both rates (80 / 147 + 4)
 
 
 cdef inline float _clean(float v) noexcept nogil:
@@ -58,7 +65,12 @@ cdef class SyncFrontEnd:
     cdef double window_len, clip, threshold, inv_sym
     cdef float[::1] taps_re, taps_im
     cdef double[::1] rot_re, rot_im
-    cdef float[:, ::1] tab_re, tab_im
+    # The tables and rings are C arrays inside the object, not NumPy buffers behind
+    # pointers: GCC then knows that a store to one never changes another, and the
+    # per-row loops need no run-time overlap checks (they cost ~150 instructions a
+    # sub-block when the rings were separate buffers).
+    cdef float tab_re[TAB_COLS * NFP]
+    cdef float tab_im[TAB_COLS * NFP]
     cdef long[:, ::1] rows, delays
     cdef float[::1] xbuf
     cdef Py_ssize_t n_hist
@@ -67,29 +79,23 @@ cdef class SyncFrontEnd:
     cdef Py_ssize_t n_carry
     cdef long long sub_next, first_sub
     cdef Py_ssize_t ph_next  # (sub_next * hop) mod period, kept by a running counter
-    cdef float[:, ::1] sub_re, sub_im
-    cdef double[::1] sub_pw
-    cdef float[:, ::1] ratio
-    cdef float[:, ::1] contrast
-    cdef float* p_tab_re
-    cdef float* p_tab_im
-    cdef float* p_sub_re
-    cdef float* p_sub_im
-    cdef float* p_ratio
-    cdef float* p_contrast
+    cdef float sub_re[SUB_RING * NFP]
+    cdef float sub_im[SUB_RING * NFP]
+    cdef double sub_pw[SUB_RING]
+    cdef float ratio[RATIO_RING * NFP]
+    # Each row is stored twice (slots c and c + CONTRAST_RING), so the sync score
+    # reads any position's preamble windows at fixed offsets with no wrap.
+    cdef float contrast[2 * CONTRAST_RING * NFP]
     cdef long* p_rows
     cdef long* p_delays
     # Per preamble symbol: contrast cells (delay * NFP + grid row of offset 0) at its
     # two possible delays, and per lane whether that offset uses the second one.
-    cdef long[::1] cell_a, cell_b
-    cdef unsigned char[::1] lane_b
-    cdef long* p_cell_a
-    cdef long* p_cell_b
-    cdef unsigned char* p_lane_b
-    cdef bint one_delay  # every offset reads each preamble symbol at the same delay
-    cdef float[::1] win_re, win_im
-    cdef float* p_win_re
-    cdef float* p_win_im
+    cdef Py_ssize_t cell_a[N_PRE]
+    cdef Py_ssize_t cell_b[N_PRE]
+    cdef float lane_b[N_PRE * MAX_OFF]
+    cdef float lane_bias[MAX_OFF]  # 0 on the n_off live lanes, -1e30 on spare ones
+    cdef float win_re[NFP]
+    cdef float win_im[NFP]
     cdef double[::1] score, raw
     cdef long[::1] offset
     cdef long[::1] cand_pos, cand_off
@@ -122,6 +128,12 @@ cdef class SyncFrontEnd:
             raise ValueError("tone + shift outside the grid")
         if not 0 < hop <= 8:
             raise ValueError("hop must be 1 .. 8 samples")
+        if hop != SUB_HOP or reach != REACH or tn.shape[0] != N_PRE:
+            raise ValueError(
+                f"this build runs hop {SUB_HOP}, reach {REACH} and {N_PRE} preamble symbols only"
+            )
+        if tab.shape[1] + SUB_HOP > TAB_COLS:
+            raise ValueError(f"grid table period over {TAB_COLS - SUB_HOP} samples")
         if width <= 0 or decimation <= 0 or reach < 1 or neighbour < 0:
             raise ValueError("width, decimation must be positive, reach >= 1")
         if dl.min() < reach * neighbour or start_bb % hop:
@@ -178,8 +190,14 @@ cdef class SyncFrontEnd:
         pad_im = np.zeros((wide.shape[0], NFP), dtype=np.float32)
         pad_re[:, : self.n_freq] = wide.real
         pad_im[:, : self.n_freq] = wide.imag
-        self.tab_re = pad_re
-        self.tab_im = pad_im
+        cdef float[::1] flat_re = pad_re.ravel()
+        cdef float[::1] flat_im = pad_im.ravel()
+        cdef Py_ssize_t q
+        memset(self.tab_re, 0, sizeof(self.tab_re))
+        memset(self.tab_im, 0, sizeof(self.tab_im))
+        for q in range(flat_re.shape[0]):
+            self.tab_re[q] = flat_re[q]
+            self.tab_im[q] = flat_im[q]
         self.rows = np.ascontiguousarray(rows, dtype=np.int64)
         self.delays = dl
         self.n_hist = self.n_taps - 1
@@ -190,37 +208,29 @@ cdef class SyncFrontEnd:
         self.sub_next = start_bb // hop
         self.first_sub = self.sub_next
         self.ph_next = int(self.sub_next * hop) % int(self.period)  # Python mod: >= 0
-        self.sub_re = np.zeros((SUB_RING, NFP), dtype=np.float32)
-        self.sub_im = np.zeros((SUB_RING, NFP), dtype=np.float32)
-        self.sub_pw = np.zeros(SUB_RING, dtype=np.float64)
-        self.ratio = np.zeros((RATIO_RING, NFP), dtype=np.float32)
-        # Each row is stored twice (slots c and c + CONTRAST_RING), so the sync score
-        # reads any position's preamble windows at fixed offsets with no wrap.
-        self.contrast = np.zeros((2 * CONTRAST_RING, NFP), dtype=np.float32)
-        # Raw pointers for the per-sub-block code (the memoryviews above own the memory).
-        self.p_tab_re = &self.tab_re[0, 0]
-        self.p_tab_im = &self.tab_im[0, 0]
-        self.p_sub_re = &self.sub_re[0, 0]
-        self.p_sub_im = &self.sub_im[0, 0]
-        self.p_ratio = &self.ratio[0, 0]
-        self.p_contrast = &self.contrast[0, 0]
+        memset(self.sub_re, 0, sizeof(self.sub_re))
+        memset(self.sub_im, 0, sizeof(self.sub_im))
+        memset(self.sub_pw, 0, sizeof(self.sub_pw))
+        memset(self.ratio, 0, sizeof(self.ratio))
+        memset(self.contrast, 0, sizeof(self.contrast))
         self.p_rows = &self.rows[0, 0]
         self.p_delays = &self.delays[0, 0]
         d0 = dl[0]
         alt = other
-        self.cell_a = np.ascontiguousarray((d0 - self.d_min) * NFP + rows[0], dtype=np.int64)
-        self.cell_b = np.ascontiguousarray((alt - self.d_min) * NFP + rows[0], dtype=np.int64)
-        lanes = np.zeros((tn.shape[0], MAX_OFF), dtype=np.uint8)
+        ca = (d0 - self.d_min) * NFP + rows[0]
+        cb = (alt - self.d_min) * NFP + rows[0]
+        lanes = np.zeros((tn.shape[0], MAX_OFF), dtype=np.float32)
         lanes[:, : sh.shape[0]] = (dl != d0[None, :]).T
-        self.lane_b = lanes.ravel()
-        self.p_cell_a = &self.cell_a[0]
-        self.p_cell_b = &self.cell_b[0]
-        self.p_lane_b = &self.lane_b[0]
-        self.one_delay = not lanes.any()
-        self.win_re = np.zeros(NFP, dtype=np.float32)
-        self.win_im = np.zeros(NFP, dtype=np.float32)
-        self.p_win_re = &self.win_re[0]
-        self.p_win_im = &self.win_im[0]
+        flat = lanes.ravel()
+        for q in range(N_PRE):
+            self.cell_a[q] = ca[q]
+            self.cell_b[q] = cb[q]
+        for q in range(N_PRE * MAX_OFF):
+            self.lane_b[q] = flat[q]
+        for q in range(MAX_OFF):
+            self.lane_bias[q] = 0.0 if q < self.n_off else -1e30
+        memset(self.win_re, 0, sizeof(self.win_re))
+        memset(self.win_im, 0, sizeof(self.win_im))
         self.score = np.zeros(SCORE_RING, dtype=np.float64)
         self.raw = np.zeros(SCORE_RING, dtype=np.float64)
         self.offset = np.zeros(SCORE_RING, dtype=np.int64)
@@ -372,51 +382,43 @@ cdef class SyncFrontEnd:
         """One sub-block: DFT sums on the grid, then its window, contrast, score, peak.
 
         Every per-row loop runs over NFP rows (the grid padded with silent rows), a
-        compile-time count, into local arrays: the compiler turns each into straight
-        SIMD code with no remainder or aliasing checks.
+        compile-time count, with the sub-block's SUB_HOP samples, the contrast's REACH
+        neighbours and the N_PRE preamble symbols unrolled inside it, on C arrays of
+        the object: the compiler turns each into straight SIMD code with its sums in
+        registers and no overlap checks (~450 instructions a sub-block; the first form,
+        samples outermost on NumPy buffers, ran ~1,000).
         """
-        cdef Py_ssize_t f, i, col, slot, o, s_i
-        cdef Py_ssize_t ph = self.ph_next
-        cdef float xr, xi
-        cdef double pw = 0.0, dr, di
-        cdef float ar[NFP]
-        cdef float ai[NFP]
-        cdef const float* tre
-        cdef const float* tim
-        self.ph_next = ph + self.hop
+        cdef Py_ssize_t f, o
+        cdef Py_ssize_t ph = self.ph_next * NFP
+        self.ph_next += SUB_HOP
         if self.ph_next >= self.period:
             self.ph_next -= self.period
-        # The first sample initialises the sums (no zeroing pass).
-        dr = xb[0]
-        di = xb[1]
-        pw = dr * dr + di * di
-        xr = <float> dr
-        xi = <float> di
-        tre = self.p_tab_re + ph * NFP
-        tim = self.p_tab_im + ph * NFP
-        for f in range(NFP):
-            ar[f] = xr * tre[f] - xi * tim[f]
-            ai[f] = xr * tim[f] + xi * tre[f]
-        for i in range(1, self.hop):
-            dr = xb[2 * i]
-            di = xb[2 * i + 1]
-            pw = pw + dr * dr + di * di
-            xr = <float> dr
-            xi = <float> di
-            col = ph + i
-            tre = self.p_tab_re + col * NFP
-            tim = self.p_tab_im + col * NFP
-            for f in range(NFP):
-                ar[f] = ar[f] + xr * tre[f] - xi * tim[f]
-                ai[f] = ai[f] + xr * tim[f] + xi * tre[f]
-        slot = self.sub_next & (SUB_RING - 1)
-        cdef float* sr = self.p_sub_re + slot * NFP
-        cdef float* si = self.p_sub_im + slot * NFP
-        for f in range(NFP):
-            sr[f] = ar[f]
-            si[f] = ai[f]
-        self.sub_pw[slot] = pw
+        # DFT of the SUB_HOP samples at every grid row: table columns ph .. ph + 3 (the
+        # table repeats its first columns, so they never wrap).
+        cdef float x0r = <float> xb[0], x0i = <float> xb[1]
+        cdef float x1r = <float> xb[2], x1i = <float> xb[3]
+        cdef float x2r = <float> xb[4], x2i = <float> xb[5]
+        cdef float x3r = <float> xb[6], x3i = <float> xb[7]
+        cdef double pw = (xb[0] * xb[0] + xb[1] * xb[1]) + (xb[2] * xb[2] + xb[3] * xb[3]) + (
+            (xb[4] * xb[4] + xb[5] * xb[5]) + (xb[6] * xb[6] + xb[7] * xb[7]))
         cdef long long j = self.sub_next
+        cdef Py_ssize_t sj = (j & (SUB_RING - 1)) * NFP
+        for f in range(NFP):
+            self.sub_re[sj + f] = (
+                (x0r * self.tab_re[ph + f] - x0i * self.tab_im[ph + f])
+                + (x1r * self.tab_re[ph + NFP + f] - x1i * self.tab_im[ph + NFP + f])
+            ) + (
+                (x2r * self.tab_re[ph + 2 * NFP + f] - x2i * self.tab_im[ph + 2 * NFP + f])
+                + (x3r * self.tab_re[ph + 3 * NFP + f] - x3i * self.tab_im[ph + 3 * NFP + f])
+            )
+            self.sub_im[sj + f] = (
+                (x0r * self.tab_im[ph + f] + x0i * self.tab_re[ph + f])
+                + (x1r * self.tab_im[ph + NFP + f] + x1i * self.tab_re[ph + NFP + f])
+            ) + (
+                (x2r * self.tab_im[ph + 2 * NFP + f] + x2i * self.tab_re[ph + 2 * NFP + f])
+                + (x3r * self.tab_im[ph + 3 * NFP + f] + x3i * self.tab_re[ph + 3 * NFP + f])
+            )
+        self.sub_pw[j & (SUB_RING - 1)] = pw
         self.sub_next += 1
         cdef long long w = j - self.width + 1
         if w < self.first_sub:
@@ -426,39 +428,29 @@ cdef class SyncFrontEnd:
         # whenever j is a multiple of WINDOW_RESYNC, so float32 rounding (or an inf from
         # a full-scale burst) carries over at most that many windows. Block-size
         # invariant: the resync points are absolute sub-block indices.
-        cdef double band = 0.0, inv
+        cdef double band = 0.0, band2 = 0.0, inv
         cdef float e, finv, esum = 0.0
         cdef long long b
-        cdef float* wr = self.p_win_re
-        cdef float* wi = self.p_win_im
-        cdef const float* orr
-        cdef const float* oi
+        cdef Py_ssize_t so
         if w == self.first_sub or (j & (WINDOW_RESYNC - 1)) == 0:
-            slot = w & (SUB_RING - 1)
-            sr = self.p_sub_re + slot * NFP
-            si = self.p_sub_im + slot * NFP
+            so = (w & (SUB_RING - 1)) * NFP
             for f in range(NFP):
-                wr[f] = sr[f]
-                wi[f] = si[f]
+                self.win_re[f] = self.sub_re[so + f]
+                self.win_im[f] = self.sub_im[so + f]
             for b in range(w + 1, j + 1):
-                slot = b & (SUB_RING - 1)
-                sr = self.p_sub_re + slot * NFP
-                si = self.p_sub_im + slot * NFP
+                so = (b & (SUB_RING - 1)) * NFP
                 for f in range(NFP):
-                    wr[f] = wr[f] + sr[f]
-                    wi[f] = wi[f] + si[f]
+                    self.win_re[f] = self.win_re[f] + self.sub_re[so + f]
+                    self.win_im[f] = self.win_im[f] + self.sub_im[so + f]
         else:
-            slot = (w - 1) & (SUB_RING - 1)
-            orr = self.p_sub_re + slot * NFP
-            oi = self.p_sub_im + slot * NFP
+            so = ((w - 1) & (SUB_RING - 1)) * NFP
             for f in range(NFP):
-                wr[f] = wr[f] + (ar[f] - orr[f])
-                wi[f] = wi[f] + (ai[f] - oi[f])
-        for f in range(NFP):
-            ar[f] = wr[f]
-            ai[f] = wi[f]
+                self.win_re[f] = self.win_re[f] + (self.sub_re[sj + f] - self.sub_re[so + f])
+                self.win_im[f] = self.win_im[f] + (self.sub_im[sj + f] - self.sub_im[so + f])
+        # The band power is summed afresh (not slid): in silence after a sound it must
+        # be exactly 0 (no ratio then), where a slid sum keeps a rounding residue that
+        # the window sums' own residue, divided by it, turns into a ratio far over 1.
         # Two interleaved sums: half the add-latency chain.
-        cdef double band2 = 0.0
         b = w
         while b < j:
             band = band + self.sub_pw[b & (SUB_RING - 1)]
@@ -469,88 +461,85 @@ cdef class SyncFrontEnd:
         band = band + band2
         inv = 1.0 / (self.window_len * band) if band > 0.0 else 0.0
         finv = <float> inv
-        cdef float* rt = self.p_ratio + (w & (RATIO_RING - 1)) * NFP
+        cdef Py_ssize_t rw_ = (w & (RATIO_RING - 1)) * NFP
         for f in range(NFP):
-            e = ar[f] * ar[f] + ai[f] * ai[f]
+            e = self.win_re[f] * self.win_re[f] + self.win_im[f] * self.win_im[f]
             esum = esum + e
-            rt[f] = e * finv
+            self.ratio[rw_ + f] = e * finv
         if w >= 0:
             self.floor_sum += esum
             self.floor_n += 1
-        # Contrast of window c = w - lead (it needs the ratios up to lead windows on).
+        # Contrast of window c = w - lead (it needs the ratios up to lead windows on):
+        # its ratio less the mean of the same row 1 .. REACH symbols before and after.
         cdef long long c = w - self.lead
         if c < self.first_sub + self.lead:
             return
-        cdef float weight = 0.5 / self.reach
-        cdef const float* ra
-        cdef const float* rb
-        cdef Py_ssize_t q
-        ra = self.p_ratio + ((c - self.neighbour) & (RATIO_RING - 1)) * NFP
-        rb = self.p_ratio + ((c + self.neighbour) & (RATIO_RING - 1)) * NFP
-        for f in range(NFP):
-            ar[f] = ra[f] + rb[f]
-        for q in range(2, self.reach + 1):
-            ra = self.p_ratio + ((c - q * self.neighbour) & (RATIO_RING - 1)) * NFP
-            rb = self.p_ratio + ((c + q * self.neighbour) & (RATIO_RING - 1)) * NFP
-            for f in range(NFP):
-                ar[f] = ar[f] + (ra[f] + rb[f])
-        ra = self.p_ratio + (c & (RATIO_RING - 1)) * NFP
-        cdef float* ct = self.p_contrast + (c & (CONTRAST_RING - 1)) * NFP
-        cdef float* ct2 = ct + CONTRAST_RING * NFP
+        cdef float weight = 0.5 / REACH
+        cdef long long nb = self.neighbour
+        cdef Py_ssize_t r0 = (c & (RATIO_RING - 1)) * NFP
+        cdef Py_ssize_t ra1 = ((c - nb) & (RATIO_RING - 1)) * NFP
+        cdef Py_ssize_t rb1 = ((c + nb) & (RATIO_RING - 1)) * NFP
+        cdef Py_ssize_t ra2 = ((c - 2 * nb) & (RATIO_RING - 1)) * NFP
+        cdef Py_ssize_t rb2 = ((c + 2 * nb) & (RATIO_RING - 1)) * NFP
+        cdef Py_ssize_t ct = (c & (CONTRAST_RING - 1)) * NFP
+        cdef Py_ssize_t ct2 = ct + CONTRAST_RING * NFP
         cdef float v
         for f in range(NFP):
-            v = ra[f] - weight * ar[f]
-            ct[f] = v
-            ct2[f] = v
+            v = self.ratio[r0 + f] - weight * (
+                (self.ratio[ra1 + f] + self.ratio[rb1 + f])
+                + (self.ratio[ra2 + f] + self.ratio[rb2 + f])
+            )
+            self.contrast[ct + f] = v
+            self.contrast[ct2 + f] = v
         # Sync score of position s = c - d_max (its last preamble window is c).
         cdef long long s = c - self.d_max
         if s < self.first_sub:
             return
         cdef double best = -1e300, best_raw = -1e300
-        cdef double acc[MAX_OFF]
-        cdef double rw[MAX_OFF]
+        # Float sums (of N_PRE values in [-1, 1]: a ratio is <= 1 by Cauchy-Schwarz):
+        # the eight lanes are one SIMD register.
+        cdef float acc[MAX_OFF]
+        cdef float rw[MAX_OFF]
         cdef float r
         cdef long best_off = 0
         cdef float clip = <float> self.clip
-        cdef const float* pa
-        cdef const float* pb
-        cdef const unsigned char* lane_b
         cdef float va, vb
         # Windows s + d_min .. s + d_max sit contiguously from this row (doubled ring).
-        cdef const float* base = self.p_contrast + ((s + self.d_min) & (CONTRAST_RING - 1)) * NFP
+        cdef Py_ssize_t base = ((s + self.d_min) & (CONTRAST_RING - 1)) * NFP
         # All offsets side by side, one SIMD lane each: offset o reads grid row
         # rows[0, i] + o (consecutive shifts), at one of two delays per symbol (Doppler
         # moves a late preamble symbol by at most one window), so each symbol is two
-        # contiguous loads and a blend instead of a gather. Spare lanes are ignored.
+        # contiguous loads and a blend instead of a gather.
         for o in range(MAX_OFF):
             acc[o] = 0.0
             rw[o] = 0.0
-        if self.one_delay:
-            # Every offset at one delay per symbol (48 kHz): one contiguous load each.
-            for s_i in range(self.n_sym):
-                pa = base + self.p_cell_a[s_i]
-                for o in range(MAX_OFF):
-                    r = pa[o]
-                    acc[o] = acc[o] + (r if r < clip else clip)
-                    rw[o] = rw[o] + r
-        else:
-            for s_i in range(self.n_sym):
-                pa = base + self.p_cell_a[s_i]
-                pb = base + self.p_cell_b[s_i]
-                lane_b = self.p_lane_b + s_i * MAX_OFF
-                for o in range(MAX_OFF):
-                    va = pa[o]
-                    vb = pb[o]
-                    r = vb if lane_b[o] else va
-                    acc[o] = acc[o] + (r if r < clip else clip)
-                    rw[o] = rw[o] + r
-        for o in range(self.n_off):
-            if acc[o] > best:
-                best = acc[o]
-            if rw[o] > best_raw:
-                best_raw = rw[o]
-                best_off = o
-        slot = s & (SCORE_RING - 1)
+        # The lane's delay is picked arithmetically, va + m * (vb - va) with m 0 or 1
+        # (va exactly, or vb within an ulp), on int loop counters, and every lane is
+        # used after the loop (spare lanes carry a -1e30 bias, so they never win): in
+        # any other form tried (a select between two loads, a second loop for the
+        # one-delay case, pointer loads, Py_ssize_t counters, only the live lanes read
+        # afterwards) GCC left some or all of the eight lanes scalar.
+        cdef int si8, o8
+        cdef Py_ssize_t pa8, pb8
+        for si8 in range(N_PRE):
+            pa8 = base + self.cell_a[si8]
+            pb8 = base + self.cell_b[si8]
+            for o8 in range(MAX_OFF):
+                va = self.contrast[pa8 + o8]
+                vb = self.contrast[pb8 + o8]
+                r = va + self.lane_b[si8 * MAX_OFF + o8] * (vb - va)
+                acc[o8] = acc[o8] + fminf(r, clip)
+                rw[o8] = rw[o8] + r
+        for o8 in range(MAX_OFF):
+            acc[o8] = acc[o8] + self.lane_bias[o8]
+            rw[o8] = rw[o8] + self.lane_bias[o8]
+        for o8 in range(MAX_OFF):
+            if acc[o8] > best:
+                best = acc[o8]
+            if rw[o8] > best_raw:
+                best_raw = rw[o8]
+                best_off = o8
+        cdef Py_ssize_t slot = s & (SCORE_RING - 1)
         self.score[slot] = best * self.inv_sym
         self.raw[slot] = best_raw * self.inv_sym
         self.offset[slot] = best_off
