@@ -723,11 +723,13 @@ def window_energies(xb, starts, freqs, Py_ssize_t length, double rate):
 def window_energies_direct(xb, starts, freqs, Py_ssize_t length, double rate):
     """:func:`window_energies` with every window summed on its own (no prefix sums).
 
-    Same contract as ``ext.modem_reference.window_energies_direct``. A window's basis
-    is rebuilt only when its frequencies differ from the previous window's, so a caller
-    that lists the windows sharing a frequency together (every timing shift of a symbol)
-    pays for the trigonometry once per group; each window's energy and power are the
-    same numbers, bit for bit, as :func:`window_energies` gives it on its direct path.
+    Same contract as ``ext.modem_reference.window_energies_direct``. A basis is built
+    once per run of windows with the same frequencies, so a caller that lists the
+    windows sharing a frequency together (every timing shift of a symbol) pays for the
+    trigonometry once per run; with one frequency per window (fine_refine's case) the
+    runs' bases are built side by side and each run's windows summed 4 per loop. Each
+    window's energy and power are the same numbers, bit for bit at even lengths (the
+    modem's), as :func:`window_energies` gives it on its direct path.
     """
     x = np.ascontiguousarray(xb, dtype=np.complex128)
     st = np.ascontiguousarray(starts, dtype=np.int64)
@@ -749,10 +751,114 @@ def window_energies_direct(xb, starts, freqs, Py_ssize_t length, double rate):
     cdef double[:, ::1] b_im = np.zeros((fq.shape[1], length), dtype=np.float64)
     cdef double[::1] b_f = np.zeros(fq.shape[1], dtype=np.float64)
     cdef Py_ssize_t n = st.shape[0]
-    if n:
+    if n and fq.shape[1] != 1:
         with nogil:
             _window_energies(xv, sv, fv, 0, n, length, rate, b_re, b_im, b_f, ev, pv)
+        return energy, power
+    # One frequency per window (fine_refine's case): the bases of all runs of equal
+    # frequencies built side by side, then each run's windows 4 at a time.
+    cdef Py_ssize_t i, r, n_runs = 0
+    run_of = np.empty(n + 1, dtype=np.int64)
+    run_freq = np.empty(n + 1, dtype=np.float64)
+    cdef long[::1] rov = run_of
+    cdef double[::1] rfv = run_freq
+    for i in range(n):
+        if i == 0 or fv[i, 0] != fv[i - 1, 0]:
+            rov[n_runs] = i
+            rfv[n_runs] = fv[i, 0]
+            n_runs += 1
+    rov[n_runs] = n
+    cdef double[:, ::1] bre = np.empty((max(n_runs, 1), length), dtype=np.float64)
+    cdef double[:, ::1] bim = np.empty((max(n_runs, 1), length), dtype=np.float64)
+    if n:
+        with nogil:
+            _bases(&rfv[0], n_runs, rate, length, &bre[0, 0], &bim[0, 0], length)
+            for r in range(n_runs):
+                _direct_run(&xv[0], &sv[0], rov[r], rov[r + 1], &bre[r, 0], &bim[r, 0],
+                            length, &ev[0, 0], &pv[0])
     return energy, power
+
+
+cdef void _direct_run(
+    const double* xb, const long* starts, Py_ssize_t i0, Py_ssize_t i1, const double* re,
+    const double* im, Py_ssize_t length, double* energy, double* power,
+) noexcept nogil:
+    """Energies (one frequency each) and powers of windows ``i0 .. i1 - 1`` on one basis.
+
+    :func:`_window_energies`' sums, bit for bit at even lengths, 4 windows per loop so
+    their chains of dependent adds overlap.
+    """
+    cdef Py_ssize_t i = i0, n, q
+    cdef double ar0, ai0, ar1, ai1, ar2, ai2, ar3, ai3, xr, xi, pw
+    cdef const double* x0
+    cdef const double* x1
+    cdef const double* x2
+    cdef const double* x3
+    while i + 4 <= i1:
+        x0 = xb + 2 * starts[i]
+        x1 = xb + 2 * starts[i + 1]
+        x2 = xb + 2 * starts[i + 2]
+        x3 = xb + 2 * starts[i + 3]
+        ar0 = 0.0
+        ai0 = 0.0
+        ar1 = 0.0
+        ai1 = 0.0
+        ar2 = 0.0
+        ai2 = 0.0
+        ar3 = 0.0
+        ai3 = 0.0
+        for n in range(length):
+            ar0 = ar0 + x0[2 * n] * re[n] - x0[2 * n + 1] * im[n]
+            ai0 = ai0 + x0[2 * n] * im[n] + x0[2 * n + 1] * re[n]
+            ar1 = ar1 + x1[2 * n] * re[n] - x1[2 * n + 1] * im[n]
+            ai1 = ai1 + x1[2 * n] * im[n] + x1[2 * n + 1] * re[n]
+            ar2 = ar2 + x2[2 * n] * re[n] - x2[2 * n + 1] * im[n]
+            ai2 = ai2 + x2[2 * n] * im[n] + x2[2 * n + 1] * re[n]
+            ar3 = ar3 + x3[2 * n] * re[n] - x3[2 * n + 1] * im[n]
+            ai3 = ai3 + x3[2 * n] * im[n] + x3[2 * n + 1] * re[n]
+        energy[i] = ar0 * ar0 + ai0 * ai0
+        energy[i + 1] = ar1 * ar1 + ai1 * ai1
+        energy[i + 2] = ar2 * ar2 + ai2 * ai2
+        energy[i + 3] = ar3 * ar3 + ai3 * ai3
+        i = i + 4
+    while i < i1:
+        x0 = xb + 2 * starts[i]
+        ar0 = 0.0
+        ai0 = 0.0
+        for n in range(length):
+            ar0 = ar0 + x0[2 * n] * re[n] - x0[2 * n + 1] * im[n]
+            ai0 = ai0 + x0[2 * n] * im[n] + x0[2 * n + 1] * re[n]
+        energy[i] = ar0 * ar0 + ai0 * ai0
+        i = i + 1
+    i = i0
+    while i + 4 <= i1:
+        x0 = xb + 2 * starts[i]
+        x1 = xb + 2 * starts[i + 1]
+        x2 = xb + 2 * starts[i + 2]
+        x3 = xb + 2 * starts[i + 3]
+        ar0 = 0.0
+        ar1 = 0.0
+        ar2 = 0.0
+        ar3 = 0.0
+        for n in range(length):
+            ar0 = ar0 + x0[2 * n] * x0[2 * n] + x0[2 * n + 1] * x0[2 * n + 1]
+            ar1 = ar1 + x1[2 * n] * x1[2 * n] + x1[2 * n + 1] * x1[2 * n + 1]
+            ar2 = ar2 + x2[2 * n] * x2[2 * n] + x2[2 * n + 1] * x2[2 * n + 1]
+            ar3 = ar3 + x3[2 * n] * x3[2 * n] + x3[2 * n + 1] * x3[2 * n + 1]
+        power[i] = ar0
+        power[i + 1] = ar1
+        power[i + 2] = ar2
+        power[i + 3] = ar3
+        i = i + 4
+    while i < i1:
+        x0 = xb + 2 * starts[i]
+        pw = 0.0
+        for n in range(length):
+            xr = x0[2 * n]
+            xi = x0[2 * n + 1]
+            pw = pw + xr * xr + xi * xi
+        power[i] = pw
+        i = i + 1
 
 
 cdef void _branch_table(
