@@ -81,7 +81,9 @@ cdef class SyncFrontEnd:
     cdef Py_ssize_t ph_next  # (sub_next * hop) mod period, kept by a running counter
     cdef float sub_re[SUB_RING * NFP]
     cdef float sub_im[SUB_RING * NFP]
-    cdef double sub_pw[SUB_RING]
+    # Sub-block powers, each stored twice (slots j and j + SUB_RING): a window's
+    # powers are then contiguous and one SIMD loop sums them.
+    cdef double sub_pw[2 * SUB_RING]
     cdef float ratio[RATIO_RING * NFP]
     # Each row is stored twice (slots c and c + CONTRAST_RING), so the sync score
     # reads any position's preamble windows at fixed offsets with no wrap.
@@ -419,6 +421,7 @@ cdef class SyncFrontEnd:
                 + (x3r * self.tab_im[ph + 3 * NFP + f] + x3i * self.tab_re[ph + 3 * NFP + f])
             )
         self.sub_pw[j & (SUB_RING - 1)] = pw
+        self.sub_pw[(j & (SUB_RING - 1)) + SUB_RING] = pw
         self.sub_next += 1
         cdef long long w = j - self.width + 1
         if w < self.first_sub:
@@ -428,7 +431,7 @@ cdef class SyncFrontEnd:
         # whenever j is a multiple of WINDOW_RESYNC, so float32 rounding (or an inf from
         # a full-scale burst) carries over at most that many windows. Block-size
         # invariant: the resync points are absolute sub-block indices.
-        cdef double band = 0.0, band2 = 0.0, inv
+        cdef double band = 0.0, inv
         cdef float e, finv, esum = 0.0
         cdef long long b
         cdef Py_ssize_t so
@@ -450,15 +453,10 @@ cdef class SyncFrontEnd:
         # The band power is summed afresh (not slid): in silence after a sound it must
         # be exactly 0 (no ratio then), where a slid sum keeps a rounding residue that
         # the window sums' own residue, divided by it, turns into a ratio far over 1.
-        # Two interleaved sums: half the add-latency chain.
-        b = w
-        while b < j:
-            band = band + self.sub_pw[b & (SUB_RING - 1)]
-            band2 = band2 + self.sub_pw[(b + 1) & (SUB_RING - 1)]
-            b += 2
-        if b == j:
-            band = band + self.sub_pw[b & (SUB_RING - 1)]
-        band = band + band2
+        cdef const double* pws = &self.sub_pw[w & (SUB_RING - 1)]
+        cdef int nw = <int> self.width, q8
+        for q8 in range(nw):
+            band = band + pws[q8]
         inv = 1.0 / (self.window_len * band) if band > 0.0 else 0.0
         finv = <float> inv
         cdef Py_ssize_t rw_ = (w & (RATIO_RING - 1)) * NFP
@@ -533,12 +531,16 @@ cdef class SyncFrontEnd:
         for o8 in range(MAX_OFF):
             acc[o8] = acc[o8] + self.lane_bias[o8]
             rw[o8] = rw[o8] + self.lane_bias[o8]
-        for o8 in range(MAX_OFF):
-            if acc[o8] > best:
-                best = acc[o8]
-            if rw[o8] > best_raw:
-                best_raw = rw[o8]
+        cdef float top_acc = acc[0], top_rw = rw[0]
+        for o8 in range(1, MAX_OFF):  # two max reductions: SIMD, no branches
+            top_acc = top_acc if top_acc >= acc[o8] else acc[o8]
+            top_rw = top_rw if top_rw >= rw[o8] else rw[o8]
+        for o8 in range(MAX_OFF):  # the first offset at the best raw score
+            if rw[o8] == top_rw:
                 best_off = o8
+                break
+        best = top_acc
+        best_raw = top_rw
         cdef Py_ssize_t slot = s & (SCORE_RING - 1)
         self.score[slot] = best * self.inv_sym
         self.raw[slot] = best_raw * self.inv_sym
