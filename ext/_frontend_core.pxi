@@ -294,8 +294,17 @@ cdef class SyncFrontEnd:
         """Decimate into ``bb``, then every completed sub-block through the sync chain."""
         cdef Py_ssize_t i, m
         cdef float* buf = &self.xbuf[0]
+        # One branch-free pass finds any NaN/inf (exponent bits all set; SIMD), then a
+        # plain copy; only a block that holds one is cleaned sample by sample.
+        cdef const uint32_t* bits = <const uint32_t*> &x[0] if n else NULL
+        cdef uint32_t bad = 0
         for i in range(n):
-            buf[self.n_hist + i] = _clean(x[i])
+            bad = bad | ((bits[i] & 0x7F800000u) == 0x7F800000u)
+        if bad:
+            for i in range(n):
+                buf[self.n_hist + i] = _clean(x[i])
+        elif n:
+            memcpy(buf + self.n_hist, &x[0], n * sizeof(float))
         # Output m is centred on stream index m * D, i.e. buf[m * D - (abs_in - n_hist)].
         cdef Py_ssize_t first = <Py_ssize_t> (self.m_next * self.decimation - self.abs_in) + self.n_hist
         if n_out:
