@@ -28,8 +28,6 @@ DEF SUB_HOP = 4
 DEF REACH = 2
 DEF N_PRE = 8  # preamble symbols (edge.modem.frame.N_PREAMBLE)
 DEF TAB_COLS = 160  # >= the grid table's period + SUB_HOP at both rates (80 / 147 + 4)
-DEF GH = 17  # grid rows either side of the carrier row (edge.modem.frontend.GRID_HALF)
-DEF KH = 24  # rows 0 .. GH of the half table, padded to whole SIMD registers
 
 
 cdef inline float _clean(float v) noexcept nogil:
@@ -71,11 +69,8 @@ cdef class SyncFrontEnd:
     # pointers: GCC then knows that a store to one never changes another, and the
     # per-row loops need no run-time overlap checks (they cost ~150 instructions a
     # sub-block when the rings were separate buffers).
-    # The grid is symmetric about the carrier, so row GH - k's table is the conjugate
-    # of row GH + k's: only rows GH .. 2 GH are kept (KH per column), and one set of
-    # products gives both rows (half the multiplies of the whole grid).
-    cdef float tab_re[TAB_COLS * KH]
-    cdef float tab_im[TAB_COLS * KH]
+    cdef float tab_re[TAB_COLS * NFP]
+    cdef float tab_im[TAB_COLS * NFP]
     cdef long[:, ::1] rows, delays
     cdef float[::1] xbuf
     cdef Py_ssize_t n_hist
@@ -101,6 +96,8 @@ cdef class SyncFrontEnd:
     cdef Py_ssize_t cell_b[N_PRE]
     cdef float lane_b[N_PRE * MAX_OFF]
     cdef float lane_bias[MAX_OFF]  # 0 on the n_off live lanes, -1e30 on spare ones
+    cdef float lane_acc[MAX_OFF]
+    cdef float lane_rw[MAX_OFF]
     cdef float win_re[NFP]
     cdef float win_im[NFP]
     cdef double[::1] score, raw
@@ -141,8 +138,6 @@ cdef class SyncFrontEnd:
             )
         if tab.shape[1] + SUB_HOP > TAB_COLS:
             raise ValueError(f"grid table period over {TAB_COLS - SUB_HOP} samples")
-        if tab.shape[0] != 2 * GH + 1 or not np.array_equal(tab[::-1], np.conj(tab)):
-            raise ValueError(f"the grid must be {2 * GH + 1} rows symmetric about the carrier")
         if width <= 0 or decimation <= 0 or reach < 1 or neighbour < 0:
             raise ValueError("width, decimation must be positive, reach >= 1")
         if dl.min() < reach * neighbour or start_bb % hop:
@@ -195,10 +190,12 @@ cdef class SyncFrontEnd:
         self.rot_idx = ((carrier_hz * decimation * start_bb) % rate_hz) // g
         # Table laid out (column, frequency) with hop extra columns: no wrap in a sub-block.
         wide = np.concatenate([tab, tab[:, :hop]], axis=1).T
-        half = np.zeros((wide.shape[0], KH), dtype=np.complex128)
-        half[:, : GH + 1] = wide[:, GH:]
-        cdef float[::1] flat_re = half.real.astype(np.float32).ravel()
-        cdef float[::1] flat_im = half.imag.astype(np.float32).ravel()
+        pad_re = np.zeros((wide.shape[0], NFP), dtype=np.float32)
+        pad_im = np.zeros((wide.shape[0], NFP), dtype=np.float32)
+        pad_re[:, : self.n_freq] = wide.real
+        pad_im[:, : self.n_freq] = wide.imag
+        cdef float[::1] flat_re = pad_re.ravel()
+        cdef float[::1] flat_im = pad_im.ravel()
         cdef Py_ssize_t q
         memset(self.tab_re, 0, sizeof(self.tab_re))
         memset(self.tab_im, 0, sizeof(self.tab_im))
@@ -405,47 +402,35 @@ cdef class SyncFrontEnd:
         samples outermost on NumPy buffers, ran ~1,000).
         """
         cdef Py_ssize_t f, o
-        cdef Py_ssize_t ph = self.ph_next * KH
+        cdef Py_ssize_t ph = self.ph_next * NFP
         self.ph_next += SUB_HOP
         if self.ph_next >= self.period:
             self.ph_next -= self.period
-        # DFT of the SUB_HOP samples at every grid row: half-table columns ph .. ph + 3
-        # (the table repeats its first columns, so they never wrap). With x = a + jb and
-        # row GH + k's entry c + js, row GH + k gets (ac - bs) + j(as + bc) and row
-        # GH - k (entry c - js) gets (ac + bs) + j(bc - as).
-        cdef float a0 = <float> xb[0], b0 = <float> xb[1]
-        cdef float a1 = <float> xb[2], b1 = <float> xb[3]
-        cdef float a2 = <float> xb[4], b2 = <float> xb[5]
-        cdef float a3 = <float> xb[6], b3 = <float> xb[7]
+        # DFT of the SUB_HOP samples at every grid row: table columns ph .. ph + 3 (the
+        # table repeats its first columns, so they never wrap).
+        cdef float x0r = <float> xb[0], x0i = <float> xb[1]
+        cdef float x1r = <float> xb[2], x1i = <float> xb[3]
+        cdef float x2r = <float> xb[4], x2i = <float> xb[5]
+        cdef float x3r = <float> xb[6], x3i = <float> xb[7]
         cdef double pw = (xb[0] * xb[0] + xb[1] * xb[1]) + (xb[2] * xb[2] + xb[3] * xb[3]) + (
             (xb[4] * xb[4] + xb[5] * xb[5]) + (xb[6] * xb[6] + xb[7] * xb[7]))
         cdef long long j = self.sub_next
         cdef Py_ssize_t sj = (j & (SUB_RING - 1)) * NFP
-        cdef float pr[KH]
-        cdef float pi_[KH]
-        cdef float nr[KH]
-        cdef float ni[KH]
-        cdef float ac, bs, as_, bc
-        cdef int k
-        for k in range(KH):
-            ac = (a0 * self.tab_re[ph + k] + a1 * self.tab_re[ph + KH + k]) + (
-                a2 * self.tab_re[ph + 2 * KH + k] + a3 * self.tab_re[ph + 3 * KH + k])
-            bs = (b0 * self.tab_im[ph + k] + b1 * self.tab_im[ph + KH + k]) + (
-                b2 * self.tab_im[ph + 2 * KH + k] + b3 * self.tab_im[ph + 3 * KH + k])
-            as_ = (a0 * self.tab_im[ph + k] + a1 * self.tab_im[ph + KH + k]) + (
-                a2 * self.tab_im[ph + 2 * KH + k] + a3 * self.tab_im[ph + 3 * KH + k])
-            bc = (b0 * self.tab_re[ph + k] + b1 * self.tab_re[ph + KH + k]) + (
-                b2 * self.tab_re[ph + 2 * KH + k] + b3 * self.tab_re[ph + 3 * KH + k])
-            pr[k] = ac - bs
-            pi_[k] = as_ + bc
-            nr[k] = ac + bs
-            ni[k] = bc - as_
-        for k in range(GH + 1):
-            self.sub_re[sj + GH + k] = pr[k]
-            self.sub_im[sj + GH + k] = pi_[k]
-        for k in range(1, GH + 1):
-            self.sub_re[sj + GH - k] = nr[k]
-            self.sub_im[sj + GH - k] = ni[k]
+        for f in range(NFP):
+            self.sub_re[sj + f] = (
+                (x0r * self.tab_re[ph + f] - x0i * self.tab_im[ph + f])
+                + (x1r * self.tab_re[ph + NFP + f] - x1i * self.tab_im[ph + NFP + f])
+            ) + (
+                (x2r * self.tab_re[ph + 2 * NFP + f] - x2i * self.tab_im[ph + 2 * NFP + f])
+                + (x3r * self.tab_re[ph + 3 * NFP + f] - x3i * self.tab_im[ph + 3 * NFP + f])
+            )
+            self.sub_im[sj + f] = (
+                (x0r * self.tab_im[ph + f] + x0i * self.tab_re[ph + f])
+                + (x1r * self.tab_im[ph + NFP + f] + x1i * self.tab_re[ph + NFP + f])
+            ) + (
+                (x2r * self.tab_im[ph + 2 * NFP + f] + x2i * self.tab_re[ph + 2 * NFP + f])
+                + (x3r * self.tab_im[ph + 3 * NFP + f] + x3i * self.tab_re[ph + 3 * NFP + f])
+            )
         self.sub_pw[j & (SUB_RING - 1)] = pw
         self.sub_pw[(j & (SUB_RING - 1)) + SUB_RING] = pw
         self.sub_next += 1
@@ -557,14 +542,20 @@ cdef class SyncFrontEnd:
         for o8 in range(MAX_OFF):
             acc[o8] = acc[o8] + self.lane_bias[o8]
             rw[o8] = rw[o8] + self.lane_bias[o8]
-        cdef float top_acc = acc[0], top_rw = rw[0]
-        for o8 in range(1, MAX_OFF):  # two max reductions: SIMD, no branches
-            top_acc = top_acc if top_acc >= acc[o8] else acc[o8]
-            top_rw = top_rw if top_rw >= rw[o8] else rw[o8]
-        for o8 in range(MAX_OFF):  # the first offset at the best raw score
-            if rw[o8] == top_rw:
+        # The lanes go out through the object's arrays (one vector store each), read
+        # back as scalars: reduced in registers, GCC assembled them on the stack from
+        # 8-byte pieces and read them back 16 bytes at a time, a store-forwarding stall
+        # (~12% of the sub-block's time in a profile).
+        for o8 in range(MAX_OFF):
+            self.lane_acc[o8] = acc[o8]
+            self.lane_rw[o8] = rw[o8]
+        cdef float top_acc = self.lane_acc[0], top_rw = self.lane_rw[0]
+        for o8 in range(1, MAX_OFF):
+            if self.lane_acc[o8] > top_acc:
+                top_acc = self.lane_acc[o8]
+            if self.lane_rw[o8] > top_rw:
+                top_rw = self.lane_rw[o8]
                 best_off = o8
-                break
         best = top_acc
         best_raw = top_rw
         cdef Py_ssize_t slot = s & (SCORE_RING - 1)
