@@ -83,6 +83,53 @@ def test_random_blocks_give_the_same_frames(rng: np.random.Generator) -> None:
     assert pieces == whole
 
 
+def test_every_input_form_gives_the_same_frames(rng: np.random.Generator) -> None:
+    """feed()'s fast path (a 1-D float ndarray: float32 copied through a memoryview,
+    other floats cast by NumPy, any strides) gives the frames of the general path (a
+    list, a block larger than the input queue), copies the caller's buffer, and refuses
+    bad input with the same errors."""
+    rate = 48000
+    x = emission_schedule(lambda t: PAYLOAD ^ int(t * 10), rate, LEVEL_DBFS, 0.7, 1.5, 0.05)
+    x = x + (0.01 * rng.standard_normal(x.shape[0])).astype(np.float32)
+    whole = decode_all(x, rate)  # one block, larger than the queue: the general path
+    assert len(whole) == 2
+    wide = np.zeros((x.shape[0], 3), np.float32)
+    wide[:, 1] = x
+    backwards = x[::-1].copy()[::-1]  # x again, as a negative-stride view
+    reused = np.empty(4096, np.float32)
+
+    def caller_buffer(lo: int, hi: int) -> np.ndarray:
+        reused[: hi - lo] = x[lo:hi]
+        return reused[: hi - lo]
+
+    forms = {
+        "float32": lambda lo, hi: x[lo:hi],
+        "float64": lambda lo, hi: x[lo:hi].astype(np.float64),
+        "big-endian": lambda lo, hi: x[lo:hi].astype(">f4"),
+        "strided": lambda lo, hi: wide[lo:hi, 1],
+        "negative stride": lambda lo, hi: backwards[lo:hi],
+        "list": lambda lo, hi: x[lo:hi].tolist(),
+        "reused buffer": caller_buffer,
+    }
+    for name, block_of in forms.items():
+        det = StreamingDetector(rate)
+        found = []
+        for lo in range(0, x.shape[0], 4096):
+            found.extend(det.feed(block_of(lo, min(lo + 4096, x.shape[0]))))
+            reused[:] = np.nan  # the detector must have copied the block already
+        found.extend(det.flush())
+        assert found == whole, name
+        assert det.non_finite_samples == 0, name
+    det = StreamingDetector(rate)
+    queued = det._queued_len
+    for bad in (np.zeros(10, np.int16), np.zeros(rate, np.int32), [1, 2, 3]):
+        with pytest.raises(TypeError, match="float32/float64"):
+            det.feed(bad)
+    with pytest.raises(ValueError, match="mono"):
+        det.feed(wide[:10])
+    assert det._queued_len == queued  # a refused block queues nothing
+
+
 def _state_sizes(det: StreamingDetector) -> tuple[int, ...]:
     """Sizes of everything the detector keeps between blocks."""
     sizes = (det._bb.shape[0], len(det._pending), len(det._recent), det._queue.shape[0])
