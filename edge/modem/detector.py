@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 
 _FLOAT32 = np.dtype(np.float32)
 
+
+def _minus_score(cand: tuple[int, int, float]) -> float:
+    """Sort key of pending candidates, strongest first."""
+    return -cand[2]
+
+
 # Sync score: mean over the 8 preamble symbols of each tone's normalised energy (1 = a
 # clean tone) minus the mean of the same tone 1 and 2 symbols before and after. On white
 # noise alone, best of 5 offsets, ~20 local peaks a minute reach this (they cost ~0.4 ms
@@ -334,15 +340,19 @@ class StreamingDetector:
             return []
         found: list[Detection] = []
         span = frame_bb / HOP  # one frame, in score positions
-        ready: list[tuple[int, int, float]] = []
-        still: list[tuple[int, int, float]] = []
-        for cand in pending:
-            if (cand[0] + lead) * HOP - ramp_bb + frame_bb + margin_bb > bb_end and not final:
-                still.append(cand)
-            else:
-                ready.append(cand)
+        if final:
+            ready = pending
+            still: list[tuple[int, int, float]] = []
+        else:
+            ready = []
+            still = []
+            for cand in pending:
+                if (cand[0] + lead) * HOP - ramp_bb + frame_bb + margin_bb > bb_end:
+                    still.append(cand)
+                else:
+                    ready.append(cand)
         if len(ready) > 1:
-            ready.sort(key=lambda c: -c[2])
+            ready = sorted(ready, key=_minus_score)
         for cand in ready:
             pos, off, raw = cand
             if not final:
@@ -362,8 +372,9 @@ class StreamingDetector:
                 found.append(det)
         still.sort()
         self._pending = still
-        horizon = bb_end - 3 * frame_bb
-        self._recent = [r for r in self._recent if r[1] > horizon]
+        if self._recent:
+            horizon = bb_end - 3 * frame_bb
+            self._recent = [r for r in self._recent if r[1] > horizon]
         if len(found) > 1:
             found.sort(key=lambda d: d.sample_index)
         return found
