@@ -18,7 +18,7 @@ DEF CONTRAST_RING = 128
 DEF SCORE_RING = 64
 DEF FLT_MAX_ = 3.4028234663852886e38
 DEF NFP = 40  # grid rows as laid out in the rings (the grid padded with silent rows)
-DEF MAX_OFF = 8  # sync offsets scored side by side (SIMD lanes; unused lanes repeat offset 0)
+DEF MAX_OFF = 8  # sync offsets scored side by side (SIMD lanes; spare lanes biased to lose)
 # Window sums are re-added from their sub-blocks (not slid) every this many sub-blocks.
 DEF WINDOW_RESYNC = 16
 # Sub-block length and sync reach are compile-time here (edge.modem.frontend's HOP and
