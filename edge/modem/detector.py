@@ -31,6 +31,7 @@ from edge.modem.frontend import (
 log = logging.getLogger(__name__)
 
 _FLOAT32 = np.dtype(np.float32)
+_NDARRAY = np.ndarray
 
 
 def _minus_score(cand: tuple[int, int, float]) -> float:
@@ -174,7 +175,7 @@ class StreamingDetector:
         # the general path below without asarray or a method call; float32 is copied by
         # the queue's memoryview (a plain memcpy, any strides), ~0.2 us less than NumPy's
         # slice assignment.
-        if type(block) is np.ndarray and block.ndim == 1:
+        if type(block) is _NDARRAY and block.ndim == 1:
             dtype = block.dtype
             lo = self._queued_len
             end = lo + len(block)
