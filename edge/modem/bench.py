@@ -213,7 +213,7 @@ def kernel_speed(backend: str, seconds: float) -> float:
     window energies, sync scores and peak picking (``SyncFrontEnd`` of either backend),
     fed in the detector's half-second chunks.
     """
-    from edge.modem.detector import SYNC_CLIP, SYNC_THRESHOLD
+    from edge.modem.detector import SYNC_CLIP, SYNC_THRESHOLDS
     from edge.modem.frontend import DECIMATION, HOP, build_front_end, front_kernels
 
     x = _speed_audio(seconds, np.random.default_rng(SEED))
@@ -227,7 +227,7 @@ def kernel_speed(backend: str, seconds: float) -> float:
         front = module.SyncFrontEnd(
             fe.taps, fe.table, HOP, fe.window_subblocks, fe.preamble_rows, fe.delays,
             fe.shifts, fe.neighbour, fe.reach, float(fe.window_len), SYNC_CLIP,
-            SYNC_THRESHOLD, 6, DECIMATION, frame.CARRIER_HZ, RATE, 0,
+            SYNC_THRESHOLDS[RATE], 6, DECIMATION, frame.CARRIER_HZ, RATE, 0,
         )
         start = time.process_time()
         for lo in range(0, x.shape[0], chunk):

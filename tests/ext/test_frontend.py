@@ -24,7 +24,7 @@ def _make(module: ModuleType, rate: int) -> object:
     return module.SyncFrontEnd(
         fe.taps, fe.table, HOP, fe.window_subblocks, fe.preamble_rows, fe.delays, fe.shifts,
         fe.neighbour, fe.reach, float(fe.window_len), detector.SYNC_CLIP,
-        detector.SYNC_THRESHOLD, 6, DECIMATION, frame.CARRIER_HZ, rate, START_BB,
+        detector.SYNC_THRESHOLDS[rate], 6, DECIMATION, frame.CARRIER_HZ, rate, START_BB,
     )
 
 
