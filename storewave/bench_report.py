@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -57,7 +58,7 @@ class Row:
     ratio: float | None = None
     ratio_to: str = ""  # what the ratio's baseline is (measured in the same run)
     status: str = OK
-    measured_at: str = ""  # when the run measured it (its own stamp), else "<mtime> (file)"
+    measured_at: str = ""  # the run's own stamp, else "<commit> (committed)" / "<mtime> (file)"
 
 
 Extractor = Callable[[Mapping[str, Any]], list[Row]]
@@ -480,6 +481,31 @@ def _mtime_utc(path: Path) -> str:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
 
 
+def _file_stamp(path: Path) -> str:
+    """When a result file without its own run stamp was written, as well as can be told.
+
+    A file committed to git and unchanged since: its last commit's time, "(committed)"
+    (a fresh clone's files all carry the clone's modification time, which would date
+    every such figure to the checkout). Otherwise its modification time, "(file)".
+    """
+    try:
+        where = str(path.parent)
+        dirty = subprocess.run(
+            ["git", "-C", where, "status", "--porcelain", "--", path.name],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        stamp = subprocess.run(
+            ["git", "-C", where, "log", "-1", "--format=%cI", "--", path.name],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        if not dirty and stamp:
+            when = datetime.fromisoformat(stamp).astimezone(UTC).isoformat(timespec="seconds")
+            return f"{when} (committed)"
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass  # no git, not a repository: the file's own time
+    return f"{_mtime_utc(path)} (file)"
+
+
 def _run_stamp(data: dict[str, object]) -> str:
     """The run's own ``measured_at`` (ISO-8601) when the benchmark wrote one, else ""."""
     stamp = data.get("measured_at")
@@ -499,7 +525,7 @@ def benchmark_rows(name: str, results_dir: Path) -> list[Row]:
         return [Row(name, filename, status=NOT_RUN)]
     measured_at = ""
     try:
-        measured_at = f"{_mtime_utc(path)} (file)"
+        measured_at = _file_stamp(path)
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise TypeError("top level is not an object")

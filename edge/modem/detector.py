@@ -142,8 +142,8 @@ class StreamingDetector:
         self._front = self._k_front.SyncFrontEnd(
             fe.taps, fe.table, HOP, fe.window_subblocks, fe.preamble_rows, fe.delays,
             fe.shifts, fe.neighbour, fe.reach, float(fe.window_len), SYNC_CLIP,
-            SYNC_THRESHOLDS[self.sample_rate], self._peak_w, DECIMATION, frame.CARRIER_HZ, self.sample_rate,
-            -lead_bb,
+            SYNC_THRESHOLDS[self.sample_rate], self._peak_w, DECIMATION, frame.CARRIER_HZ,
+            self.sample_rate, -lead_bb,
         )
         # Baseband kept for decoding: the live part of a preallocated buffer, appended to
         # in place and moved to the front only when the buffer fills (every ~8 chunks), so

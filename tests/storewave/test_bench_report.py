@@ -363,3 +363,32 @@ def test_when_is_the_runs_own_stamp_else_the_file_time(results: Path) -> None:
     (results / "arc.json").write_text(json.dumps(data))
     rows = build_rows(results)
     assert all(r.measured_at.endswith(" (file)") for r in rows if r.benchmark == "arc")
+
+
+def test_a_committed_unchanged_file_is_dated_by_its_commit_not_its_checkout(
+    results: Path,
+) -> None:
+    # A fresh clone gives every file the clone's time: a committed result without its own
+    # stamp takes its last commit's time; once changed, the file's own time again.
+    import os
+    import subprocess
+
+    env = {**os.environ, "GIT_COMMITTER_DATE": "2026-03-04T05:06:07+00:00",
+           "GIT_AUTHOR_DATE": "2026-03-04T05:06:07+00:00"}
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(results), *args], check=True, env=env,
+                       capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "results")
+    data = json.loads((results / "arc.json").read_text())
+    data.pop("measured_at", None)
+    (results / "arc.json").write_text(json.dumps(data))
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-am", "x")
+    rows = [r for r in build_rows(results) if r.benchmark == "arc"]
+    assert rows and {r.measured_at for r in rows} == {"2026-03-04T05:06:07+00:00 (committed)"}
+    (results / "arc.json").write_text(json.dumps(data) + "\n")  # changed since the commit
+    rows = [r for r in build_rows(results) if r.benchmark == "arc"]
+    assert all(r.measured_at.endswith(" (file)") for r in rows)
