@@ -651,6 +651,22 @@ def window_plan(starts, freqs, Py_ssize_t length):
     return edges[: n_runs + 1], lows[:n_runs], spans[:n_runs], prefix[:n_runs]
 
 
+def _window_args(xb, starts, freqs, Py_ssize_t length, double rate):
+    """The checked, contiguous arrays of a window-energy call and its zeroed outputs."""
+    x = np.ascontiguousarray(xb, dtype=np.complex128)
+    st = np.ascontiguousarray(starts, dtype=np.int64)
+    fq = np.ascontiguousarray(freqs, dtype=np.float64)
+    if x.ndim != 1 or st.ndim != 1 or fq.ndim != 2 or fq.shape[0] != st.shape[0]:
+        raise ValueError("xb must be 1-D, starts (w,) and freqs (w, k)")
+    if length <= 0 or rate <= 0:
+        raise ValueError("length and rate must be positive")
+    if st.size and (st.min() < 0 or st.max() + length > x.shape[0]):
+        raise ValueError("a window falls outside the signal")
+    energy = np.zeros((st.shape[0], fq.shape[1]), dtype=np.float64)
+    power = np.zeros(st.shape[0], dtype=np.float64)
+    return x, st, fq, energy, power
+
+
 def window_energies(xb, starts, freqs, Py_ssize_t length, double rate):
     """Energy of windows of a complex signal at given frequencies, and each window's power.
 
@@ -674,17 +690,7 @@ def window_energies(xb, starts, freqs, Py_ssize_t length, double rate):
     power : ndarray of float64, shape (w,)
         ``sum_n |xb[start + n]|^2``.
     """
-    x = np.ascontiguousarray(xb, dtype=np.complex128)
-    st = np.ascontiguousarray(starts, dtype=np.int64)
-    fq = np.ascontiguousarray(freqs, dtype=np.float64)
-    if x.ndim != 1 or st.ndim != 1 or fq.ndim != 2 or fq.shape[0] != st.shape[0]:
-        raise ValueError("xb must be 1-D, starts (w,) and freqs (w, k)")
-    if length <= 0 or rate <= 0:
-        raise ValueError("length and rate must be positive")
-    if st.size and (st.min() < 0 or st.max() + length > x.shape[0]):
-        raise ValueError("a window falls outside the signal")
-    energy = np.zeros((st.shape[0], fq.shape[1]), dtype=np.float64)
-    power = np.zeros(st.shape[0], dtype=np.float64)
+    x, st, fq, energy, power = _window_args(xb, starts, freqs, length, rate)
     # Runs of windows sharing a row of frequencies, and which of them go by prefix sums
     # (the same plan as the NumPy twin's).
     edges, lows, spans, by_prefix = window_plan(st, fq, length)
@@ -731,17 +737,7 @@ def window_energies_direct(xb, starts, freqs, Py_ssize_t length, double rate):
     window's energy and power are the same numbers, bit for bit at even lengths (the
     modem's), as :func:`window_energies` gives it on its direct path.
     """
-    x = np.ascontiguousarray(xb, dtype=np.complex128)
-    st = np.ascontiguousarray(starts, dtype=np.int64)
-    fq = np.ascontiguousarray(freqs, dtype=np.float64)
-    if x.ndim != 1 or st.ndim != 1 or fq.ndim != 2 or fq.shape[0] != st.shape[0]:
-        raise ValueError("xb must be 1-D, starts (w,) and freqs (w, k)")
-    if length <= 0 or rate <= 0:
-        raise ValueError("length and rate must be positive")
-    if st.size and (st.min() < 0 or st.max() + length > x.shape[0]):
-        raise ValueError("a window falls outside the signal")
-    energy = np.zeros((st.shape[0], fq.shape[1]), dtype=np.float64)
-    power = np.zeros(st.shape[0], dtype=np.float64)
+    x, st, fq, energy, power = _window_args(xb, starts, freqs, length, rate)
     cdef const double[::1] xv = x.view(np.float64)
     cdef const long[::1] sv = st
     cdef const double[:, ::1] fv = fq

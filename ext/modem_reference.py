@@ -141,6 +141,18 @@ def window_plan(
     return edges, lows, spans, cheaper & (freqs.shape[1] <= MAX_PREFIX_FREQS)
 
 
+def _window_args(
+    xb: npt.NDArray[np.complex128], starts: npt.ArrayLike, freqs: npt.ArrayLike, length: int
+) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The arrays of a window-energy call, checked that every window lies in ``xb``."""
+    x = np.asarray(xb, dtype=np.complex128)
+    st = np.asarray(starts, dtype=np.int64)
+    fq = np.asarray(freqs, dtype=np.float64)
+    if st.size and (st.min() < 0 or st.max() + length > x.shape[0]):
+        raise ValueError("a window falls outside the signal")
+    return x, st, fq
+
+
 def window_energies(
     xb: npt.NDArray[np.complex128],
     starts: npt.ArrayLike,
@@ -153,11 +165,7 @@ def window_energies(
     Same plan as the kernel: runs of overlapping windows that share frequencies go by
     prefix sums (a cumulative sum over the run's span), the rest window by window.
     """
-    x = np.asarray(xb, dtype=np.complex128)
-    st = np.asarray(starts, dtype=np.int64)
-    fq = np.asarray(freqs, dtype=np.float64)
-    if st.size and (st.min() < 0 or st.max() + length > x.shape[0]):
-        raise ValueError("a window falls outside the signal")
+    x, st, fq = _window_args(xb, starts, freqs, length)
     energy = np.zeros((st.shape[0], fq.shape[1]))
     power = np.zeros(st.shape[0])
     edges, lows, spans, by_prefix = window_plan(st, fq, length)
@@ -191,11 +199,7 @@ def window_energies_direct(
     rate: float,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Same contract as ``ext._modem.window_energies_direct``: every window on its own."""
-    x = np.asarray(xb, dtype=np.complex128)
-    st = np.asarray(starts, dtype=np.int64)
-    fq = np.asarray(freqs, dtype=np.float64)
-    if st.size and (st.min() < 0 or st.max() + length > x.shape[0]):
-        raise ValueError("a window falls outside the signal")
+    x, st, fq = _window_args(xb, starts, freqs, length)
     seg = x[st[:, None] + np.arange(length)[None, :]]  # (w, n)
     basis = np.exp(-2j * np.pi * fq[:, :, None] * np.arange(length)[None, None, :] / rate)
     # einsum, not @: these are small, and BLAS would wake its thread pool.
