@@ -180,12 +180,7 @@ def window_energies(
     for r in np.flatnonzero(~by_prefix).tolist():
         direct[int(edges[r]) : int(edges[r + 1])] = True
     if direct.any():
-        seg = x[st[direct][:, None] + np.arange(length)[None, :]]  # (w, n)
-        basis = np.exp(
-            -2j * np.pi * fq[direct][:, :, None] * np.arange(length)[None, None, :] / rate
-        )
-        # einsum, not @: these are small, and BLAS would wake its thread pool.
-        energy[direct] = np.abs(np.einsum("wn,wkn->wk", seg, basis)) ** 2
+        energy[direct] = _direct_energies(x, st[direct], fq[direct], length, rate)
     seg_all = x[st[:, None] + np.arange(length)[None, :]]
     power[:] = (np.abs(seg_all) ** 2).sum(axis=1)
     return energy, power
@@ -201,10 +196,21 @@ def window_energies_direct(
     """Same contract as ``ext._modem.window_energies_direct``: every window on its own."""
     x, st, fq = _window_args(xb, starts, freqs, length)
     seg = x[st[:, None] + np.arange(length)[None, :]]  # (w, n)
+    return _direct_energies(x, st, fq, length, rate), (np.abs(seg) ** 2).sum(axis=1)
+
+
+def _direct_energies(
+    x: npt.NDArray[np.complex128],
+    st: npt.NDArray[np.int64],
+    fq: npt.NDArray[np.float64],
+    length: int,
+    rate: float,
+) -> npt.NDArray[np.float64]:
+    """Each window's DFT energies summed on its own: shape (windows, frequencies)."""
+    seg = x[st[:, None] + np.arange(length)[None, :]]  # (w, n)
     basis = np.exp(-2j * np.pi * fq[:, :, None] * np.arange(length)[None, None, :] / rate)
     # einsum, not @: these are small, and BLAS would wake its thread pool.
-    energy = np.abs(np.einsum("wn,wkn->wk", seg, basis)) ** 2
-    return energy, (np.abs(seg) ** 2).sum(axis=1)
+    return np.abs(np.einsum("wn,wkn->wk", seg, basis)) ** 2  # type: ignore[no-any-return]
 
 
 def _trellis(metric: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[Any, ...]:
